@@ -1,0 +1,262 @@
+"""Run a validated plan as a DAG: every step whose inputs are ready runs at once.
+
+Each step runs on its own daemon thread and the executor waits on a queue with the nearest
+deadline as its timeout, so a step that hangs is abandoned *at* its deadline (the thread cannot
+be killed in-process, but nothing waits for it: not the request, not interpreter exit). A failed
+or timed-out step is recorded; steps that depend on it are skipped; independent steps go on.
+
+Steps call their tool through LangChain's ``invoke`` with a tool call, so callbacks, tags and
+tracing see every step as a tool run.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, Literal
+
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from polymodal.agent.plan import Plan, Step, references
+from polymodal.errors import PolymodalError, ToolTimeout
+from polymodal.media import Attachment
+from polymodal.tools.base import Tool, ToolContext, using_context
+
+__all__ = ["Executor", "StepResult", "StepStatus"]
+
+StepStatus = Literal["ok", "error", "timeout", "skipped"]
+EventHook = Callable[[str, "StepResult"], None]
+
+
+class StepResult(BaseModel):
+    """What one step did: its resolved arguments, its output or error, and its timing."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: StepStatus = "skipped"
+    content: str | None = None
+    """The text output (what fusion and later steps read)."""
+    artifact: Any = Field(default=None, exclude=True)
+    """The typed output (a transcript, an image Attachment, ...); not serialised."""
+    artifact_ids: list[str] = Field(default_factory=list)
+    """Ids given to media the step produced (usable by later steps and turns)."""
+    error: str | None = None
+    error_type: str | None = None
+    started: float = 0.0
+    """Seconds from the start of the run to the start of this step."""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the step produced an output."""
+        return self.status == "ok"
+
+
+class Executor:
+    """Runs plans. Stateless between runs; safe to share.
+
+    Args:
+        tools: registered tools by name.
+        default_timeout: seconds for a step whose tool sets no ``timeout`` (None: no limit).
+        max_parallel: most steps running at once.
+    """
+
+    def __init__(
+        self, tools: Mapping[str, Tool], *, default_timeout: float | None = None, max_parallel: int = 4
+    ) -> None:
+        self.tools = tools
+        self.default_timeout = default_timeout
+        self.max_parallel = max(1, max_parallel)
+
+    def run(
+        self,
+        plan: Plan,
+        attachments: MutableMapping[str, Attachment],
+        *,
+        register: Callable[[Attachment], Attachment] | None = None,
+        config: RunnableConfig | None = None,
+        on_event: EventHook | None = None,
+    ) -> list[StepResult]:
+        """Run ``plan``; return one result per step, in plan order.
+
+        Args:
+            attachments: the conversation's attachments by id; media that steps produce are added.
+            register: gives a produced Attachment its id (the conversation's numbering).
+            config: LangChain run config passed to every tool call (callbacks, tags, metadata).
+            on_event: called with ("step_started" | "step_finished", result) as steps progress.
+        """
+        run = _Run(self, plan, attachments, register or _self_register(attachments), config, on_event)
+        return run.execute()
+
+
+def _self_register(attachments: MutableMapping[str, Attachment]) -> Callable[[Attachment], Attachment]:
+    def register(attachment: Attachment) -> Attachment:
+        kind = attachment.kind.value
+        n = 1 + sum(1 for key in attachments if key.startswith(f"{kind}_"))
+        named = attachment.with_id(f"{kind}_{n}")
+        attachments[named.id or ""] = named
+        return named
+
+    return register
+
+
+class _Run:
+    """The state of one plan run (kept off the Executor so runs can overlap)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        plan: Plan,
+        attachments: MutableMapping[str, Attachment],
+        register: Callable[[Attachment], Attachment],
+        config: RunnableConfig | None,
+        on_event: EventHook | None,
+    ) -> None:
+        self.ex = executor
+        self.plan = plan
+        self.attachments = attachments
+        self.register = register
+        self.config = config
+        self.on_event = on_event
+        self.results = {step.id: StepResult(id=step.id, tool=step.tool, args=dict(step.args)) for step in plan.steps}
+        self.waiting = list(plan.steps)
+        self.running: dict[str, float] = {}  # step id -> deadline (monotonic, inf for none)
+        self.finished: queue.Queue[tuple[str, ToolMessage | None, BaseException | None, list[Any]]] = queue.Queue()
+        self.t0 = time.perf_counter()
+
+    def execute(self) -> list[StepResult]:
+        while self.waiting or self.running:
+            self._start_ready()
+            if not self.running:
+                break  # everything left waits on a failed step: already marked skipped
+            self._wait_once()
+        return [self.results[step.id] for step in self.plan.steps]
+
+    def _start_ready(self) -> None:
+        for step in list(self.waiting):
+            if len(self.running) >= self.ex.max_parallel:
+                return
+            deps = {ref for value in step.args.values() for ref in references(value)}
+            states = [self.results[d].status for d in deps if d in self.results]
+            if any(d in self.running or d in {s.id for s in self.waiting} for d in deps):
+                continue
+            self.waiting.remove(step)
+            if any(state != "ok" for state in states):
+                failed = sorted(d for d in deps if self.results[d].status != "ok")
+                self._skip(step, f"not run: it needs the output of {', '.join(failed)}, which failed")
+            else:
+                self._launch(step)
+
+    def _skip(self, step: Step, reason: str) -> None:
+        result = self.results[step.id]
+        result.status, result.error, result.started = "skipped", reason, self._now()
+        self._emit("step_finished", result)
+
+    def _launch(self, step: Step) -> None:
+        tool = self.ex.tools[step.tool]
+        result = self.results[step.id]
+        result.args = self._resolve_args(step, tool)
+        result.started = self._now()
+        timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
+        self.running[step.id] = time.monotonic() + timeout if timeout is not None else float("inf")
+        self._emit("step_started", result)
+        ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id)
+        call = {"type": "tool_call", "name": tool.name, "args": result.args, "id": step.id}
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            message, error = None, None
+            try:
+                with using_context(ctx):
+                    message = tool.invoke(call, config=self.config)
+            except BaseException as exc:  # noqa: BLE001 - reported as the step's error
+                error = exc
+            self.finished.put((step.id, message, error, ctx.errors))
+
+        threading.Thread(target=context.run, args=(work,), name=f"polymodal-{step.id}", daemon=True).start()
+
+    def _wait_once(self) -> None:
+        nearest = min(self.running.values())
+        timeout = None if nearest == float("inf") else max(0.0, nearest - time.monotonic())
+        try:
+            step_id, message, error, errors = self.finished.get(timeout=timeout)
+        except queue.Empty:
+            self._expire()
+            return
+        if step_id not in self.running:
+            return  # a step that already timed out finished late: its output is not used
+        del self.running[step_id]
+        self._record(self.results[step_id], message, error, errors)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for step_id, deadline in list(self.running.items()):
+            if deadline <= now:
+                del self.running[step_id]
+                result = self.results[step_id]
+                tool = self.ex.tools[result.tool]
+                limit = tool.timeout if tool.timeout is not None else self.ex.default_timeout
+                exc = ToolTimeout(result.tool, float(limit or 0))
+                result.status, result.error, result.error_type = "timeout", str(exc), type(exc).__name__
+                result.seconds = self._now() - result.started
+                self._emit("step_finished", result)
+
+    def _record(
+        self, result: StepResult, message: ToolMessage | None, error: BaseException | None, errors: list[Any]
+    ) -> None:
+        result.seconds = self._now() - result.started
+        if error is not None or message is None or message.status == "error":
+            cause = errors[-1] if errors else error
+            result.status = "error"
+            result.error = str(cause) if cause is not None else str(message.content if message else "failed")
+            result.error_type = type(cause).__name__ if cause is not None else "ToolError"
+            if cause is not None and not isinstance(cause, PolymodalError):
+                result.error = f"{result.tool}: {type(cause).__name__}: {cause}"
+        else:
+            result.status = "ok"
+            result.content = message.content if isinstance(message.content, str) else str(message.content)
+            result.artifact = message.artifact
+            for produced in _attachments_in(message.artifact):
+                result.artifact_ids.append(self.register(produced).id or "")
+        self._emit("step_finished", result)
+
+    def _resolve_args(self, step: Step, tool: Tool) -> dict[str, Any]:
+        media = tool.input_modalities
+        return {name: self._resolve_value(value, name in media) for name, value in step.args.items()}
+
+    def _resolve_value(self, value: Any, is_media: bool) -> Any:
+        if isinstance(value, list):
+            return [self._resolve_value(item, is_media) for item in value]
+        if not isinstance(value, str):
+            return value
+        if value in self.results:
+            earlier = self.results[value]
+            if is_media:
+                return earlier.artifact_ids[0] if earlier.artifact_ids else value
+            return earlier.content or ""
+        for ref in set(references(value)):
+            value = value.replace("{" + ref + "}", self.results[ref].content or "")
+        return value
+
+    def _emit(self, event: str, result: StepResult) -> None:
+        if self.on_event is not None:
+            self.on_event(event, result)
+
+    def _now(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def _attachments_in(artifact: Any) -> list[Attachment]:
+    if isinstance(artifact, Attachment):
+        return [artifact]
+    if isinstance(artifact, list | tuple):
+        return [item for item in artifact if isinstance(item, Attachment)]
+    return []

@@ -1,0 +1,114 @@
+"""Write one answer from what the tools found: one LLM call, or none.
+
+No call is made when the plan names one step as the whole answer (``Plan.answer``) and that step
+succeeded: the transcript *is* the answer to "what does this voice note say?". Without an LLM,
+a template presents each tool's output under what it is. With one, the tool outputs go into the
+prompt fenced as quoted data (RELIABILITY P10: a spoken "ignore previous instructions" is
+content to report, not an instruction), failures are listed so the model states them, and
+citations of steps that never ran are removed from the answer (R4).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+
+from polymodal.agent.executor import StepResult
+from polymodal.agent.plan import Plan
+from polymodal.agent.planner import clean_text, describe_attachments, describe_history
+from polymodal.media import Attachment
+from polymodal.prompts import render_prompt
+
+__all__ = ["Fusion", "FusionOutcome", "template_answer"]
+
+MAX_RESULT_CHARS = 6000
+_CITATION = re.compile(r"\s?\[(s[0-9]{1,3})\]")
+
+
+@dataclass
+class FusionOutcome:
+    """The answer and what it cost."""
+
+    text: str
+    llm_calls: int = 0
+    mode: str = "llm"
+    """"passthrough", "template" or "llm"."""
+
+
+class Fusion:
+    """Writes the reply. ``llm=None`` uses the template, never a model."""
+
+    def __init__(self, llm: BaseChatModel | None = None) -> None:
+        self.llm = llm
+
+    def answer(
+        self,
+        request: str,
+        plan: Plan,
+        results: Sequence[StepResult],
+        *,
+        attachments: Mapping[str, Attachment],
+        history: Sequence[tuple[str, str]] = (),
+        config: RunnableConfig | None = None,
+    ) -> FusionOutcome:
+        """Answer ``request`` from ``results``."""
+        by_id = {r.id: r for r in results}
+        direct = by_id.get(plan.answer or "")
+        if direct is not None and direct.ok and len([r for r in results if r.ok]) >= 1:
+            return FusionOutcome(text=direct.content or "", llm_calls=0, mode="passthrough")
+        if self.llm is None:
+            return FusionOutcome(text=template_answer(results, attachments), llm_calls=0, mode="template")
+        prompt = render_prompt(
+            "fusion",
+            history=describe_history(history),
+            attachments=describe_attachments(attachments),
+            results="\n\n".join(fence_result(r) for r in results) or "(no tools were run)",
+            request=clean_text(request),
+        )
+        message = self.llm.invoke([HumanMessage(content=prompt)], config=config)
+        text = message.content if isinstance(message.content, str) else str(message.content)
+        return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=1, mode="llm")
+
+
+def fence_result(result: StepResult) -> str:
+    """One step's result as quoted data; a closing tag inside the data cannot end the fence."""
+    head = f'<tool_result step="{result.id}" tool="{result.tool}" status="{result.status}">'
+    if result.ok:
+        body = (result.content or "")[:MAX_RESULT_CHARS]
+    else:
+        body = f"(no output: {result.error or result.status})"
+    body = body.replace("</tool_result", "<\\/tool_result").replace("<tool_result", "<\\tool_result")
+    return f"{head}\n{body}\n</tool_result>"
+
+
+def keep_valid_citations(text: str, results: Sequence[StepResult]) -> str:
+    """Remove ``[sN]`` citations of steps that did not run successfully (R4)."""
+    ok = {r.id for r in results if r.ok}
+    return _CITATION.sub(lambda m: m.group(0) if m.group(1) in ok else "", text)
+
+
+def template_answer(results: Sequence[StepResult], attachments: Mapping[str, Attachment]) -> str:
+    """The answer without an LLM: each output under a heading saying what it is."""
+    if not results:
+        return "No tool applies to this request, and no language model is configured to answer it directly."
+    return "\n\n".join(_section(r, attachments) for r in results)
+
+
+def _section(result: StepResult, attachments: Mapping[str, Attachment]) -> str:
+    sources = ", ".join(_sources(result, attachments))
+    title = f"{result.tool.replace('_', ' ').capitalize()}" + (f" of {sources}" if sources else "")
+    if result.ok:
+        return f"{title}:\n{result.content or '(empty)'}"
+    return f"{title}: failed — {result.error or result.status}"
+
+
+def _sources(result: StepResult, attachments: Mapping[str, Attachment]) -> Iterator[str]:
+    for value in result.args.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item in attachments:
+                yield attachments[item].name

@@ -1,0 +1,268 @@
+"""Turn a request into a validated Plan: one LLM call, or none.
+
+:class:`LLMPlanner` asks any LangChain chat model once for a plan, validates it against the
+tools and attachments, and on failure re-asks with the exact problems (bounded, with tenacity),
+the way instructor repairs outputs. :class:`DefaultPlanner` plans with no LLM at all: one step
+per new attachment, chosen by its modality, so polymodal stays useful offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, ValidationError
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
+
+from polymodal.agent.plan import Plan, Step, validate_plan
+from polymodal.errors import PlanningError, PlanValidationError
+from polymodal.media import Attachment, Modality
+from polymodal.prompts import render_prompt
+from polymodal.tools.base import Tool
+
+__all__ = ["DefaultPlanner", "LLMPlanner", "PlanOutcome", "Planner", "PlanningRequest", "parse_plan"]
+
+Tier = Literal["llm", "router", "defaults"]
+MAX_REQUEST_CHARS = 8000
+_QUESTION = re.compile(r"\?\s*$|^\s*(what|which|who|where|when|why|how|is|are|does|do|can|could|count)\b", re.I)
+_GENERATE = re.compile(r"\b(draw|paint|generate|create|make|render|sketch|illustrate)\b.*\b(image|picture|photo|"
+                       r"drawing|painting|poster|illustration|logo|art)\b|^\s*(draw|paint|sketch)\b", re.I)
+
+
+@dataclass
+class PlanningRequest:
+    """What a planner sees: the text, the conversation's attachments, and recent turns."""
+
+    text: str
+    attachments: Mapping[str, Attachment]
+    new_attachment_ids: Sequence[str] = ()
+    history: Sequence[tuple[str, str]] = ()
+    """(user text, reply text) of earlier turns, oldest first."""
+
+
+@dataclass
+class PlanOutcome:
+    """A plan and what it cost to make."""
+
+    plan: Plan
+    tier: Tier
+    llm_calls: int = 0
+    raw_outputs: list[str] = field(default_factory=list)
+
+
+class Planner(Protocol):
+    """Anything that turns a request into a plan."""
+
+    def plan(
+        self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
+    ) -> PlanOutcome:
+        """Return a validated plan for ``request``."""
+        ...
+
+
+class LLMPlanner:
+    """Plans with ONE call to a chat model; re-asks only when the answer breaks the contract.
+
+    Args:
+        llm: any LangChain chat model.
+        max_attempts: total calls allowed (1 + re-asks) before PlanningError.
+        max_steps: the most steps a plan may have.
+        structured: use the model's structured-output mode (``with_structured_output``). None
+            (default) uses it when the model class implements native tool calling, plain JSON
+            parsed from text otherwise.
+    """
+
+    def __init__(
+        self, llm: BaseChatModel, *, max_attempts: int = 3, max_steps: int = 8, structured: bool | None = None
+    ) -> None:
+        self.llm = llm
+        self.max_attempts = max(1, max_attempts)
+        self.max_steps = max_steps
+        self.structured = _supports_structured_output(llm) if structured is None else structured
+
+    def plan(
+        self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
+    ) -> PlanOutcome:
+        messages: list[BaseMessage] = [HumanMessage(content=planner_prompt(request, tools))]
+        raw_outputs: list[str] = []
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            retry=retry_if_exception_type(PlanValidationError),
+            reraise=False,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    raw, parsed = self._ask(messages, config)
+                    raw_outputs.append(raw)
+                    try:
+                        plan = parse_plan(raw) if parsed is None else _plan_from_dict(parsed)
+                        validate_plan(plan, tools, request.attachments, max_steps=self.max_steps)
+                    except PlanValidationError as exc:
+                        messages += [AIMessage(content=raw), HumanMessage(content=_reask(exc))]
+                        raise
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            problems = str(last) if last is not None else "unknown"
+            msg = f"the planner LLM gave no valid plan in {len(raw_outputs)} attempts; last problem: {problems}"
+            raise PlanningError(msg, raw_outputs=raw_outputs, attempts=len(raw_outputs),
+                                last_error=problems) from last
+        return PlanOutcome(plan=plan, tier="llm", llm_calls=len(raw_outputs), raw_outputs=raw_outputs)
+
+    def _ask(self, messages: list[BaseMessage], config: RunnableConfig | None) -> tuple[str, dict[str, Any] | None]:
+        if self.structured:
+            runnable = self.llm.with_structured_output(Plan.model_json_schema(), include_raw=True)
+            out = runnable.invoke(messages, config=config)
+            parsed = out.get("parsed") if isinstance(out, dict) else None
+            raw_message = out.get("raw") if isinstance(out, dict) else None
+            if isinstance(parsed, dict):
+                return json.dumps(parsed), parsed
+            return _text_of(raw_message), None
+        return _text_of(self.llm.invoke(messages, config=config)), None
+
+
+def _supports_structured_output(llm: BaseChatModel) -> bool:
+    """True when the model's class implements tool calling itself (OpenAI, Anthropic, Ollama...)."""
+    return type(llm).bind_tools is not BaseChatModel.bind_tools
+
+
+def _text_of(message: Any) -> str:
+    content = getattr(message, "content", message)
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content or "")
+
+
+def _reask(exc: PlanValidationError) -> str:
+    problems = "\n".join(f"- {p}" for p in exc.problems)
+    return f"That plan was rejected:\n{problems}\nReply with the corrected JSON object only."
+
+
+def parse_plan(raw: str) -> Plan:
+    """Parse a plan from an LLM's text: fenced or bare JSON, prose around it tolerated.
+
+    Raises:
+        PlanValidationError: not JSON, JSON cut off (said distinctly: max tokens), or not a plan.
+    """
+    text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", raw.strip())
+    start = text.find("{")
+    if start < 0:
+        preview = raw.strip()[:80] or "an empty answer"
+        raise PlanValidationError([f"output: expected a JSON object, got prose: {preview!r}"])
+    body = text[start:]
+    try:
+        data, _end = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(body.rstrip()) - 1 or "Unterminated" in exc.msg:
+            problem = (f"output: the JSON is cut off after {len(body)} characters (did the answer hit the "
+                       "model's token limit?); reply with a shorter, complete JSON object")
+        else:
+            problem = f"output: not valid JSON: {exc.msg} at character {exc.pos}"
+        raise PlanValidationError([problem]) from exc
+    return _plan_from_dict(data)
+
+
+def _plan_from_dict(data: Any) -> Plan:
+    if isinstance(data, list):  # a bare list of steps is an obvious intent; accept it
+        data = {"steps": data}
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in exc.errors()]
+        raise PlanValidationError(problems) from exc
+
+
+def planner_prompt(request: PlanningRequest, tools: Mapping[str, Tool]) -> str:
+    """The one planning prompt: tools, attachments, recent turns, schema, request."""
+    return render_prompt(
+        "planner",
+        tools="\n".join(describe_tool(tool) for tool in tools.values()) or "(no tools)",
+        attachments=describe_attachments(request.attachments),
+        history=describe_history(request.history),
+        schema=json.dumps(Plan.model_json_schema(), separators=(",", ":")),
+        request=clean_text(request.text)[:MAX_REQUEST_CHARS],
+    )
+
+
+def describe_tool(tool: Tool) -> str:
+    """``- name: description`` and one line per argument, as the planner reads it."""
+    lines = [f"- {tool.name}: {' '.join(tool.description.split())}"]
+    schema = tool.args_schema
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        media = tool.input_modalities
+        for name, info in schema.model_fields.items():
+            kind = f"{media[name].value} id" if name in media else _type_name(info.annotation)
+            need = "required" if info.is_required() else f"optional, default {info.default!r}"
+            text = f" {info.description}" if info.description else ""
+            lines.append(f"    {name} ({kind}, {need}):{text}")
+    return "\n".join(lines)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def describe_attachments(attachments: Mapping[str, Attachment]) -> str:
+    """One ``describe()`` line per attachment: the planner sees metadata, never pixels."""
+    return "\n".join(f"- {a.describe()}" for a in attachments.values()) or "(none)"
+
+
+def describe_history(history: Sequence[tuple[str, str]], turns: int = 3, chars: int = 400) -> str:
+    """The last few turns, each side shortened: enough for "and what colour is it?"."""
+    lines = []
+    for user, reply in list(history)[-turns:]:
+        lines.append(f"User: {clean_text(user)[:chars]}")
+        lines.append(f"Assistant: {clean_text(reply)[:chars]}")
+    return "\n".join(lines) or "(first turn)"
+
+
+def clean_text(text: str) -> str:
+    """Drop NUL and control characters (keeping newlines and tabs) from untrusted text."""
+    return "".join(ch for ch in text if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127))
+
+
+class DefaultPlanner:
+    """Plans with no LLM: one step per new attachment, by modality and the request's wording.
+
+    image -> ``visual_qa`` when the request is a question and that tool exists, else
+    ``captioner``; audio -> ``transcriber``; video -> ``video_summarizer`` (else the transcriber);
+    no attachment and "draw/generate ... image" -> ``image_generator``. A follow-up question with
+    no new attachment goes to the most recent one.
+    """
+
+    def plan(
+        self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
+    ) -> PlanOutcome:
+        ids = list(request.new_attachment_ids)
+        if not ids and request.attachments and _QUESTION.search(request.text):
+            ids = [list(request.attachments)[-1]]
+        steps: list[Step] = []
+        for attachment_id in ids:
+            step = self._step_for(request.attachments[attachment_id], request.text, tools, f"s{len(steps) + 1}")
+            if step is not None:
+                steps.append(step)
+        if not ids and "image_generator" in tools and _GENERATE.search(request.text):
+            steps.append(Step(id="s1", tool="image_generator", args={"prompt": clean_text(request.text)}))
+        plan = Plan(steps=steps, answer=steps[0].id if len(steps) == 1 else None)
+        validate_plan(plan, tools, request.attachments)
+        return PlanOutcome(plan=plan, tier="defaults")
+
+    @staticmethod
+    def _step_for(attachment: Attachment, text: str, tools: Mapping[str, Tool], step_id: str) -> Step | None:
+        ref = attachment.id or ""
+        if attachment.kind is Modality.IMAGE:
+            if "visual_qa" in tools and _QUESTION.search(text):
+                return Step(id=step_id, tool="visual_qa", args={"image": ref, "question": clean_text(text)})
+            if "captioner" in tools:
+                return Step(id=step_id, tool="captioner", args={"image": ref})
+        if attachment.kind is Modality.VIDEO and "video_summarizer" in tools:
+            return Step(id=step_id, tool="video_summarizer", args={"video": ref})
+        if attachment.kind in (Modality.AUDIO, Modality.VIDEO) and "transcriber" in tools:
+            return Step(id=step_id, tool="transcriber", args={"audio": ref})
+        return None

@@ -1,0 +1,36 @@
+"""The built-in tools, the base classes for writing more, and the shared model cache."""
+
+from __future__ import annotations
+
+from polymodal.tools.base import AudioRef, ImageRef, ImageRefs, ModelTool, Tool, ToolOutput, VideoRef
+from polymodal.tools.cache import ModelCache, model_cache
+from polymodal.tools.captioner import Captioner
+from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
+from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
+
+__all__ = [
+    "AudioInput",
+    "AudioRef",
+    "Captioner",
+    "FunctionTool",
+    "ImageInput",
+    "ImageRef",
+    "ImageRefs",
+    "ModelCache",
+    "ModelTool",
+    "Tool",
+    "ToolOutput",
+    "Transcriber",
+    "Transcript",
+    "TranscriptSegment",
+    "VideoInput",
+    "VideoRef",
+    "default_tools",
+    "model_cache",
+    "tool",
+]
+
+
+def default_tools() -> list[Tool]:
+    """A fresh instance of each built-in tool with its default model (loaded lazily, on first use)."""
+    return [Captioner(), Transcriber()]

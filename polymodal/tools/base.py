@@ -1,0 +1,282 @@
+"""What every polymodal tool is: a LangChain ``BaseTool`` that also knows its modalities.
+
+A tool's arguments are plain JSON values. An argument that carries media is a *reference*: an
+attachment id such as ``image_1`` inside a planned request, or a file path when the tool is called
+directly (from LangChain, say) with no request around it. The reference is resolved to an
+:class:`~polymodal.media.Attachment` here, once, before the tool's own code runs, so a tool never
+parses ids and a plan can never make a tool open a path it chose (RELIABILITY P6).
+
+Model-backed tools subclass :class:`ModelTool`, which splits the work the way smolagents'
+``PipelineTool`` does: ``load`` (once per process, through the shared model cache) ->
+``encode`` -> ``forward`` -> ``decode``, always on a batch.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field
+
+from polymodal.errors import AttachmentError, PolymodalError, ResourceError, ToolError
+from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits, Modality
+
+__all__ = [
+    "AudioRef",
+    "ImageRef",
+    "ImageRefs",
+    "ModelTool",
+    "Tool",
+    "ToolContext",
+    "ToolOutput",
+    "VideoRef",
+    "attachment_fields",
+    "current_context",
+]
+
+_ID_PATTERN = re.compile(r"^(image|audio|video)_\d+$")
+
+
+def _ref(modality: Modality, description: str) -> Any:
+    return Field(description=description, json_schema_extra={"modality": modality.value})
+
+
+ImageRef = Annotated[str, _ref(Modality.IMAGE, "id of an image attachment, e.g. image_1")]
+AudioRef = Annotated[
+    str, _ref(Modality.AUDIO, "id of an audio attachment (or a video, for its sound track), e.g. audio_1")
+]
+VideoRef = Annotated[str, _ref(Modality.VIDEO, "id of a video attachment, e.g. video_1")]
+ImageRefs = Annotated[list[str], _ref(Modality.IMAGE, "ids of image attachments, e.g. [\"image_1\"]")]
+
+# Which attachment kinds an argument of a modality accepts: a video's sound track is audio.
+ACCEPTS: dict[Modality, frozenset[Modality]] = {
+    Modality.IMAGE: frozenset({Modality.IMAGE}),
+    Modality.AUDIO: frozenset({Modality.AUDIO, Modality.VIDEO}),
+    Modality.VIDEO: frozenset({Modality.VIDEO}),
+}
+
+
+def attachment_fields(args_schema: type[BaseModel]) -> dict[str, Modality]:
+    """Map each argument that references media to its modality, read from the args model."""
+    found: dict[str, Modality] = {}
+    for name, info in args_schema.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, Mapping) and "modality" in extra:
+            found[name] = Modality(str(extra["modality"]))
+    return found
+
+
+@dataclass
+class ToolContext:
+    """What the executor lends a running tool: the request's attachments and a progress hook.
+
+    Set in a context variable rather than passed as an argument so that the tool's LangChain
+    signature stays exactly its args schema (a LangChain agent calling the tool sees no extras).
+    """
+
+    attachments: Mapping[str, Attachment]
+    limits: MediaLimits = DEFAULT_LIMITS
+    step_id: str | None = None
+    progress: Callable[[str, float | None], None] | None = None
+    errors: list[BaseException] = field(default_factory=list)
+
+
+_CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("polymodal_tool", default=None)
+
+
+def current_context() -> ToolContext | None:
+    """The context of the step being run on this thread, or None for a direct call."""
+    return _CONTEXT.get()
+
+
+class using_context:  # noqa: N801 - used like a function: ``with using_context(ctx):``
+    """Make ``ctx`` the current tool context for the ``with`` block."""
+
+    def __init__(self, ctx: ToolContext) -> None:
+        self._ctx = ctx
+        self._token: contextvars.Token[ToolContext | None] | None = None
+
+    def __enter__(self) -> ToolContext:
+        self._token = _CONTEXT.set(self._ctx)
+        return self._ctx
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _CONTEXT.reset(self._token)
+
+
+@dataclass
+class ToolOutput:
+    """One result: ``content`` is text for an LLM, ``artifact`` the typed value for programs."""
+
+    content: str
+    artifact: Any = None
+
+
+class Tool(BaseTool):
+    """Base of all polymodal tools.
+
+    Subclasses set ``name``, ``description`` (written for the planner), ``args_schema`` (a pydantic
+    model with ``extra="forbid"``; media arguments typed :data:`ImageRef`, :data:`AudioRef`, ...),
+    ``output_modality``, and implement :meth:`execute_batch`.
+    """
+
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | Callable[..., str] | None = True
+    timeout: float | None = None
+    """Seconds a call may take before the executor gives up on it (None: no limit)."""
+
+    output_modality: ClassVar[Modality] = Modality.TEXT
+    direct_answer: ClassVar[bool] = True
+    """Whether this tool's output can be the whole reply to a one-step request (no fusion call)."""
+
+    @property
+    def input_modalities(self) -> dict[str, Modality]:
+        """The arguments that take media, and which modality each takes."""
+        schema = self.args_schema
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return attachment_fields(schema)
+        return {}
+
+    @abstractmethod
+    def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
+        """Run on several inputs at once; media arguments already resolved to Attachments."""
+
+    def execute(self, **inputs: Any) -> ToolOutput:
+        """Run on one input whose media arguments are already resolved."""
+        return self.execute_batch([inputs])[0]
+
+    def _run(self, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> tuple[str, Any]:
+        ctx = current_context()
+        try:
+            inputs = self.resolve_inputs(kwargs, ctx)
+            output = self.execute(**inputs)
+        except PolymodalError as exc:
+            if ctx is not None:
+                ctx.errors.append(exc)
+            if isinstance(exc, ToolError):
+                raise
+            raise ToolError(self.name, str(exc)) from exc
+        return output.content, output.artifact
+
+    def resolve_inputs(self, kwargs: Mapping[str, Any], ctx: ToolContext | None) -> dict[str, Any]:
+        """Replace media references by Attachments, checking each one's modality."""
+        resolved = dict(kwargs)
+        for arg, modality in self.input_modalities.items():
+            value = kwargs.get(arg)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                resolved[arg] = [self._resolve_one(arg, v, modality, ctx) for v in value]
+            else:
+                resolved[arg] = self._resolve_one(arg, value, modality, ctx)
+        return resolved
+
+    def _resolve_one(self, arg: str, ref: Any, modality: Modality, ctx: ToolContext | None) -> Attachment:
+        if isinstance(ref, Attachment):
+            attachment = ref
+        elif ctx is not None:
+            # Inside a planned request only ids count: a plan can never name a path (P6).
+            if ref not in ctx.attachments:
+                known = ", ".join(sorted(ctx.attachments)) or "none"
+                msg = f"argument {arg!r} names {ref!r}, which is not an attachment of this request (known: {known})"
+                raise ToolError(self.name, msg)
+            attachment = ctx.attachments[ref]
+        elif isinstance(ref, str) and _ID_PATTERN.match(ref):
+            msg = f"argument {arg!r} names attachment {ref!r}, but this call has no attachments; pass a file path"
+            raise ToolError(self.name, msg)
+        else:
+            attachment = Attachment.coerce(ref)
+        if attachment.kind not in ACCEPTS[modality]:
+            msg = f"argument {arg!r} needs {modality.value}, but {attachment.describe()} is {attachment.kind.value}"
+            raise AttachmentError(attachment.name, msg)
+        return attachment
+
+
+class ModelTool(Tool):
+    """A tool whose work is a model: ``load`` once, then ``encode -> forward -> decode`` per batch.
+
+    ``model`` is a hub id or a local folder, exactly what ``from_pretrained`` takes. Nothing is
+    loaded until the first call; the loaded bundle lives in the shared model cache, so two tools
+    (or two agents) naming the same model and device share one copy.
+    """
+
+    model: str
+    device: str | None = None
+    """Force a device ("cpu", "cuda:1"); default: the cache picks cuda > mps > cpu."""
+    batch_size: int = 8
+
+    @abstractmethod
+    def load(self, device: str, dtype: Any) -> Any:
+        """Load the model (and processor) onto ``device`` in ``dtype``; return a bundle."""
+
+    def prepare(self, inputs: Sequence[dict[str, Any]]) -> list[Any]:
+        """Decode media per input (before the model loads, so a bad file costs no model load)."""
+        return list(inputs)
+
+    @abstractmethod
+    def encode(self, bundle: Any, prepared: list[Any]) -> Any:
+        """Turn prepared inputs into model inputs (tensors on the model's device)."""
+
+    @abstractmethod
+    def forward(self, bundle: Any, encoded: Any) -> Any:
+        """Run the model; called under ``torch.inference_mode()``."""
+
+    @abstractmethod
+    def decode(self, bundle: Any, outputs: Any, prepared: list[Any]) -> list[ToolOutput]:
+        """Turn model outputs into one ToolOutput per input."""
+
+    def bundle(self) -> Any:
+        """The loaded model bundle, from the shared cache (loaded on first use)."""
+        from polymodal.tools.cache import model_cache
+
+        return model_cache().get(self.cache_key(), self.load, device=self.device, label=f"{self.name} ({self.model})")
+
+    def cache_key(self) -> str:
+        """Tools of the same class and model share a bundle; override when loading differs."""
+        return f"{type(self).__module__}.{type(self).__qualname__}:{self.model}"
+
+    def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
+        prepared = self.prepare(inputs)
+        bundle = self.bundle()
+        outputs: list[ToolOutput] = []
+        for chunk in _chunks(prepared, max(1, self.batch_size)):
+            outputs.extend(self._run_chunk(bundle, chunk))
+        return outputs
+
+    def _run_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
+        from polymodal.tools.cache import is_out_of_memory, model_cache
+
+        try:
+            return self._forward_chunk(bundle, chunk)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        # T3: free what we can, then retry once one item at a time (the smallest batch there is).
+        model_cache().free_memory(keep=self.cache_key())
+        try:
+            return [out for item in chunk for out in self._forward_chunk(bundle, [item])]
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                msg = "out of memory even after evicting other models and retrying one input at a time"
+                raise ResourceError(self.name, msg) from exc
+            raise
+
+    def _forward_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
+        import torch
+
+        encoded = self.encode(bundle, chunk)
+        with torch.inference_mode():
+            raw = self.forward(bundle, encoded)
+        return self.decode(bundle, raw, chunk)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

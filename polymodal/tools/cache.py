@@ -1,0 +1,265 @@
+"""One cache of loaded models per process: load once, share, place, and evict when memory is short.
+
+Why one cache: two tools that wrap the same checkpoint (the captioner and the video summarizer's
+keyframe captioner), or two agents in one process, must not load it twice (RELIABILITY T9); and
+a GPU has room for only so many models, so the least recently used one makes way for the next.
+
+The cache chooses the device (cuda > mps > cpu, or what the tool or ``POLYMODAL_DEVICE`` forces)
+and the dtype (fp16 on a GPU, fp32 on the CPU, or ``POLYMODAL_DTYPE``), and hands both to the
+tool's ``load``. Loading errors from transformers/diffusers become one ConfigurationError that
+names the model and says how to provide it (RELIABILITY T4).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from polymodal.errors import ConfigurationError
+
+__all__ = ["ModelCache", "is_out_of_memory", "load_checked", "model_cache", "pick_device", "pick_dtype"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def pick_device(forced: str | None = None) -> str:
+    """The device a model goes to: ``forced``, else ``POLYMODAL_DEVICE``, else cuda > mps > cpu."""
+    choice = forced or os.environ.get("POLYMODAL_DEVICE") or "auto"
+    if choice != "auto":
+        return choice
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str) -> Any:
+    """fp16 on an accelerator (half the memory, tensor cores), fp32 on the CPU (fp16 is slow there)."""
+    import torch
+
+    forced = os.environ.get("POLYMODAL_DTYPE")
+    if forced:
+        return getattr(torch, forced)
+    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA/MPS out-of-memory errors, whichever class the backend raised."""
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def model_nbytes(bundle: Any) -> int:
+    """Bytes of parameters and buffers of every torch module reachable from a bundle."""
+    return sum(p.numel() * p.element_size() for module in _modules(bundle) for p in _tensors(module))
+
+
+def _modules(obj: Any, depth: int = 0) -> Iterator[Any]:
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        yield obj
+    elif depth < 2:
+        children = obj.values() if isinstance(obj, dict) else getattr(obj, "__dict__", {}).values()
+        for child in children:
+            yield from _modules(child, depth + 1)
+
+
+def _tensors(module: Any) -> Iterator[Any]:
+    yield from module.parameters()
+    yield from module.buffers()
+
+
+@dataclass
+class _Entry:
+    bundle: Any
+    device: str
+    nbytes: int
+    label: str
+    last_used: float
+
+
+class ModelCache:
+    """Loaded model bundles keyed by (tool key, device), least recently used first out.
+
+    Args:
+        budget_bytes: evict least recently used bundles when the total would exceed this.
+            None means: 90 % of the GPU's memory on CUDA, no limit on the CPU.
+    """
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._lock = threading.RLock()
+        self._load_lock = threading.Lock()
+        self.loads = 0
+        """How many times a loader actually ran (a test asserts models load once)."""
+
+    def get(
+        self, key: str, loader: Callable[[str, Any], T], *, device: str | None = None, label: str = ""
+    ) -> T:
+        """Return the bundle for ``key`` on the chosen device, loading it on first use only."""
+        dev = pick_device(device)
+        full_key = (key, dev)
+        with self._lock:
+            entry = self._touch(full_key)
+            if entry is not None:
+                return entry.bundle  # type: ignore[no-any-return]
+        # One load at a time: concurrent first calls wait for one load instead of loading twice,
+        # and transformers' lazy imports are not thread-safe (two threads importing Auto classes
+        # at once can fail with "cannot import name").
+        with self._load_lock:
+            with self._lock:
+                entry = self._touch(full_key)
+                if entry is not None:
+                    return entry.bundle  # type: ignore[no-any-return]
+            started = time.perf_counter()
+            bundle = loader(dev, pick_dtype(dev))
+            nbytes = model_nbytes(bundle)
+            logger.info("loaded %s on %s in %.1f s (%.1f MB)", label or key, dev,
+                        time.perf_counter() - started, nbytes / 1e6)
+            with self._lock:
+                self.loads += 1
+                self._entries[full_key] = _Entry(bundle, dev, nbytes, label or key, time.monotonic())
+                self._evict_over_budget(keep=full_key)
+            return bundle
+
+    def _touch(self, full_key: tuple[str, str]) -> _Entry | None:
+        entry = self._entries.get(full_key)
+        if entry is not None:
+            entry.last_used = time.monotonic()
+            self._entries.move_to_end(full_key)
+        return entry
+
+    def _budget_for(self, device: str) -> int | None:
+        if self.budget_bytes is not None:
+            return self.budget_bytes
+        env = os.environ.get("POLYMODAL_MEMORY_BUDGET_GB")
+        if env:
+            return int(float(env) * 1024**3)
+        if device.startswith("cuda"):
+            import torch
+
+            return int(0.9 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
+        return None
+
+    def _evict_over_budget(self, keep: tuple[str, str]) -> None:
+        device = keep[1]
+        budget = self._budget_for(device)
+        if budget is None:
+            return
+        for full_key in list(self._entries):  # oldest first
+            if self.used_bytes(device) <= budget:
+                break
+            if full_key != keep and full_key[1] == device:
+                self._drop(full_key)
+
+    def used_bytes(self, device: str | None = None) -> int:
+        """Bytes held by cached bundles (on one device, or all)."""
+        with self._lock:
+            return sum(e.nbytes for e in self._entries.values() if device is None or e.device == device)
+
+    def keys(self) -> list[tuple[str, str]]:
+        """Cached (key, device) pairs, least recently used first."""
+        with self._lock:
+            return list(self._entries)
+
+    def _drop(self, full_key: tuple[str, str]) -> None:
+        entry = self._entries.pop(full_key)
+        logger.info("evicted %s from %s (%.1f MB)", entry.label, entry.device, entry.nbytes / 1e6)
+
+    def free_memory(self, keep: str | None = None) -> None:
+        """Evict every bundle but ``keep`` and empty the allocator's cache (the OOM path)."""
+        with self._lock:
+            for full_key in list(self._entries):
+                if full_key[0] != keep:
+                    self._drop(full_key)
+        _empty_device_caches()
+
+    def clear(self) -> None:
+        """Drop every cached model."""
+        self.free_memory(keep=None)
+
+
+def _empty_device_caches() -> None:
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+_SHARED = ModelCache()
+
+
+def model_cache() -> ModelCache:
+    """The process-wide cache every tool loads through."""
+    return _SHARED
+
+
+def _looks_like_path(model: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else (``./x``, ``/x``, ``a/b/c``) is a folder."""
+    return model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
+
+
+def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
+    """Run a ``from_pretrained``-style ``load`` and turn "model not found" into a clear error.
+
+    A missing folder, or a hub id while offline, fails at once with a ConfigurationError naming
+    the model and both ways to provide it, instead of a chain of hub tracebacks (or retries).
+    """
+    if _looks_like_path(model) and not Path(model).expanduser().exists():
+        msg = f"{what}: model folder {model!r} does not exist"
+        raise ConfigurationError(msg)
+    with _quiet_hub():
+        try:
+            return load()
+        except (OSError, ValueError) as exc:
+            if not _is_not_found(exc):
+                raise
+            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+            where = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it could not be fetched from the hub"
+            msg = (
+                f"{what}: model {model!r} is not a local folder and {where}. Download it once "
+                f"(`hf download {model}`) on a machine with access, or pass model=<a local folder>."
+            )
+            raise ConfigurationError(msg) from exc
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    markers = ("couldn't connect", "does not appear to have", "not a valid model identifier",
+               "is not a local folder", "no such file", "offline", "not found", "can't load")
+    return any(marker in text for marker in markers)
+
+
+@contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """Silence transformers' "couldn't connect" warnings: our error says it better."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a core dependency
+        yield
+        return
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)

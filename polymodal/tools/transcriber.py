@@ -1,0 +1,155 @@
+"""Transcriber: speech (an audio file, or a video's sound track) -> text with timestamps.
+
+Whisper through transformers' ASR pipeline built around a model we load ourselves (so the class
+and dtype are ours to choose). Audio is decoded and resampled to 16 kHz mono by the Attachment
+(PyAV), because the pipeline cannot resample without torchaudio. The pipeline's chunked mode
+(30 s windows) handles audio of any length and still batches several inputs together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from polymodal.tools.base import AudioRef, ModelTool, ToolOutput
+from polymodal.tools.cache import load_checked
+
+__all__ = ["Transcriber", "TranscriberArgs", "Transcript", "TranscriptSegment"]
+
+DEFAULT_MODEL = "openai/whisper-base"
+SAMPLE_RATE = 16000
+NO_SPEECH = "(no speech)"
+_SILENCE_PEAK = 1e-3  # below this peak amplitude there is nothing to transcribe (and Whisper would hallucinate)
+
+
+class TranscriberArgs(BaseModel):
+    """Arguments of the transcriber."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio: AudioRef
+    language: str | None = Field(default=None, description="spoken language code, e.g. 'en'; default: detect")
+
+
+class TranscriptSegment(BaseModel):
+    """A stretch of speech with its time span in seconds."""
+
+    start: float
+    end: float
+    text: str
+
+
+class Transcript(BaseModel):
+    """The transcriber's artifact: the whole text and its timestamped segments."""
+
+    text: str
+    segments: list[TranscriptSegment] = Field(default_factory=list)
+    language: str | None = None
+    duration: float = 0.0
+
+    def timestamped(self) -> str:
+        """One ``[0:05–0:09] text`` line per segment."""
+        return "\n".join(f"[{_clock(s.start)}–{_clock(s.end)}] {s.text}" for s in self.segments) or self.text
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass
+class _Prepared:
+    samples: np.ndarray
+    language: str | None
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    @property
+    def silent(self) -> bool:
+        return self.samples.size == 0 or float(np.abs(self.samples).max()) < _SILENCE_PEAK
+
+
+class Transcriber(ModelTool):
+    """Transcribes speech with timestamps; a video attachment's sound track counts as audio."""
+
+    name: str = "transcriber"
+    description: str = (
+        "Transcribe speech in an audio file or in a video's sound track to text, with timestamps. Use it "
+        "for 'what does this voice note say', 'transcribe', 'what is said in this video'."
+    )
+    args_schema: type[BaseModel] = TranscriberArgs
+    model: str = DEFAULT_MODEL
+    max_new_tokens: int = 440
+
+    direct_answer: ClassVar[bool] = True
+
+    def load(self, device: str, dtype: Any) -> Any:
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+
+        processor = load_checked(self.name, self.model, lambda: AutoProcessor.from_pretrained(self.model))
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(self.model, dtype=dtype).to(device).eval()
+        return pipeline(
+            "automatic-speech-recognition",
+            model=model,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            device=device,
+            dtype=dtype,
+        )
+
+    def prepare(self, inputs: Any) -> list[_Prepared]:
+        return [_Prepared(item["audio"].audio(SAMPLE_RATE), item.get("language")) for item in inputs]
+
+    def encode(self, bundle: Any, prepared: list[_Prepared]) -> dict[str, Any]:
+        spoken = [p for p in prepared if not p.silent]
+        languages = {p.language for p in spoken}
+        # One generate call takes one language; mixed requests fall back to detection.
+        language = languages.pop() if len(languages) == 1 else None
+        inputs = [{"raw": p.samples, "sampling_rate": SAMPLE_RATE} for p in spoken]
+        return {"inputs": inputs, "language": language}
+
+    def forward(self, bundle: Any, encoded: dict[str, Any]) -> list[dict[str, Any]]:
+        inputs = encoded["inputs"]
+        if not inputs:
+            return []
+        generate_kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
+        if encoded["language"]:
+            generate_kwargs["language"] = encoded["language"]
+        out = bundle(
+            inputs,
+            batch_size=len(inputs),
+            chunk_length_s=30,
+            return_timestamps=True,
+            generate_kwargs=generate_kwargs,
+        )
+        return out if isinstance(out, list) else [out]
+
+    def decode(self, bundle: Any, outputs: list[dict[str, Any]], prepared: list[_Prepared]) -> list[ToolOutput]:
+        results, spoken = [], iter(outputs)
+        for item in prepared:
+            if item.silent:
+                transcript = Transcript(text=NO_SPEECH, duration=item.duration, language=item.language)
+            else:
+                transcript = _transcript(next(spoken), item)
+            results.append(ToolOutput(content=transcript.text, artifact=transcript))
+        return results
+
+
+def _transcript(raw: dict[str, Any], item: _Prepared) -> Transcript:
+    """Build a Transcript, clamping timestamps into the audio (Whisper can overshoot the end)."""
+    segments = []
+    for chunk in raw.get("chunks") or []:
+        start, end = chunk.get("timestamp") or (0.0, None)
+        start = min(float(start or 0.0), item.duration)
+        end = min(float(end if end is not None else item.duration), item.duration)
+        text = " ".join(str(chunk.get("text", "")).split())
+        if text:
+            segments.append(TranscriptSegment(start=start, end=max(start, end), text=text))
+    text = " ".join(str(raw.get("text", "")).split()) or NO_SPEECH
+    return Transcript(text=text, segments=segments, language=item.language, duration=item.duration)
