@@ -151,7 +151,8 @@ def parse_plan(raw: str) -> Plan:
         PlanValidationError: not JSON, JSON cut off (said distinctly: max tokens), or not a plan.
     """
     text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", raw.strip())
-    start = text.find("{")
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    start = min(starts) if starts else -1
     if start < 0:
         preview = raw.strip()[:80] or "an empty answer"
         raise PlanValidationError([f"output: expected a JSON object, got prose: {preview!r}"])

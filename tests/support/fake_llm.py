@@ -1,0 +1,45 @@
+"""A scripted chat model for the LLM boundary: planner and fusion tests are about the framework.
+
+It answers from a fixed list, in order, and records every prompt it was sent, so a test can
+check what the planner re-asked with or what fusion fenced. It never stands in for a model that
+a tool wraps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers ``responses`` in order; ``calls`` holds the messages of each call."""
+
+    responses: list[str]
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if len(self.calls) >= len(self.responses):
+            msg = f"ScriptedChatModel ran out of responses after {len(self.calls)} calls"
+            raise AssertionError(msg)
+        self.calls.append(list(messages))
+        text = self.responses[len(self.calls) - 1]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def prompt(self, call: int) -> str:
+        """All text sent on call number ``call`` (0-based), joined."""
+        return "\n".join(str(m.content) for m in self.calls[call])
