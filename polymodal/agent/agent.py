@@ -3,17 +3,24 @@
 One request flows attachments -> planner -> executor -> fusion, and every arrow carries typed
 objects. The agent keeps a :class:`~polymodal.agent.conversation.Conversation`, so attachments
 keep their ids across turns.
+
+The Agent is also a LangChain ``Runnable[AgentInput, Reply]``: ``invoke``/``ainvoke`` are ``chat``
+(same conversation) under a chain run that honours the ``RunnableConfig``; ``stream``/``astream``
+yield typed events (:mod:`polymodal.agent.events`); ``batch``/``abatch`` answer each input as an
+independent request on a fresh conversation (concurrent turns of one conversation have no order).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.agent.conversation import Conversation, Turn
@@ -26,10 +33,19 @@ from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool
 
-__all__ = ["Agent", "Reply"]
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+    from polymodal.agent.events import AgentEvent
+    from polymodal.integrations.langchain import AgentRequest
+
+__all__ = ["Agent", "AgentInput", "Reply"]
 
 AttachmentLike = Any  # a path, bytes, a PIL image, (samples, rate), a content block, or an Attachment
 EventHook = Callable[[str, Any], None]
+AgentInput = Any
+"""A string; a dict ``{"input": text, "attachments": [...]}``; a HumanMessage (or a list of messages)
+whose content mixes text and image/audio/video/file content blocks; or a prompt value."""
 
 
 class Reply(BaseModel):
@@ -58,8 +74,28 @@ class Reply(BaseModel):
     def __str__(self) -> str:
         return self.text
 
+    def to_message(self, *, include_media: bool = False) -> AIMessage:
+        """The reply as an ``AIMessage``, for chains and chat UIs that expect messages.
 
-class Agent:
+        ``response_metadata`` carries the ids, the tiers and the cost. Generated media stay out of
+        the message unless ``include_media`` (then each becomes a base64 content block, which can
+        be large).
+        """
+        metadata = {
+            "planner": self.planner,
+            "fusion": self.fusion,
+            "llm_calls": self.llm_calls,
+            "attachment_ids": list(self.attachment_ids),
+            "artifact_ids": [a.id for a in self.artifacts],
+            "steps": [{"id": s.id, "tool": s.tool, "status": s.status} for s in self.steps],
+        }
+        content: Any = self.text
+        if include_media and self.artifacts:
+            content = [{"type": "text", "text": self.text}, *(a.to_content_block() for a in self.artifacts)]
+        return AIMessage(content=content, response_metadata=metadata)
+
+
+class Agent(Runnable[AgentInput, Reply]):
     """A multimodal agent: plans tool calls for a request, runs them, fuses one answer.
 
     Args:
@@ -69,6 +105,10 @@ class Agent:
         planner: replaces the planner chosen from ``llm``.
         fusion_llm: a different chat model for writing answers (default: ``llm``).
         settings: caps, limits and timeouts.
+        multimodal_llm: the answering chat model reads images natively (GPT-4o style): the
+            request's images go to it as content blocks next to the tool results, so it can answer
+            from the pixels what no tool covered (an empty plan is then a fine plan). Leave False
+            for text-only models, which would reject or garble image blocks.
     """
 
     def __init__(
@@ -79,8 +119,10 @@ class Agent:
         planner: Planner | None = None,
         fusion_llm: BaseChatModel | None = None,
         settings: Settings | None = None,
+        multimodal_llm: bool = False,
     ) -> None:
         self.settings = settings or Settings()
+        self.multimodal_llm = multimodal_llm
         if tools is None:
             from polymodal.tools import default_tools
 
@@ -113,6 +155,18 @@ class Agent:
                 LLM call or model load).
             PlanningError: the LLM gave no valid plan within the allowed attempts.
         """
+        return self._respond(text, attachments, config=config, on_event=on_event)
+
+    def _respond(
+        self,
+        text: str,
+        attachments: Sequence[AttachmentLike],
+        *,
+        config: RunnableConfig | None,
+        on_event: EventHook | None,
+        stream_answer: bool = False,
+    ) -> Reply:
+        """One turn; ``stream_answer`` streams the fusion model and emits ("token", text) events."""
         started = time.perf_counter()
         emit = on_event or (lambda _event, _payload: None)
         added = [self.conversation.add(Attachment.coerce(a, self.settings.limits)) for a in attachments]
@@ -128,8 +182,10 @@ class Agent:
         results = self.executor.run(
             outcome.plan, self.conversation.attachments, register=self.conversation.add, config=config, on_event=emit
         )
+        images = [a for a in added if a.kind.value == "image"] if self.multimodal_llm else []
         fused = self.fusion.answer(
-            text, outcome.plan, results, attachments=self.conversation.attachments, history=history, config=config
+            text, outcome.plan, results, attachments=self.conversation.attachments, history=history, config=config,
+            on_token=(lambda piece: emit("token", piece)) if stream_answer else None, images=images,
         )
         produced = [self.conversation.attachments[i] for r in results for i in r.artifact_ids]
         self.conversation.turns.append(Turn(user=text, reply=fused.text, attachment_ids=[a.id or "" for a in added]))
@@ -161,6 +217,149 @@ class Agent:
     def reset(self) -> None:
         """Start a new conversation (loaded models stay loaded)."""
         self.conversation.clear()
+
+    def fork(self) -> Agent:
+        """A copy sharing tools, models, LLMs and settings, with a fresh, empty conversation."""
+        clone = copy.copy(self)
+        clone.conversation = Conversation()
+        return clone
+
+    # -- LangChain Runnable ----------------------------------------------------------------
+
+    def parse_input(self, input: AgentInput) -> AgentRequest:
+        """Turn any accepted input (see :data:`AgentInput`) into text and validated attachments."""
+        from polymodal.integrations.langchain import parse_agent_input
+
+        return parse_agent_input(input, self.settings.limits)
+
+    def invoke(self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any) -> Reply:
+        """``chat`` as a Runnable: one turn of this agent's conversation, traced as a chain run.
+
+        Callbacks see the chain start with a media-free summary of the input (text and attachment
+        metadata, never base64), then every LLM call and tool run nested under it.
+        """
+        request = self.parse_input(input)
+        return self._call_with_config(self._invoke_request, request.summary(), config, run_type="chain",
+                                      request=request)
+
+    def _invoke_request(self, _summary: Any, config: RunnableConfig, *, request: AgentRequest) -> Reply:
+        return self._respond(request.text, request.attachments, config=config, on_event=None)
+
+    def stream(  # type: ignore[override]
+        self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AgentEvent]:
+        """Typed events in order: PlanReady, StepStarted/StepProgress/StepFinished, AnswerToken..., Done."""
+        request = self.parse_input(input)
+        yield from self._transform_stream_with_config(
+            iter([request.summary()]), self._stream_request, config, run_type="chain", request=request
+        )
+
+    def _stream_request(
+        self, inputs: Iterator[Any], config: RunnableConfig, *, request: AgentRequest
+    ) -> Iterator[AgentEvent]:
+        from polymodal.agent.events import stream_in_thread
+
+        for _ in inputs:  # the summary, already recorded by the chain run
+            pass
+        yield from stream_in_thread(lambda emit: self._respond(
+            request.text, request.attachments, config=config, on_event=emit, stream_answer=True))
+
+    async def astream(  # type: ignore[override]
+        self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[AgentEvent]:
+        """``stream`` for asyncio: the turn runs on a worker thread, events arrive on the loop."""
+        request = await asyncio.to_thread(self.parse_input, input)
+
+        async def summary() -> AsyncIterator[Any]:
+            yield request.summary()
+
+        async for event in self._atransform_stream_with_config(
+            summary(), self._astream_request, config, run_type="chain", request=request
+        ):
+            yield event
+
+    async def _astream_request(
+        self, inputs: AsyncIterator[Any], config: RunnableConfig, *, request: AgentRequest
+    ) -> AsyncIterator[AgentEvent]:
+        from polymodal.agent.events import astream_in_thread
+
+        async for _ in inputs:
+            pass
+        async for event in astream_in_thread(lambda emit: self._respond(
+                request.text, request.attachments, config=config, on_event=emit, stream_answer=True)):
+            yield event
+
+    def batch(
+        self,
+        inputs: list[AgentInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Reply]:
+        """Answer each input as an independent request, on its own fresh conversation.
+
+        The agent's own conversation is neither read nor changed: batch items run concurrently
+        (up to ``config["max_concurrency"]``), and turns of one conversation need an order.
+        """
+        return _Independent(self).batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[AgentInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Reply]:
+        """``batch`` for asyncio: independent requests, at most ``max_concurrency`` at once."""
+        return await _Independent(self).abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+
+    def as_messages(self) -> Runnable[AgentInput, AIMessage]:
+        """This agent with an ``AIMessage`` output (``Reply.to_message()``), for chains of messages."""
+        from langchain_core.runnables import RunnableLambda
+
+        return self | RunnableLambda(_reply_message, name="reply_to_message")
+
+    def as_tool(  # type: ignore[override]
+        self,
+        args_schema: Any = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: Any = None,
+    ) -> BaseTool:
+        """The whole agent as ONE LangChain tool (``request`` + file paths) for a bigger agent.
+
+        Each call is an independent request on a fresh conversation. The outer model chooses the
+        file paths, so set ``Settings(limits=MediaLimits(allowed_roots=...))``.
+        """
+        from polymodal.integrations.langchain import AgentTool
+
+        fields: dict[str, Any] = {"agent": self}
+        if name:
+            fields["name"] = name
+        if description:
+            fields["description"] = description
+        return AgentTool(**fields)
+
+
+class _Independent(Runnable[AgentInput, Reply]):
+    """Runs each input on a fork of the agent: what ``Agent.batch`` means by independent requests."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def invoke(self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any) -> Reply:
+        return self.agent.fork().invoke(input, config, **kwargs)
+
+
+def _reply_message(value: Any) -> AIMessage:
+    reply = getattr(value, "reply", value)  # a streamed pipeline hands over the final Done event
+    if not isinstance(reply, Reply):
+        msg = f"expected a Reply, got {type(value).__name__}"
+        raise TypeError(msg)
+    return reply.to_message()
 
 
 def _by_name(tools: Iterable[Tool]) -> dict[str, Tool]:

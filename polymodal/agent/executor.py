@@ -11,6 +11,7 @@ tracing see every step as a tool run.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
@@ -27,10 +28,12 @@ from polymodal.errors import PolymodalError, ToolTimeout
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool, ToolContext, using_context
 
-__all__ = ["Executor", "StepResult", "StepStatus"]
+__all__ = ["Executor", "StepProgress", "StepResult", "StepStatus"]
 
 StepStatus = Literal["ok", "error", "timeout", "skipped"]
-EventHook = Callable[[str, "StepResult"], None]
+EventHook = Callable[[str, Any], None]
+PROGRESS_EVENT = "polymodal_progress"
+"""Name of the LangChain custom event a tool's progress is dispatched as (see ``astream_events``)."""
 
 
 class StepResult(BaseModel):
@@ -58,6 +61,16 @@ class StepResult(BaseModel):
     def ok(self) -> bool:
         """True when the step produced an output."""
         return self.status == "ok"
+
+
+class StepProgress(BaseModel):
+    """A running step's progress report (a video frame, a diffusion step): text and a fraction."""
+
+    step_id: str
+    tool: str
+    message: str
+    fraction: float | None = None
+    """0.0-1.0 when the tool knows how far along it is, else None."""
 
 
 class Executor:
@@ -91,7 +104,8 @@ class Executor:
             attachments: the conversation's attachments by id; media that steps produce are added.
             register: gives a produced Attachment its id (the conversation's numbering).
             config: LangChain run config passed to every tool call (callbacks, tags, metadata).
-            on_event: called with ("step_started" | "step_finished", result) as steps progress.
+            on_event: called with ("step_started" | "step_finished", result) as steps progress, and
+                ("step_progress", StepProgress) when a tool reports progress.
         """
         run = _Run(self, plan, attachments, register or _self_register(attachments), config, on_event)
         return run.execute()
@@ -168,7 +182,7 @@ class _Run:
         timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
         self.running[step.id] = time.monotonic() + timeout if timeout is not None else float("inf")
         self._emit("step_started", result)
-        ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id)
+        ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id, progress=self._progress(step))
         call = {"type": "tool_call", "name": tool.name, "args": result.args, "id": step.id}
         context = contextvars.copy_context()
 
@@ -246,12 +260,36 @@ class _Run:
             value = value.replace("{" + ref + "}", self.results[ref].content or "")
         return value
 
-    def _emit(self, event: str, result: StepResult) -> None:
+    def _emit(self, event: str, result: StepResult | StepProgress) -> None:
         if self.on_event is not None:
             self.on_event(event, result)
 
+    def _progress(self, step: Step) -> Callable[[str, float | None], None]:
+        """The step's progress hook: to ``on_event`` and, as a LangChain custom event, to callbacks."""
+
+        def progress(message: str, fraction: float | None = None) -> None:
+            share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
+            report = StepProgress(step_id=step.id, tool=step.tool, message=str(message)[:500], fraction=share)
+            self._emit("step_progress", report)
+            dispatch_progress(report)
+
+        return progress
+
     def _now(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def dispatch_progress(report: StepProgress) -> None:
+    """Send ``report`` to the current LangChain run's callbacks as a custom event.
+
+    It must be called on the tool's thread: the tool's run config lives in a context variable
+    there (the executor copies the context into each step's thread). Outside any run there is no
+    parent to attach the event to, and progress is simply not reported.
+    """
+    from langchain_core.callbacks import dispatch_custom_event
+
+    with contextlib.suppress(RuntimeError):  # no parent run: a direct call with no callbacks configured
+        dispatch_custom_event(PROGRESS_EVENT, report.model_dump())
 
 
 def _attachments_in(artifact: Any) -> list[Attachment]:

@@ -11,8 +11,9 @@ citations of steps that never ran are removed from the answer (R4).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
@@ -55,8 +56,18 @@ class Fusion:
         attachments: Mapping[str, Attachment],
         history: Sequence[tuple[str, str]] = (),
         config: RunnableConfig | None = None,
+        on_token: Callable[[str], None] | None = None,
+        images: Sequence[Attachment] = (),
     ) -> FusionOutcome:
-        """Answer ``request`` from ``results``."""
+        """Answer ``request`` from ``results``.
+
+        Args:
+            on_token: when given, the answer is streamed (``llm.stream``) and each text chunk is
+                passed here as it arrives; the returned text is the whole answer, with invalid
+                citations removed (which streamed chunks cannot be).
+            images: attachments to hand the chat model as image content blocks next to the prompt,
+                for chat models that read images natively (``Agent(multimodal_llm=True)``).
+        """
         by_id = {r.id: r for r in results}
         direct = by_id.get(plan.answer or "")
         if direct is not None and direct.ok and len([r for r in results if r.ok]) >= 1:
@@ -70,9 +81,31 @@ class Fusion:
             results="\n\n".join(fence_result(r) for r in results) or "(no tools were run)",
             request=clean_text(request),
         )
-        message = self.llm.invoke([HumanMessage(content=prompt)], config=config)
-        text = message.content if isinstance(message.content, str) else str(message.content)
+        content: Any = prompt
+        if images:
+            content = [{"type": "text", "text": prompt}, *(image.to_content_block() for image in images)]
+        messages = [HumanMessage(content=content)]
+        if on_token is None:
+            text = _text(self.llm.invoke(messages, config=config).content)
+        else:
+            parts: list[str] = []
+            for chunk in self.llm.stream(messages, config=config):
+                piece = _text(chunk.content)
+                if piece:
+                    parts.append(piece)
+                    on_token(piece)
+            text = "".join(parts)
         return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=1, mode="llm")
+
+
+def _text(content: Any) -> str:
+    """The text of a message's content, whether a string or a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p if isinstance(p, str) else str(p.get("text", "")) for p in content if isinstance(p, str | dict)]
+        return "".join(parts)
+    return str(content)
 
 
 def fence_result(result: StepResult) -> str:

@@ -13,6 +13,7 @@ Model-backed tools subclass :class:`ModelTool`, which splits the work the way sm
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import re
 from abc import abstractmethod
@@ -147,6 +148,24 @@ class Tool(BaseTool):
     @abstractmethod
     def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
         """Run on several inputs at once; media arguments already resolved to Attachments."""
+
+    def report_progress(self, message: str, fraction: float | None = None) -> None:
+        """Tell whoever is watching how far a long call is (frames read, diffusion steps done).
+
+        Inside a planned request this goes to the executor's progress hook (stream events and
+        LangChain callbacks); in a direct LangChain call it is dispatched as a custom event
+        ``polymodal_progress`` to the tool run's callbacks. Call it from the tool's own thread.
+        """
+        ctx = current_context()
+        if ctx is not None and ctx.progress is not None:
+            ctx.progress(message, fraction)
+            return
+        from langchain_core.callbacks import dispatch_custom_event
+
+        share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
+        with contextlib.suppress(RuntimeError):  # no run to report to
+            dispatch_custom_event("polymodal_progress", {"step_id": None, "tool": self.name,
+                                                         "message": str(message)[:500], "fraction": share})
 
     def execute(self, **inputs: Any) -> ToolOutput:
         """Run on one input whose media arguments are already resolved."""

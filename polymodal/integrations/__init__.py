@@ -1,0 +1,1 @@
+"""Integrations with other frameworks (LangChain first); each module imports its framework lazily."""
