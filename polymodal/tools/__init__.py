@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polymodal.tools.base import AudioRef, ImageRef, ImageRefs, ModelTool, Tool, ToolOutput, VideoRef
+from polymodal.tools.base import AudioRef, ImageRef, ImageRefs, ModelTool, Tool, ToolOutput, VideoRef, report_progress
 from polymodal.tools.cache import ModelCache, model_cache
 from polymodal.tools.captioner import Captioner
 from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
@@ -27,6 +27,7 @@ __all__ = [
     "VideoRef",
     "default_tools",
     "model_cache",
+    "report_progress",
     "tool",
 ]
 

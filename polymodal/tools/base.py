@@ -39,6 +39,7 @@ __all__ = [
     "VideoRef",
     "attachment_fields",
     "current_context",
+    "report_progress",
 ]
 
 _ID_PATTERN = re.compile(r"^(image|audio|video)_\d+$")
@@ -112,6 +113,25 @@ class using_context:  # noqa: N801 - used like a function: ``with using_context(
         _CONTEXT.reset(self._token)
 
 
+def report_progress(message: str, fraction: float | None = None, *, tool: str | None = None) -> None:
+    """Report a long call's progress (frames read, diffusion steps done) from a tool's own thread.
+
+    Inside a planned request this goes to the executor's hook: a ``StepProgress`` stream event and
+    a LangChain custom event ``polymodal_progress`` on the tool's run. In a direct LangChain call
+    the custom event is dispatched to the tool run's callbacks. With no run around, it is a no-op.
+    """
+    ctx = current_context()
+    if ctx is not None and ctx.progress is not None:
+        ctx.progress(message, fraction)
+        return
+    from langchain_core.callbacks import dispatch_custom_event
+
+    share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
+    with contextlib.suppress(RuntimeError):  # no run to report to
+        dispatch_custom_event("polymodal_progress", {"step_id": None, "tool": tool or "",
+                                                     "message": str(message)[:500], "fraction": share})
+
+
 @dataclass
 class ToolOutput:
     """One result: ``content`` is text for an LLM, ``artifact`` the typed value for programs."""
@@ -150,22 +170,8 @@ class Tool(BaseTool):
         """Run on several inputs at once; media arguments already resolved to Attachments."""
 
     def report_progress(self, message: str, fraction: float | None = None) -> None:
-        """Tell whoever is watching how far a long call is (frames read, diffusion steps done).
-
-        Inside a planned request this goes to the executor's progress hook (stream events and
-        LangChain callbacks); in a direct LangChain call it is dispatched as a custom event
-        ``polymodal_progress`` to the tool run's callbacks. Call it from the tool's own thread.
-        """
-        ctx = current_context()
-        if ctx is not None and ctx.progress is not None:
-            ctx.progress(message, fraction)
-            return
-        from langchain_core.callbacks import dispatch_custom_event
-
-        share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
-        with contextlib.suppress(RuntimeError):  # no run to report to
-            dispatch_custom_event("polymodal_progress", {"step_id": None, "tool": self.name,
-                                                         "message": str(message)[:500], "fraction": share})
+        """Tell whoever is watching how far a long call is; see :func:`report_progress`."""
+        report_progress(message, fraction, tool=self.name)
 
     def execute(self, **inputs: Any) -> ToolOutput:
         """Run on one input whose media arguments are already resolved."""
