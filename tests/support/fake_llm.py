@@ -43,3 +43,37 @@ class ScriptedChatModel(BaseChatModel):
     def prompt(self, call: int) -> str:
         """All text sent on call number ``call`` (0-based), joined."""
         return "\n".join(str(m.content) for m in self.calls[call])
+
+
+class ToolCallingChatModel(BaseChatModel):
+    """Answers scripted ``AIMessage``s (tool calls included) in order, and supports ``bind_tools``.
+
+    Because it implements ``bind_tools``, LangChain's default ``with_structured_output`` works on
+    it (a forced tool call parsed back), and polymodal's planner detects native tool calling: the
+    shape of OpenAI/Anthropic/Ollama chat models, without a network.
+    """
+
+    messages: list[AIMessage]
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+    bound_tools: list[Any] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tool-calling"
+
+    def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
+        self.bound_tools.append(list(tools))
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if len(self.calls) >= len(self.messages):
+            msg = f"ToolCallingChatModel ran out of messages after {len(self.calls)} calls"
+            raise AssertionError(msg)
+        self.calls.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=self.messages[len(self.calls) - 1])])
