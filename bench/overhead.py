@@ -79,7 +79,8 @@ def main() -> None:
     t_raw, t_agent = median_seconds(raw, args.repeats), median_seconds(through_agent, args.repeats)
 
     # 2. parallel vs sequential independent steps
-    tools = {"captioner": Captioner(model=blip, max_new_tokens=20), "transcriber": Transcriber(model=whisper, max_new_tokens=20)}
+    tools = {"captioner": Captioner(model=blip, max_new_tokens=20),
+             "transcriber": Transcriber(model=whisper, max_new_tokens=20)}
     two = Plan.model_validate({"steps": [
         {"id": "s1", "tool": "captioner", "args": {"image": "image_1"}},
         {"id": "s2", "tool": "transcriber", "args": {"audio": "audio_1"}},

@@ -52,7 +52,7 @@ def test_least_recently_used_is_evicted_when_over_budget():
     cache.get("b", linear_loader(64, loads), device="cpu")
     cache.get("a", linear_loader(64, loads), device="cpu")  # touch a: b is now the least recently used
     cache.get("c", linear_loader(64, loads), device="cpu")  # 3 models > 2.5 budget: b goes
-    assert [key for key, _ in cache.keys()] == ["a", "c"]
+    assert [key for key, _ in cache.loaded()] == ["a", "c"]
     assert cache.used_bytes("cpu") == 2 * one and len(loads) == 3
 
 
@@ -61,7 +61,7 @@ def test_free_memory_keeps_only_the_named_model():
     for key in ("a", "b"):
         cache.get(key, linear_loader(4, loads), device="cpu")
     cache.free_memory(keep="b")
-    assert [k for k, _ in cache.keys()] == ["b"]
+    assert [k for k, _ in cache.loaded()] == ["b"]
 
 
 def test_out_of_memory_is_recognised_by_message_and_class():
@@ -87,7 +87,7 @@ def test_gpu_budget_evicts_the_least_recently_used_model():
     cache, loads = ModelCache(budget_bytes=int(1.5 * one)), []
     cache.get("a", linear_loader(1024, loads), device="cuda")
     cache.get("b", linear_loader(1024, loads), device="cuda")
-    assert [k for k, _ in cache.keys()] == ["b"]
+    assert [k for k, _ in cache.loaded()] == ["b"]
     assert loads == ["cuda", "cuda"]
 
 
