@@ -72,3 +72,26 @@ def test_untyped_attachment_parameters_are_refused():
 
     with pytest.raises(ConfigurationError, match="ImageInput, AudioInput or VideoInput"):
         tool(f)
+
+
+def test_a_tool_subclass_is_the_other_way_to_add_a_tool(media):
+    from pydantic import BaseModel, ConfigDict
+
+    from polymodal import Tool, ToolOutput
+    from polymodal.tools import ImageRef
+
+    class SizeArgs(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        image: ImageRef
+
+    class ImageSize(Tool):
+        name: str = "image_size"
+        description: str = "Report an image's width and height in pixels."
+        args_schema: type[BaseModel] = SizeArgs
+
+        def execute_batch(self, inputs):
+            return [ToolOutput(content=f"{i['image'].width}x{i['image'].height}") for i in inputs]
+
+    sizer = ImageSize(timeout=2)
+    assert sizer.input_modalities == {"image": Modality.IMAGE}
+    assert sizer.invoke({"image": str(media.png(size=(20, 10)))}) == "20x10"
