@@ -154,6 +154,7 @@ class Agent(Runnable[AgentInput, Reply]):
             AttachmentError: an attachment is unreadable, unsupported or over a cap (before any
                 LLM call or model load).
             PlanningError: the LLM gave no valid plan within the allowed attempts.
+            BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
         """
         return self._respond(text, attachments, config=config, on_event=on_event)
 
@@ -180,7 +181,12 @@ class Agent(Runnable[AgentInput, Reply]):
         outcome = self.planner.plan(request, self.tools, config=config)
         emit("plan", outcome.plan)
         results = self.executor.run(
-            outcome.plan, self.conversation.attachments, register=self.conversation.add, config=config, on_event=emit
+            outcome.plan,
+            self.conversation.attachments,
+            register=self.conversation.add,
+            config=config,
+            on_event=emit,
+            budget_seconds=self.settings.max_seconds,
         )
         images = [a for a in added if a.kind.value == "image"] if self.multimodal_llm else []
         fused = self.fusion.answer(
