@@ -22,6 +22,7 @@ from polymodal.errors import (
     ToolError,
     ToolTimeout,
 )
+from polymodal.integrations.langchain import MultimodalChain
 from polymodal.media import Attachment, MediaLimits, Modality
 from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, tool
 
@@ -39,6 +40,7 @@ __all__ = [
     "MediaLimits",
     "MissingDependencyError",
     "Modality",
+    "MultimodalChain",
     "Plan",
     "PlanValidationError",
     "PlanningError",
