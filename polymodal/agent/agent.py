@@ -245,8 +245,8 @@ class Agent(Runnable[AgentInput, Reply]):
         metadata, never base64), then every LLM call and tool run nested under it.
         """
         request = self.parse_input(input)
-        return self._call_with_config(self._invoke_request, request.summary(), config, run_type="chain",
-                                      request=request)
+        run: Any = self._invoke_request  # langchain-core's types do not model the extra keyword argument
+        return self._call_with_config(run, request.summary(), config, run_type="chain", request=request)
 
     def _invoke_request(self, _summary: Any, config: RunnableConfig, *, request: AgentRequest) -> Reply:
         return self._respond(request.text, request.attachments, config=config, on_event=None)
@@ -256,9 +256,12 @@ class Agent(Runnable[AgentInput, Reply]):
     ) -> Iterator[AgentEvent]:
         """Typed events in order: PlanReady, StepStarted/StepProgress/StepFinished, AnswerToken..., Done."""
         request = self.parse_input(input)
-        yield from self._transform_stream_with_config(
-            iter([request.summary()]), self._stream_request, config, run_type="chain", request=request
+        # Typed as Any: a Runnable's stream chunks are typed as its output (Reply), ours are events.
+        transform: Any = self._stream_request
+        events: Iterator[Any] = self._transform_stream_with_config(
+            iter([request.summary()]), transform, config, run_type="chain", request=request
         )
+        yield from events
 
     def _stream_request(
         self, inputs: Iterator[Any], config: RunnableConfig, *, request: AgentRequest
@@ -279,9 +282,11 @@ class Agent(Runnable[AgentInput, Reply]):
         async def summary() -> AsyncIterator[Any]:
             yield request.summary()
 
-        async for event in self._atransform_stream_with_config(
-            summary(), self._astream_request, config, run_type="chain", request=request
-        ):
+        transform: Any = self._astream_request  # see stream(): chunks are events, not Replies
+        events: AsyncIterator[Any] = self._atransform_stream_with_config(
+            summary(), transform, config, run_type="chain", request=request
+        )
+        async for event in events:
             yield event
 
     async def _astream_request(

@@ -116,14 +116,15 @@ def attachments_from_content(
     """Split a message into its text (text blocks joined by newlines) and its media attachments."""
     texts: list[str] = []
     found: list[Attachment] = []
-    for block in message.content_blocks:
+    for typed_block in message.content_blocks:
+        block: dict[str, Any] = dict(typed_block)
         kind = block.get("type")
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind in _MEDIA_BLOCKS:
-            found.append(_attach_block(dict(block), limits))
+            found.append(_attach_block(block, limits))
         elif kind == "non_standard" and isinstance(block.get("value"), Mapping):
-            found.append(Attachment.from_content_block(block["value"], limits))  # type: ignore[arg-type]
+            found.append(Attachment.from_content_block(block["value"], limits))
         else:
             raise AttachmentError(f"<{kind} block>", "unsupported content block in a request; expected text, "
                                                      "image, audio, video or file blocks")
@@ -197,7 +198,8 @@ class MultimodalChain(Runnable[Any, str]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> str:
         request = self.agent.parse_input(input)
-        return self._call_with_config(self._answer, request.summary(), config, run_type="chain", request=request)
+        answer: Any = self._answer  # langchain-core's types do not model the extra keyword argument
+        return self._call_with_config(answer, request.summary(), config, run_type="chain", request=request)
 
     def _answer(self, _summary: Any, config: RunnableConfig, *, request: AgentRequest) -> str:
         fork = self.agent.fork()
