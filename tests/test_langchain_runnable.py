@@ -27,7 +27,7 @@ from polymodal.agent.events import AnswerToken, Done, PlanReady, StepFinished, S
 from polymodal.errors import ConfigurationError
 from polymodal.integrations.langchain import parse_agent_input
 from polymodal.media import MediaLimits
-from polymodal.tools import Captioner, report_progress
+from polymodal.tools import Captioner, Transcriber, report_progress
 
 CAPTION = json.dumps({"steps": [{"id": "s1", "tool": "captioner", "args": {"image": "image_1"}}]})
 
@@ -381,3 +381,38 @@ def test_multimodal_llm_gets_the_images_as_blocks_and_the_planner_never_does(cap
     text_only = ScriptedChatModel(responses=[json.dumps({"steps": []}), "ok"])
     Agent(llm=text_only, tools=[captioner]).invoke({"input": "what colour?", "attachments": [str(png)]})
     assert isinstance(text_only.calls[1][0].content, str)
+
+
+# ------------------------------------------- long real tools (when their branches have landed) --
+async def test_diffusion_progress_in_astream_events_and_no_image_bytes_in_callbacks(tiny_models, media):
+    module = pytest.importorskip("polymodal.tools.image_generator", reason="image_generator not merged yet")
+    generator = module.ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=3)
+    plan = json.dumps({"steps": [{"id": "s1", "tool": "image_generator", "args": {"prompt": "a red square",
+                                                                                 "seed": 1}}]})
+    recorder = Recorder()
+    agent = Agent(llm=ScriptedChatModel(responses=[plan, "Here it is [s1]."]), tools=[generator])
+    seen = [e async for e in agent.astream_events("draw a red square", version="v2",
+                                                  config={"callbacks": [recorder]})]
+    progress = [e["data"] for e in seen if e["event"] == "on_custom_event" and e["name"] == "polymodal_progress"]
+    assert len(progress) == 3 and all(p["tool"] == "image_generator" for p in progress)
+    assert [name for name, _ in recorder.custom] == ["polymodal_progress"] * 3  # handlers see it too
+    reply = seen[-1]["data"]["output"].reply
+    assert reply.artifacts and reply.artifacts[0].kind.value == "image"
+    for payload in recorder.payloads:
+        for leaf in _walk(payload):
+            assert not isinstance(leaf, bytes | bytearray | memoryview | Image.Image), type(leaf)
+        assert len(json.dumps(dumpd(payload), default=str)) < 20_000
+
+
+def test_video_summarizer_progress_reaches_the_stream(tiny_models, media):
+    module = pytest.importorskip("polymodal.tools.video_summarizer", reason="video_summarizer not merged yet")
+    summarizer = module.VideoSummarizer(
+        captioner=Captioner(model=str(tiny_models.path("blip-caption")), max_new_tokens=3),
+        transcriber=Transcriber(model=str(tiny_models.path("whisper-asr")), max_new_tokens=3), max_keyframes=2)
+    plan = json.dumps({"steps": [{"id": "s1", "tool": "video_summarizer", "args": {"video": "video_1"}}],
+                       "answer": "s1"})
+    agent = Agent(llm=ScriptedChatModel(responses=[plan]), tools=[summarizer])
+    events = list(agent.stream({"input": "summarise", "attachments": [str(media.video(audio="tone"))]}))
+    progress = [e for e in events if isinstance(e, StepProgress)]
+    assert progress and all(p.step_id == "s1" and p.tool == "video_summarizer" for p in progress)
+    assert isinstance(events[-1], Done) and events[-1].reply.steps[0].ok
