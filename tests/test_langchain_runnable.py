@@ -282,6 +282,25 @@ async def test_astream_events_show_tools_llm_progress_and_typed_chunks(media):
     assert "outer" in tool_start["tags"]
 
 
+def test_progress_reaches_chat_on_event_and_direct_tool_callbacks(media):
+    @tool
+    def frames(image: ImageInput) -> str:
+        """Read frames, reporting progress."""
+        report_progress("frame 1/1", 1.0)
+        return "one frame"
+
+    seen: list[tuple[str, Any]] = []
+    agent = Agent(llm=ScriptedChatModel(responses=[plan_of("frames", answer="s1")]), tools=[frames])
+    agent.chat("read", attachments=[str(media.png())], on_event=lambda name, payload: seen.append((name, payload)))
+    assert [name for name, _ in seen] == ["plan", "step_started", "step_progress", "step_finished", "done"]
+    assert seen[2][1].message == "frame 1/1" and seen[2][1].step_id == "s1"
+    recorder = Recorder()  # a direct LangChain call: no step, the custom event goes to the tool run
+    frames.invoke({"image": str(media.png())}, config={"callbacks": [recorder]})
+    assert recorder.custom == [("polymodal_progress", {"step_id": None, "tool": "frames",
+                                                       "message": "frame 1/1", "fraction": 1.0})]
+    frames.invoke({"image": str(media.png())})  # no callbacks at all: still fine
+
+
 # -------------------------------------------------------------- callbacks --------------
 def test_callbacks_tags_and_metadata_reach_tool_runs_including_errors(captioner, media):
     @tool

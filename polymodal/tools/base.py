@@ -90,6 +90,8 @@ class ToolContext:
 
 
 _CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("polymodal_tool", default=None)
+# The tool running on this thread, so report_progress can name it in a direct LangChain call.
+_RUNNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("polymodal_running_tool", default=None)
 
 
 def current_context() -> ToolContext | None:
@@ -128,7 +130,7 @@ def report_progress(message: str, fraction: float | None = None, *, tool: str | 
 
     share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
     with contextlib.suppress(RuntimeError):  # no run to report to
-        dispatch_custom_event("polymodal_progress", {"step_id": None, "tool": tool or "",
+        dispatch_custom_event("polymodal_progress", {"step_id": None, "tool": tool or _RUNNING.get() or "",
                                                      "message": str(message)[:500], "fraction": share})
 
 
@@ -179,6 +181,7 @@ class Tool(BaseTool):
 
     def _run(self, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> tuple[str, Any]:
         ctx = current_context()
+        running = _RUNNING.set(self.name)
         try:
             inputs = self.resolve_inputs(kwargs, ctx)
             output = self.execute(**inputs)
@@ -188,6 +191,8 @@ class Tool(BaseTool):
             if isinstance(exc, ToolError):
                 raise
             raise ToolError(self.name, str(exc)) from exc
+        finally:
+            _RUNNING.reset(running)
         return output.content, output.artifact
 
     def resolve_inputs(self, kwargs: Mapping[str, Any], ctx: ToolContext | None) -> dict[str, Any]:
