@@ -369,6 +369,10 @@ def test_no_raw_media_bytes_in_callback_payloads(media):
             assert not (isinstance(leaf, str) and len(leaf) > 2000), leaf[:80]
         assert len(json.dumps(dumpd(payload), default=str)) < 20_000
     assert png_b64[:200] not in repr(recorder.payloads)
+    with_media = reply.to_message(include_media=True).content  # bytes only when asked for
+    assert with_media[1]["type"] == "image" and base64.b64decode(with_media[1]["base64"]) == reply.artifacts[
+        0].read_bytes()
+    assert reply.to_message().content == "Painted [s1]."
 
 
 # ------------------------------------------------------------------ as_tool -------------

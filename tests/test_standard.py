@@ -57,6 +57,12 @@ def _transcriber(m: TinyModels) -> Any:
     return Transcriber(model=str(m.path("whisper-asr")), max_new_tokens=3)
 
 
+def _agent(m: TinyModels) -> Any:
+    from polymodal import Agent
+
+    return Agent(tools=[_captioner(m)])
+
+
 CASES: list[ToolCase] = [
     ToolCase("polymodal.tools.captioner:Captioner",
              lambda m: {"model": str(m.path("blip-caption")), "max_new_tokens": 4},
@@ -87,6 +93,9 @@ CASES: list[ToolCase] = [
     ToolCase("polymodal.tools.video_summarizer:VideoSummarizer",
              lambda m: {"captioner": _captioner(m), "transcriber": _transcriber(m), "max_keyframes": 2},
              lambda f: {"video": str(f.video(audio="tone"))}),
+    ToolCase("polymodal.integrations.langchain:AgentTool",  # the whole agent as one tool (no LLM: offline)
+             lambda m: {"agent": _agent(m)},
+             lambda f: {"request": "describe this", "attachments": [str(f.png())]}),
     ToolCase("polymodal.tools.frame_grabber:FrameGrabber",
              lambda m: {},
              lambda f: {"video": str(f.video()), "at": 0.5}),
