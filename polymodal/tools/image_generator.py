@@ -54,7 +54,9 @@ class ImageGeneratorArgs(ImagePromptArgs):
     steps: int | None = Field(default=None, ge=1, le=150, description="denoising steps; more is slower and finer")
     guidance: float | None = Field(default=None, ge=0.0, le=30.0, description="how closely to follow the prompt")
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="same seed, same image; default: random")
-    image: ImageRef | None = Field(default=None, description="id of an image to transform (image-to-image)")
+    # The modality is repeated on the field: inside ``X | None`` the ImageRef marker is not on the field itself.
+    image: ImageRef | None = Field(default=None, description="id of an image to transform (image-to-image)",
+                                   json_schema_extra={"modality": Modality.IMAGE.value})
     strength: float = Field(default=0.75, gt=0.0, le=1.0, description="image-to-image: how much to change it")
 
 
