@@ -82,7 +82,7 @@ class DallEImageGenerator(Tool):
     size: str = "1024x1024"
     """Used when the request gives no width/height."""
     quality: str | None = None
-    response_format: Literal["b64_json", "url"] | None = "b64_json"
+    image_format: Literal["b64_json", "url"] | None = "b64_json"
     """How the API returns the image; None sends nothing (gpt-image-1 always answers b64_json)."""
     request_timeout: float = 120.0
     max_retries: int = Field(default=2, ge=0)
@@ -139,8 +139,8 @@ class DallEImageGenerator(Tool):
         kwargs: dict[str, Any] = {"model": self.model, "prompt": item["prompt"], "n": 1, "size": size}
         if self.quality is not None:
             kwargs["quality"] = self.quality
-        if self.response_format is not None:
-            kwargs["response_format"] = self.response_format
+        if self.image_format is not None:
+            kwargs["response_format"] = self.image_format
         try:
             response = client.generate(**kwargs)
         except openai.OpenAIError as exc:
