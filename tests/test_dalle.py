@@ -91,7 +91,7 @@ class FakeImagesAPI:
 @pytest.fixture
 def fake_api() -> Iterator[FakeImagesAPI]:
     api = FakeImagesAPI()
-    thread = threading.Thread(target=api.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=api.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield api
     api.server.shutdown()
