@@ -128,7 +128,7 @@ def test_api_key_never_appears_in_errors(fake_api, monkeypatch):
     tool = DallEImageGenerator(base_url=fake_api.base_url, api_key=wrong, max_retries=0)
     with pytest.raises(ToolError, match="HTTP 401") as caught:
         tool.execute(prompt="a red square")
-    assert wrong not in str(caught.value) and "[redacted]" in str(caught.value)
+    assert wrong not in str(caught.value) and "***" in str(caught.value)
     assert caught.value.__cause__ is None  # the openai exception (which holds the key) is not chained
     message = tool.invoke({"type": "tool_call", "id": "c1", "name": "image_generator",
                            "args": {"prompt": "a red square"}})
@@ -174,8 +174,8 @@ def test_sizes_snap_to_what_the_model_accepts(width, height, expected):
 
 
 def test_redaction_catches_key_shapes():
-    text = redact_secrets("Bearer abc.def key sk-proj-ABCDEF123456 and mine", "mine")
-    assert text == "Bearer [redacted] key [redacted] and [redacted]"
+    text = redact_secrets("authorization: Bearer abc.def key sk-proj-ABCDEF1234567890 and my-short-key", "my-short-key")
+    assert text == "authorization: Bearer *** key *** and ***"
 
 
 @pytest.mark.enable_socket

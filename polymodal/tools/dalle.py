@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
 from polymodal.errors import AttachmentError, ConfigurationError, MissingDependencyError, ToolError
 from polymodal.media import DEFAULT_LIMITS, Attachment, Modality
+from polymodal.redaction import MASK, redact
 from polymodal.tools.base import Tool, ToolOutput, current_context
 from polymodal.tools.budget import GenerationBudget, run_within_budget
 from polymodal.tools.image_generator import ImagePromptArgs
@@ -40,16 +40,14 @@ SIZES: dict[str, tuple[str, ...]] = {
     "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
     "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536"),
 }
-_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,})")
-_BEARER = re.compile(r"(?i)(bearer\s+)\S+")
 
 
 def redact_secrets(text: str, *secrets: str | None) -> str:
-    """Remove API keys from ``text``: the given secrets verbatim, and anything shaped like one."""
+    """``text`` with the given secrets removed verbatim (whatever their shape), then anything key-like."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "[redacted]")
-    return _BEARER.sub(r"\1[redacted]", _KEY_LIKE.sub("[redacted]", text))
+            text = text.replace(secret, MASK)
+    return redact(text)
 
 
 def nearest_size(sizes: tuple[str, ...], width: int | None, height: int | None, default: str) -> str:
