@@ -125,7 +125,7 @@ class DallEImageGenerator(Tool):
             msg = "image_generator (DALL·E): no API key; set OPENAI_API_KEY or pass api_key="
             raise ConfigurationError(msg)
         self._wrapper = DallEAPIWrapper(
-            model=self.model, api_key=key, base_url=self.base_url, timeout=self.request_timeout,
+            model=self.model, api_key=SecretStr(key), base_url=self.base_url, timeout=self.request_timeout,
             max_retries=self.max_retries, size=self.size, quality=self.quality,
         )
         return self._wrapper.client

@@ -130,7 +130,7 @@ class SpeechSynthesizer(ModelTool):
 
         processor = load_checked(self.name, self.model, lambda: AutoProcessor.from_pretrained(self.model))
         model = AutoModelForTextToSpectrogram.from_pretrained(self.model, dtype=dtype).to(device).eval()
-        vocoder = load_checked(f"{self.name} vocoder", self.vocoder,
+        vocoder: Any = load_checked(f"{self.name} vocoder", self.vocoder,
                                lambda: SpeechT5HifiGan.from_pretrained(self.vocoder, dtype=dtype))
         vocoder = vocoder.to(device).eval()
         dim = int(model.config.speaker_embedding_dim)
