@@ -133,6 +133,8 @@ def test_budget_caps_generated_images(tiny_models):
     with pytest.raises(BudgetExceeded) as spent:
         generator.execute(prompt="one more", **SMALL)
     assert spent.value.partial == []
+    generator.budget.reset()
+    assert generator.execute(prompt="after a reset", **SMALL).artifact is not None
 
 
 def test_failed_generation_gives_its_budget_back(tmp_path):

@@ -34,6 +34,11 @@ class GenerationBudget:
             self.used += granted
             return granted
 
+    def reset(self) -> None:
+        """Start counting from zero again (e.g. per user session of a long-running agent)."""
+        with self._lock:
+            self.used = 0
+
     def release(self, unused: int) -> None:
         """Give back reserved items that were not produced."""
         with self._lock:
