@@ -201,3 +201,26 @@ def test_budget_failure_is_a_recorded_step_error(tiny_models):
     statuses = sorted((s.status, s.error_type) for s in reply.steps)
     assert statuses == [("error", "BudgetExceeded"), ("ok", None)]
     assert len(reply.artifacts) == 1
+
+
+def test_parallel_steps_share_one_pipeline_safely(generator):
+    plan = Plan.model_validate({"steps": [
+        {"id": f"s{i}", "tool": "image_generator", "args": {"prompt": f"cat {i}", "seed": i, "steps": 2 * i, **SMALL}}
+        for i in (1, 2, 3)]})  # different step counts: a shared scheduler would mix their timesteps
+    from polymodal.agent.executor import Executor
+
+    attachments: dict[str, Attachment] = {}
+    results = Executor({"image_generator": generator}, max_parallel=3).run(plan, attachments)
+    assert [r.status for r in results] == ["ok"] * 3 and sorted(attachments) == ["image_1", "image_2", "image_3"]
+    for result in results:  # the scheduler's per-call state was not shared between concurrent calls
+        alone = generator.execute(**plan.steps[int(result.id[1:]) - 1].args)
+        assert np.array_equal(pixels(result.artifact), pixels(alone.artifact))
+
+
+def test_langchain_call_returns_the_image_as_artifact(generator):
+    from langchain_core.messages import ToolMessage
+
+    message = generator.invoke({"type": "tool_call", "id": "c1", "name": "image_generator",
+                                "args": {"prompt": "a cat", "seed": 1, **SMALL}})
+    assert isinstance(message, ToolMessage) and message.status == "success" and "seed 1" in message.content
+    assert isinstance(message.artifact, Attachment) and message.artifact.kind is Modality.IMAGE
