@@ -245,7 +245,8 @@ def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
 def _is_not_found(exc: BaseException) -> bool:
     text = str(exc).lower()
     markers = ("couldn't connect", "does not appear to have", "not a valid model identifier",
-               "is not a local folder", "no such file", "offline", "not found", "can't load")
+               "is not a local folder", "no such file", "offline", "not found", "can't load",
+               "not fully cached locally")  # diffusers' wording for a hub id while offline
     return any(marker in text for marker in markers)
 
 

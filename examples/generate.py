@@ -1,0 +1,44 @@
+"""Draw an image, describe it, and read the description aloud: generated media feeding later steps.
+
+    python examples/generate.py "a lighthouse at night" [--sd MODEL] [--tts MODEL] [--vocoder MODEL]
+
+Models are hub ids or local folders (`pip install 'polymodal[diffusion]'` for Stable Diffusion).
+The plan is given explicitly here; with an LLM (`Agent(llm=...)`) the planner writes the same plan
+from "draw X, describe it and read the description aloud".
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from polymodal.agent.executor import Executor
+from polymodal.agent.plan import Plan
+from polymodal.tools import Captioner, ImageGenerator, SpeechSynthesizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="draw, describe, and speak")
+    parser.add_argument("prompt")
+    parser.add_argument("--sd", default="stable-diffusion-v1-5/stable-diffusion-v1-5")
+    parser.add_argument("--captioner", default="Salesforce/blip-image-captioning-base")
+    parser.add_argument("--tts", default="microsoft/speecht5_tts")
+    parser.add_argument("--vocoder", default="microsoft/speecht5_hifigan")
+    args = parser.parse_args()
+
+    tools = [ImageGenerator(model=args.sd), Captioner(model=args.captioner),
+             SpeechSynthesizer(model=args.tts, vocoder=args.vocoder)]
+    plan = Plan.model_validate({"steps": [
+        {"id": "s1", "tool": "image_generator", "args": {"prompt": args.prompt, "seed": 0}},
+        {"id": "s2", "tool": "captioner", "args": {"image": "s1"}},
+        {"id": "s3", "tool": "speech_synthesizer", "args": {"text": "{s2}"}},
+    ]})
+    attachments: dict = {}
+    for step in Executor({t.name: t for t in tools}).run(plan, attachments):
+        print(f"{step.id} {step.tool}: {step.status} {step.content or step.error} {step.artifact_ids}")
+    for attachment_id, attachment in attachments.items():
+        path = attachment.save(f"{attachment_id}.{attachment.mime_type.split('/')[1]}")
+        print(f"saved {attachment_id} to {path}")
+
+
+if __name__ == "__main__":
+    main()
