@@ -5,8 +5,13 @@ from __future__ import annotations
 from polymodal.tools.base import AudioRef, ImageRef, ImageRefs, ModelTool, Tool, ToolOutput, VideoRef
 from polymodal.tools.cache import ModelCache, model_cache
 from polymodal.tools.captioner import Captioner
+from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
+from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
 from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
+from polymodal.tools.fusion_head import FusionHead
+from polymodal.tools.ocr import OCR, OCRLine, OCRResult
 from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
+from polymodal.tools.visual_qa import QAPair, VisualAnswers, VisualQA
 
 __all__ = [
     "AudioInput",
@@ -28,9 +33,24 @@ __all__ = [
     "default_tools",
     "model_cache",
     "tool",
+    # visual QA, CLIP matching, OCR, emotion recognition
+    "QAPair",
+    "VisualAnswers",
+    "VisualQA",
+    "ClipMatcher",
+    "ClipScores",
+    "LabelScore",
+    "OCR",
+    "OCRLine",
+    "OCRResult",
+    "EmotionRecognizer",
+    "EmotionScores",
+    "FusionHead",
 ]
 
 
 def default_tools() -> list[Tool]:
     """A fresh instance of each built-in tool with its default model (loaded lazily, on first use)."""
-    return [Captioner(), Transcriber()]
+    tools: list[Tool] = [Captioner(), Transcriber()]
+    tools += [VisualQA(), ClipMatcher(), OCR(), EmotionRecognizer()]
+    return tools
