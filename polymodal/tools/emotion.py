@@ -260,13 +260,16 @@ def _sample_frames(video: Attachment, count: int) -> list[Any]:
     with video.open_av() as container:
         if not container.streams.video:
             raise AttachmentError(video.name, "has no video track to read faces from")
-        for frame in container.decode(container.streams.video[0]):
+        stream = container.streams.video[0]
+        step = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
+        for frame in container.decode(stream):
             last = frame
-            while len(frames) < len(targets) and (frame.time or 0.0) >= targets[len(frames)]:
+            # A frame shows from its time until the next one: take it for every target in that span.
+            while len(frames) < len(targets) and (frame.time or 0.0) + step > targets[len(frames)]:
                 frames.append(frame.to_image().convert("RGB"))
             if len(frames) == len(targets):
                 break
-    if not frames and last is not None:
+    while last is not None and len(frames) < len(targets):  # a header that overstated the duration
         frames.append(last.to_image().convert("RGB"))
     if not frames:
         raise AttachmentError(video.name, "has no decodable video frame")
