@@ -112,11 +112,15 @@ class VisualQA(ModelTool):
 
         config = load_checked(self.name, self.model, lambda: AutoConfig.from_pretrained(self.model))
         processor = AutoProcessor.from_pretrained(self.model)
+        auto_class: Any
         if config.model_type == "blip":
-            from transformers import AutoModelForVisualQuestionAnswering as auto_class
-            family = "blip"
+            from transformers import AutoModelForVisualQuestionAnswering
+
+            auto_class, family = AutoModelForVisualQuestionAnswering, "blip"
         else:
-            from transformers import AutoModelForImageTextToText as auto_class
+            from transformers import AutoModelForImageTextToText
+
+            auto_class = AutoModelForImageTextToText
             family = "prompted" if config.model_type in _PROMPTED else "chat"
         model = auto_class.from_pretrained(self.model, dtype=dtype).to(device).eval()
         tokenizer = getattr(processor, "tokenizer", None)
