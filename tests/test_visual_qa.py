@@ -18,12 +18,14 @@ from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import VisualAnswers, VisualQA
 from polymodal.tools.visual_qa import VisualQAArgs
 
-FAMILIES = ["blip-vqa", "blip2-opt", "blip2-t5"]
+FAMILIES = ["blip-vqa", "blip2-opt", "blip2-t5", "idefics3-chat"]
 
 
 def _vqa(tiny_models, family: str) -> VisualQA:
     # A random T5 may generate only <pad> (""): forbid it so every family yields real tokens (OFFLINE.md).
-    extra = {"min_new_tokens": 2, "suppress_tokens": [0]} if family == "blip2-t5" else {}
+    extra: dict = {"min_new_tokens": 2, "suppress_tokens": [0]} if family == "blip2-t5" else {}
+    if family == "idefics3-chat":
+        extra = {"min_new_tokens": 2}  # a random LM may hit <end_of_utterance> at once
     return VisualQA(model=str(tiny_models.path(family)), max_new_tokens=4, generate_kwargs=extra)
 
 
@@ -43,9 +45,23 @@ def test_several_questions_are_one_batch_equal_to_one_by_one(tiny_models, media,
     assert batched[0].content == "\n".join(f"Q: {q}\nA: {a}" for q, a in zip(questions, singles[:2], strict=True))
 
 
-def test_decoder_only_answers_do_not_echo_the_prompt(tiny_models, media):
-    answer = _vqa(tiny_models, "blip2-opt").execute(image=Attachment.from_path(media.png()), question="what colour?")
-    assert "Question:" not in answer.content and "Answer:" not in answer.content
+@pytest.mark.parametrize("family", ["blip2-opt", "idefics3-chat"])
+def test_decoder_only_answers_do_not_echo_the_prompt(tiny_models, media, family):
+    vqa = _vqa(tiny_models, family)
+    answer = vqa.execute(image=Attachment.from_path(media.png()), question="what colour?")
+    assert "colour" not in answer.content and "Answer:" not in answer.content and "Assistant" not in answer.content
+    assert len(answer.content) <= 4 * vqa.max_new_tokens  # the answer only: at most max_new_tokens byte tokens
+
+
+def test_chat_vlms_get_the_chat_template_with_the_image(tiny_models, media):
+    vqa = _vqa(tiny_models, "idefics3-chat")
+    bundle = vqa.bundle()
+    assert bundle.family == "chat" and type(bundle.model).__name__ == "Idefics3ForConditionalGeneration"
+    encoded = vqa.encode(bundle, vqa.prepare([{"image": Attachment.from_path(media.png()), "question": "why?"}]))
+    prompt = bundle.processor.tokenizer.decode(encoded["input_ids"][0])
+    assert prompt.startswith("<|im_start|>User:<fake_token_around_image>")
+    assert prompt.endswith("why?<end_of_utterance>\nAssistant:")
+    assert "pixel_values" in encoded
 
 
 def test_questions_go_through_generate_together(tiny_models, media, monkeypatch):
