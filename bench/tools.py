@@ -103,6 +103,8 @@ CASES: list[Case] = [
          singles=lambda w, n: [{"image": _images(w, 1)[0], "question": q} for q in (QUESTIONS * n)[:n]]),
     Case("visual_qa (blip-2 opt)", lambda m: VisualQA(model=_tiny("blip2-opt")(m), max_new_tokens=5),
          lambda w, n: [{"image": img, "question": "what colour is it?"} for img in _images(w, n)]),
+    Case("visual_qa (idefics3 chat VLM)", lambda m: VisualQA(model=_tiny("idefics3-chat")(m), max_new_tokens=5),
+         lambda w, n: [{"image": img, "question": "what colour is it?"} for img in _images(w, n)]),
     Case("clip_matcher (clip, 4 labels)", lambda m: ClipMatcher(model=_tiny("clip")(m)),
          lambda w, n: [{"images": [img], "labels": ["red", "green", "blue", "a cat"]} for img in _images(w, n)]),
     Case("ocr (PP-OCR, packaged)", lambda m: OCR(),

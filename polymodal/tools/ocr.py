@@ -12,13 +12,15 @@ loop over images with one loaded engine; the gain over separate calls is the loa
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from polymodal.errors import MissingDependencyError
+from polymodal.errors import ConfigurationError, MissingDependencyError
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
 from polymodal.tools.cache import load_checked
 
@@ -86,8 +88,15 @@ class OCR(ModelTool):
             "EngineConfig.onnxruntime.inter_op_num_threads": threads,
         }
         if self.model != PACKAGED:
-            params["Global.model_root_dir"] = self.model
-        return load_checked(self.name, self.model, lambda: RapidOCR(params=params))
+            load_checked(self.name, self.model, lambda: None)  # a missing folder: ConfigurationError
+            _check_model_folder(self.name, Path(self.model).expanduser())
+            params["Global.model_root_dir"] = str(Path(self.model).expanduser())
+        engine = RapidOCR(params=params)
+        # rapidocr opens its ONNX sessions on the first image; open them now so that the load is
+        # paid here, once, under the cache's load lock (and cold vs warm timings mean what they say).
+        for opener in ("_load_det_model", "_load_cls_model", "_load_rec_model"):
+            getattr(engine, opener, lambda: None)()
+        return engine
 
     def prepare(self, inputs: Sequence[dict[str, Any]]) -> list[tuple[np.ndarray, float]]:
         return [(np.asarray(item["image"].image()), float(item.get("min_score", 0.5))) for item in inputs]
@@ -106,6 +115,17 @@ class OCR(ModelTool):
             result = OCRResult(text=_reading_order(lines) or NO_TEXT, lines=lines, width=width, height=height)
             results.append(ToolOutput(content=result.text, artifact=result))
         return results
+
+
+def _check_model_folder(what: str, folder: Path) -> None:
+    """Insist on the files rapidocr expects: for any it lacks, it would try to download them."""
+    from rapidocr import RapidOCR
+
+    packaged = Path(sys.modules[RapidOCR.__module__].__file__ or "").parent / "models"
+    missing = sorted(p.name for p in packaged.glob("*.onnx") if not (folder / p.name).is_file())
+    if missing:
+        msg = f"{what}: model folder {str(folder)!r} lacks {', '.join(missing)} (rapidocr would download them)"
+        raise ConfigurationError(msg)
 
 
 def _lines(raw: Any, width: int, height: int) -> list[OCRLine]:
