@@ -9,6 +9,7 @@ toy problem from the tiny models' real embeddings of generated inputs.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -163,3 +164,17 @@ def test_frames_are_sampled_evenly_across_the_video(media):
     frames = _sample_frames(video, 3)
     dominant = [int(np.asarray(frame).reshape(-1, 3).mean(0).argmax()) for frame in frames]
     assert dominant == [0, 1, 2]  # red, green, blue: one frame from each third
+
+
+def test_checkpoints_without_attention_masks_are_never_padded(tiny_models, media, tmp_path):
+    # wav2vec2-base emotion checkpoints ship return_attention_mask=False: padding would change their output.
+    folder = shutil.copytree(tiny_models.path("audio-emotion"), tmp_path / "no-mask")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").write_text(json.dumps({**config, "return_attention_mask": False}))
+    recognizer = EmotionRecognizer(model=str(folder), face_model=None)
+    clips = [Attachment.from_path(media.wav(name="short.wav", seconds=0.3)),
+             Attachment.from_path(media.wav(name="long.wav", seconds=1.5, freq=660.0))]
+    batched = recognizer.execute_batch([{"audio": clip} for clip in clips])
+    for clip, out in zip(clips, batched, strict=True):
+        assert recognizer.execute(audio=clip).artifact.probabilities == pytest.approx(out.artifact.probabilities,
+                                                                                     abs=1e-6)

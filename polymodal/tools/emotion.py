@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from polymodal.errors import AttachmentError, ConfigurationError
+from polymodal.errors import AttachmentError, ConfigurationError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import ModelTool, ToolOutput
 from polymodal.tools.cache import load_checked
@@ -158,7 +158,8 @@ class EmotionRecognizer(ModelTool):
         if audio_src is None and video is not None and video.has_audio:
             audio_src = video  # a video's sound track is the voice
         first = audio_src or video or image
-        assert first is not None  # the args schema requires one
+        if first is None:  # the args schema forbids this; a direct execute() call skips the schema
+            raise ToolError(self.name, "give at least one of 'audio', 'video' or 'image'")
         prepared = _Prepared(name=first.id or first.name, audio=None)
         if audio_src is not None:
             samples = audio_src.audio(SAMPLE_RATE)[: int(self.max_audio_seconds * SAMPLE_RATE)]
@@ -178,9 +179,15 @@ class EmotionRecognizer(ModelTool):
         encoded: dict[str, Any] = {"audio": None, "face": None}
         voices = [p.audio for p in prepared if p.audio is not None]
         if voices:
-            features = bundle.feature_extractor(voices, sampling_rate=SAMPLE_RATE, padding=True,
-                                                return_attention_mask=True, return_tensors="pt")
-            encoded["audio"] = {k: _to(v, bundle) for k, v in features.items()}
+            # Checkpoints trained without attention masks (wav2vec2-base and its emotion fine-tunes say
+            # so with return_attention_mask=False) read zero padding as signal: run those unpadded, one
+            # clip per forward, so a batch gives exactly what single calls give.
+            groups = [voices] if bundle.feature_extractor.return_attention_mask else [[v] for v in voices]
+            encoded["audio"] = [
+                {k: _to(v, bundle) for k, v in bundle.feature_extractor(
+                    group, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt").items()}
+                for group in groups
+            ]
         frames = [frame for p in prepared for frame in p.frames]
         if frames:
             pixels = bundle.image_processor(images=frames, return_tensors="pt")
@@ -190,10 +197,14 @@ class EmotionRecognizer(ModelTool):
     def forward(self, bundle: _Bundle, encoded: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if encoded["audio"] is not None:
-            result = bundle.audio_model(**encoded["audio"], output_hidden_states=True)
-            mask = encoded["audio"].get("attention_mask")
-            pooled = _pool(bundle.audio_model, result.hidden_states[-1], mask)
-            out["audio"] = (result.logits.float().softmax(-1), pooled)
+            import torch
+
+            probs, pooled = [], []
+            for features in encoded["audio"]:
+                result = bundle.audio_model(**features, output_hidden_states=True)
+                probs.append(result.logits.float().softmax(-1))
+                pooled.append(_pool(bundle.audio_model, result.hidden_states[-1], features.get("attention_mask")))
+            out["audio"] = (torch.cat(probs), torch.cat(pooled))
         if encoded["face"] is not None:
             result = bundle.face_model(**encoded["face"], output_hidden_states=True)
             out["face"] = (result.logits.float().softmax(-1), _pool(bundle.face_model, result.hidden_states[-1], None))
