@@ -16,6 +16,8 @@ from support.fake_llm import ScriptedChatModel
 from polymodal import Agent
 from polymodal.tools import OCR, Captioner, ClipMatcher, ClipScores, OCRResult, VisualAnswers, VisualQA
 
+pytest.importorskip("rapidocr", reason="the ocr extra is not installed: pip install 'polymodal[ocr]'")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _cache_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

@@ -21,6 +21,8 @@ from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import OCR, OCRResult
 from polymodal.tools.ocr import NO_TEXT, OCRArgs
 
+pytest.importorskip("rapidocr", reason="the ocr extra is not installed: pip install 'polymodal[ocr]'")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _cache_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
