@@ -178,3 +178,15 @@ def test_checkpoints_without_attention_masks_are_never_padded(tiny_models, media
     for clip, out in zip(clips, batched, strict=True):
         assert recognizer.execute(audio=clip).artifact.probabilities == pytest.approx(out.artifact.probabilities,
                                                                                      abs=1e-6)
+
+
+def test_fusion_head_trains_inside_inference_mode():
+    import torch
+
+    rng = np.random.default_rng(0)
+    features = np.concatenate([rng.normal(-2, 1, (10, 3)), rng.normal(2, 1, (10, 3))]).astype(np.float32)
+    labels = ["low"] * 10 + ["high"] * 10
+    head = FusionHead(["low", "high"], 3)
+    with torch.inference_mode():  # where a tool's forward runs
+        head.fit(features, labels)
+    assert head.predict(features) == labels

@@ -52,20 +52,22 @@ class FusionHead:
         """Train on ``features`` (n x dim) with one label per row; returns the final training loss."""
         import torch
 
-        x = self._check(features)
         unknown = sorted(set(labels) - set(self.labels))
-        if len(labels) != x.shape[0] or unknown:
-            msg = f"fusion head: {len(labels)} labels for {x.shape[0]} rows; unknown labels: {unknown or 'none'}"
+        rows = np.asarray(features).shape[0] if np.asarray(features).ndim else 0
+        if len(labels) != rows or unknown:
+            msg = f"fusion head: {len(labels)} labels for {rows} rows; unknown labels: {unknown or 'none'}"
             raise ConfigurationError(msg)
-        y = torch.tensor([self.labels.index(label) for label in labels])
-        self.mean = x.mean(0)
-        self.std = x.std(0, unbiased=False).clamp(min=1e-6)
-        torch.manual_seed(seed)
-        self.linear.reset_parameters()
-        optimiser = torch.optim.Adam(self.linear.parameters(), lr=lr, weight_decay=weight_decay)
-        z = (x - self.mean) / self.std
-        loss = torch.tensor(0.0)
-        with torch.enable_grad():  # callers may sit inside inference_mode
+        # Training needs autograd even when the caller sits inside torch.inference_mode (a tool's forward).
+        with torch.inference_mode(False), torch.enable_grad():
+            x = self._check(features)
+            y = torch.tensor([self.labels.index(label) for label in labels])
+            self.mean = x.mean(0)
+            self.std = x.std(0, unbiased=False).clamp(min=1e-6)
+            torch.manual_seed(seed)
+            self.linear.reset_parameters()
+            optimiser = torch.optim.Adam(self.linear.parameters(), lr=lr, weight_decay=weight_decay)
+            z = (x - self.mean) / self.std
+            loss = torch.tensor(0.0)
             for _ in range(epochs):
                 optimiser.zero_grad()
                 loss = torch.nn.functional.cross_entropy(self.linear(z), y)
