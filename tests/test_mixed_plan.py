@@ -8,7 +8,6 @@ visual_qa question through a ``{s1}`` reference.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from support.fake_llm import ScriptedChatModel
@@ -17,13 +16,6 @@ from polymodal import Agent
 from polymodal.tools import OCR, Captioner, ClipMatcher, ClipScores, OCRResult, VisualAnswers, VisualQA
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed: pip install 'polymodal[ocr]'")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cache_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:  # onnxruntime writes under $XDG_CACHE_HOME
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
-        yield
 
 
 @pytest.fixture

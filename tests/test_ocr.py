@@ -1,15 +1,14 @@
 """OCR with the real PP-OCR ONNX models that the rapidocr wheel ships (no download, no hub).
 
 Rendered text must be read back (character error rate), boxes must lie inside the image, and a
-blank image must say so. onnxruntime writes a device id under $XDG_CACHE_HOME: the tests point it
-at a temporary folder so the user's home is left alone.
+blank image must say so. (conftest points $XDG_CACHE_HOME, where onnxruntime writes, at a temporary
+folder so the user's home is left alone.)
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from polymodal.tools import OCR, OCRResult
 from polymodal.tools.ocr import NO_TEXT, OCRArgs
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed: pip install 'polymodal[ocr]'")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _cache_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
-        yield
 
 
 def cer(expected: str, got: str) -> float:
