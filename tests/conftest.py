@@ -14,6 +14,16 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# onnxruntime (the OCR tool) writes a device id and a telemetry queue under $XDG_CACHE_HOME, read once
+# when it is imported: point it at a temporary folder before anything imports it, so that tests
+# never write into the user's home.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="polymodal-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
+
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 

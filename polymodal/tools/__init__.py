@@ -5,26 +5,41 @@ from __future__ import annotations
 from polymodal.tools.base import AudioRef, ImageRef, ImageRefs, ModelTool, Tool, ToolOutput, VideoRef, report_progress
 from polymodal.tools.cache import ModelCache, model_cache
 from polymodal.tools.captioner import Captioner
+from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
 from polymodal.tools.dalle import DallEImageGenerator
+from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
 from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
+from polymodal.tools.fusion_head import FusionHead
 from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
+from polymodal.tools.ocr import OCR, OCRLine, OCRResult
 from polymodal.tools.speech_synthesizer import SpeechSynthesizer
 from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
+from polymodal.tools.visual_qa import QAPair, VisualAnswers, VisualQA
 
 __all__ = [
     "AudioInput",
     "AudioRef",
     "Captioner",
+    "ClipMatcher",
+    "ClipScores",
     "DallEImageGenerator",
+    "EmotionRecognizer",
+    "EmotionScores",
     "FunctionTool",
+    "FusionHead",
     "ImageGenerator",
     "ImageGeneratorArgs",
     "ImageInput",
     "ImagePromptArgs",
     "ImageRef",
     "ImageRefs",
+    "LabelScore",
     "ModelCache",
     "ModelTool",
+    "OCR",
+    "OCRLine",
+    "OCRResult",
+    "QAPair",
     "SpeechSynthesizer",
     "Tool",
     "ToolOutput",
@@ -33,6 +48,8 @@ __all__ = [
     "TranscriptSegment",
     "VideoInput",
     "VideoRef",
+    "VisualAnswers",
+    "VisualQA",
     "default_tools",
     "model_cache",
     "report_progress",
@@ -43,5 +60,6 @@ __all__ = [
 def default_tools() -> list[Tool]:
     """A fresh instance of each built-in tool with its default model (loaded lazily, on first use)."""
     tools: list[Tool] = [Captioner(), Transcriber()]
+    tools += [VisualQA(), ClipMatcher(), OCR(), EmotionRecognizer()]
     tools += [ImageGenerator(), SpeechSynthesizer()]
     return tools

@@ -432,6 +432,53 @@ def build_face_emotion(root: Path) -> Path:
     return _save(root / "face-emotion", model, ViTImageProcessorPil(size={"height": IMG, "width": IMG}))
 
 
+IDEFICS_SPECIALS = ["<|endoftext|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+# Idefics3/SmolVLM's template: "User:<image>question<end_of_utterance>\nAssistant:".
+IDEFICS_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_idefics3_chat(root: Path) -> Path:
+    """Idefics3ForConditionalGeneration (SmolVLM's family: SigLIP-style vision + Llama LM) + Idefics3Processor.
+
+    A chat VLM answering through ``apply_chat_template`` with an image + text message. No image
+    splitting, 32x32 images, 8-pixel patches and scale factor 2: 4 image tokens per image.
+    """
+    from transformers import (
+        GenerationConfig,
+        GPT2Tokenizer,
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+    )
+
+    _seed()
+    tok = GPT2Tokenizer(vocab=byte_level_vocab(specials_last=IDEFICS_SPECIALS), merges=[],
+                        bos_token="<|endoftext|>", eos_token="<end_of_utterance>", unk_token="<|endoftext|>",
+                        pad_token="<|endoftext|>", extra_special_tokens=IDEFICS_SPECIALS[1:], model_max_length=512)
+    ip = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": IMG},
+                                   max_image_size={"longest_edge": IMG})
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=4, chat_template=IDEFICS_TEMPLATE)
+    eos = _token_id(tok, "<end_of_utterance>")
+    cfg = Idefics3Config(
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                           image_size=IMG, patch_size=8),
+        text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=32, intermediate_size=37,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=512, pad_token_id=tok.pad_token_id, eos_token_id=eos),
+        scale_factor=2, image_token_id=_token_id(tok, "<image>"), pad_token_id=tok.pad_token_id,
+    )
+    model = Idefics3ForConditionalGeneration(cfg).eval()
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=tok.pad_token_id, do_sample=False)
+    return _save(root / "idefics3-chat", model, proc)
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "blip-caption": build_blip_caption,
     "blip-vqa": build_blip_vqa,
@@ -446,6 +493,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "qwen2-chat": build_qwen2_chat,
     "audio-emotion": build_audio_emotion,
     "face-emotion": build_face_emotion,
+    "idefics3-chat": build_idefics3_chat,
 }
 NAMES: tuple[str, ...] = tuple(BUILDERS)
 
