@@ -1,0 +1,35 @@
+"""The ``polymodal`` command: ``run``, ``chat``, ``batch``, ``models``, ``doctor``.
+
+The command line is an extra (``pip install 'polymodal[cli]'``: typer and rich). Without it,
+:func:`main` prints that install hint instead of crashing on an ImportError.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+INSTALL_HINT = "polymodal's command line needs the 'cli' extra: pip install 'polymodal[cli]'"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``polymodal`` script; returns the exit code."""
+    try:
+        import rich  # noqa: F401
+        import typer  # noqa: F401
+    except ImportError:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    from polymodal.commands import app
+
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="polymodal", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
