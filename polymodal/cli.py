@@ -6,6 +6,8 @@ The command line is an extra (``pip install 'polymodal[cli]'``: typer and rich).
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
+    # Library chatter (experimental-feature warnings, weight-loading bars, OCR model checks) is not
+    # the user's business on a command line; --debug-level detail stays available through logging.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
     from polymodal.commands import app
 
     try:

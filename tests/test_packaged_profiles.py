@@ -58,7 +58,8 @@ def test_missing_wheel_names_the_extra(monkeypatch):
 def test_profile_precedence_profile_config_env_overrides(tmp_path):
     config = tmp_path / "polymodal.toml"
     config.write_text('profile = "default"\n[tools.captioner]\nmodel = "/models/from-config"\n'
-                      '[tools.transcriber]\nmodel = "/models/whisper-config"\n[tools.image_generator]\nenabled = false\n')
+                      '[tools.transcriber]\nmodel = "/models/whisper-config"\n'
+                      '[tools.image_generator]\nenabled = false\n')
     env = {"POLYMODAL_MODEL_TRANSCRIBER": "/models/whisper-env", "POLYMODAL_PROFILE": "offline"}
     selection = select(config=config, env=env, overrides={"visual_qa": "/models/vqa-arg"})
     assert selection.profile == "default" and "polymodal.toml" in selection.reason  # the file beats the env
