@@ -99,9 +99,11 @@ def describe_selection(selection: Selection) -> Iterator[tuple[str, str, str, st
             continue
         local, size = model_location(str(spec))
         yield choice.name, "on", str(spec), local, human_bytes(size), choice.source
-    if selection.router:
+    if selection.router and selection.router != "none":
         local, size = model_location(selection.router)
         yield "(router)", "on", selection.router, local, human_bytes(size), f"profile {selection.profile}"
+    elif selection.router is None:
+        yield "(router)", "on", "(router default)", "-", "-", "packaged MiniLM if installed, else its hub id"
 
 
 def _version(dist: str) -> str | None:

@@ -70,7 +70,7 @@ TOOL_CLASSES: dict[str, str] = {
     "transcriber": "polymodal.tools.transcriber:Transcriber",
     "ocr": "polymodal.tools.ocr:OCR",
     "clip_matcher": "polymodal.tools.clip_matcher:ClipMatcher",
-    "emotion_recognizer": "polymodal.tools.emotion_recognizer:EmotionRecognizer",
+    "emotion_recognizer": "polymodal.tools.emotion:EmotionRecognizer",
     "image_generator": "polymodal.tools.image_generator:ImageGenerator",
     "speech_synthesizer": "polymodal.tools.speech_synthesizer:SpeechSynthesizer",
     "video_summarizer": "polymodal.tools.video_summarizer:VideoSummarizer",
@@ -89,7 +89,8 @@ class Profile:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Tools this profile leaves out, and why."""
     router: str | None = None
-    """The sentence-embedding model of the router (a folder, a hub id or ``packaged:minilm``)."""
+    """The sentence-embedding model of the router (a folder, a hub id or ``packaged:minilm``); None: the
+    Router's own default (the packaged MiniLM when installed, else its hub id); "none": no router."""
 
 
 PROFILES: dict[str, Profile] = {
@@ -107,7 +108,6 @@ PROFILES: dict[str, Profile] = {
             "speech_synthesizer": {"model": "microsoft/speecht5_tts", "vocoder": "microsoft/speecht5_hifigan"},
             "video_summarizer": {},
         },
-        router="sentence-transformers/all-MiniLM-L6-v2",
     ),
     "offline": Profile(
         "offline",
@@ -326,7 +326,7 @@ def _instantiate(cls: type[Tool], choice: ToolChoice, device: str | None, notes:
 
 def build_router(selection: Selection, notes: list[str] | None = None) -> Any | None:
     """The router of the profile, when the router module is installed (None otherwise)."""
-    if not selection.router:
+    if selection.router == "none":
         return None
     try:
         from polymodal.agent.router import Router  # type: ignore[import-not-found]
@@ -334,7 +334,7 @@ def build_router(selection: Selection, notes: list[str] | None = None) -> Any | 
         if notes is not None:
             notes.append("router: polymodal.agent.router is not available; planning by attachment type")
         return None
-    return Router(model=packaged.resolve(selection.router))
+    return Router(model=packaged.resolve(selection.router) if selection.router else None)
 
 
 def build_agent(

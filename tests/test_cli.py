@@ -133,3 +133,24 @@ def test_main_without_the_cli_extra_prints_the_install_hint(monkeypatch, capsys)
     monkeypatch.setitem(sys.modules, "typer", None)  # import typer now raises ImportError
     assert cli.main(["run", "hi"]) == 2
     assert "pip install 'polymodal[cli]'" in capsys.readouterr().err
+
+
+SIGN_TEXT = "COFFEE SHOP Open daily from 7 to 19 Fresh bread every morning"
+
+
+@pytest.mark.slow
+@needs_offline_models
+def test_run_reads_printed_text_with_the_packaged_ocr():
+    pytest.importorskip("polymodal.tools.ocr", reason="the OCR tool is not in this tree yet")
+    from support.offline_models import EXAMPLES, char_error_rate
+
+    use_test_cache()
+    result = runner.invoke(app, ["run", "What does the sign say?", "-a", str(EXAMPLES / "sign.png"), "--json",
+                                 "--profile", "offline"])
+    assert result.exit_code == 0, result.output
+    reply = json.loads(result.stdout)
+    assert [step["tool"] for step in reply["steps"]] == ["ocr"]
+    read = reply["steps"][0]["content"]
+    cer = char_error_rate(SIGN_TEXT, read)
+    print(f"OCR through polymodal run: CER {cer:.2%}: {read!r}")
+    assert cer < 0.1, read
