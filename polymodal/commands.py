@@ -95,21 +95,21 @@ def _overrides(models: list[str] | None) -> dict[str, str]:
     return found
 
 
-def _load_llm(spec: str | None) -> Any:
-    """A chat model from a local folder, through the LLM backends module when it is installed."""
+def _load_llm(spec: str | None, device: str | None) -> Any:
+    """A chat model from a local folder or a .gguf file, through the LLM backends when installed."""
     if not spec:
         return None
     try:
-        import polymodal.llms as llms  # type: ignore[import-not-found]
+        import polymodal.llms as llms  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         msg = f"--llm {spec!r}: this install has no local LLM backends (polymodal.llms)"
         raise ConfigurationError(msg) from exc
-    for name in ("load_llm", "load_chat_model", "local_chat_model", "from_path"):
-        loader = getattr(llms, name, None)
-        if callable(loader):
-            return loader(spec)
-    msg = f"--llm {spec!r}: polymodal.llms offers no loader for a local model folder"
-    raise ConfigurationError(msg)
+    name = "gguf_chat_model" if spec.lower().endswith(".gguf") else "local_chat_model"
+    loader = getattr(llms, name, None)
+    if not callable(loader):
+        msg = f"--llm {spec!r}: polymodal.llms has no {name}()"
+        raise ConfigurationError(msg)
+    return loader(spec, device=device)
 
 
 def _agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
@@ -118,7 +118,7 @@ def _agent(profile: str | None, config: Path | None, llm: str | None, device: st
 
     notes: list[str] = []
     with err.status("loading tools…"):
-        agent = build_agent(profile, _load_llm(llm), overrides=_overrides(models), config=config, device=device,
+        agent = build_agent(profile, _load_llm(llm, device), overrides=_overrides(models), config=config, device=device,
                             notes=notes)
     for note in notes if debug else []:  # `polymodal models` shows the same facts as a table
         say(err, f"note: {note}", "dim")

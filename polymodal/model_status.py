@@ -51,6 +51,8 @@ def human_bytes(n: int | None) -> str:
 
 def model_location(spec: str) -> tuple[str, int | None]:
     """(where the model is, its size in bytes) for a ``packaged:`` spec, a folder or a hub id."""
+    if spec == "rapidocr":  # the OCR tool's name for the models inside the rapidocr wheel
+        spec = packaged.PREFIX + "rapidocr"
     if packaged.is_packaged(spec):
         name = spec[len(packaged.PREFIX):]
         if name not in packaged.PACKAGED:

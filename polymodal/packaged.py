@@ -175,12 +175,14 @@ def whisper_base(cache: Path | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{_WHISPER_FOLDER}-", dir=target.parent))
     try:
         _assemble(roots, tmp)
-        if target.exists():  # a leftover from an older or damaged assembly
+        if _whisper_complete(target):  # another process finished first: keep its copy (it may be in use)
+            return target
+        if target.exists():  # a damaged leftover (an older crash, a full disk)
             shutil.rmtree(target, ignore_errors=True)
         try:
             tmp.rename(target)
         except OSError:
-            if not _whisper_complete(target):  # another process won the race with a good copy, or not
+            if not _whisper_complete(target):  # lost a rename race to a good copy, or a real failure
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,8 +8,9 @@ Two profiles ship:
   Whisper base through faster-whisper, PP-OCR through rapidocr, MiniLM for the router. Tools with
   no packaged model are left out (and ``polymodal models`` says so).
 
-With no profile named, ``offline`` is used when its wheels are installed, else ``default``: the
-README's first command then answers on a machine with no hub and no GPU.
+With no profile named, ``offline`` is used when its wheels are installed and the machine has no
+CUDA GPU or ``HF_HUB_OFFLINE`` is set, else ``default``: the README's first command then answers on
+a machine with no hub and no GPU, and a GPU machine with hub access gets the bigger models.
 
 A tool's settings are merged, later wins: the profile, a TOML config file (``--config``,
 ``$POLYMODAL_CONFIG`` or ``./polymodal.toml``), the environment (``POLYMODAL_MODEL_<TOOL>=...``),
@@ -173,10 +174,23 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, A
     return data, candidate
 
 
-def _default_profile() -> tuple[str, str]:
-    if packaged.installed("whisper-base") and packaged.installed("rapidocr"):
-        return "offline", "no profile named and the offline-models wheels are installed"
-    return "default", "no profile named"
+def _default_profile(env: Mapping[str, str]) -> tuple[str, str]:
+    """``offline`` where its wheels are installed and the hub or a GPU is missing; else ``default``."""
+    if not (packaged.installed("whisper-base") and packaged.installed("rapidocr")):
+        return "default", "no profile named"
+    if env.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return "offline", "no profile named, HF_HUB_OFFLINE is set and the offline-models wheels are installed"
+    if not _has_cuda():
+        return "offline", "no profile named, no CUDA GPU, and the offline-models wheels are installed"
+    return "default", "no profile named and a CUDA GPU is present"
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def select(
@@ -203,7 +217,7 @@ def select(
     elif env.get("POLYMODAL_PROFILE"):
         name, reason = env["POLYMODAL_PROFILE"], "POLYMODAL_PROFILE"
     else:
-        name, reason = _default_profile()
+        name, reason = _default_profile(env)
     if name not in PROFILES:
         msg = f"unknown profile {name!r} (known: {', '.join(PROFILES)})"
         raise ConfigurationError(msg)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from support.offline_models import (
     VOICE_NOTE,
     VOICE_NOTE_TEXT,
@@ -154,3 +155,52 @@ def test_run_reads_printed_text_with_the_packaged_ocr():
     cer = char_error_rate(SIGN_TEXT, read)
     print(f"OCR through polymodal run: CER {cer:.2%}: {read!r}")
     assert cer < 0.1, read
+
+
+def test_generated_media_are_saved_and_their_paths_printed(tmp_path):
+    from polymodal import Agent, tool
+    from polymodal.batch import reply_record
+
+    @tool
+    def draw_square(color: str) -> Image.Image:
+        """Draw a square of one colour.
+
+        Args:
+            color: a colour name.
+        """
+        return Image.new("RGB", (8, 8), color)
+
+    agent = Agent(tools=[draw_square], planner=_OneStep("draw_square", {"color": "red"}))
+    reply = agent.chat("draw a red square")
+    record = reply_record(reply, tmp_path / "out")
+    (saved,) = record["artifacts"]
+    assert saved["kind"] == "image" and Path(saved["path"]).is_file()
+    assert Image.open(saved["path"]).getpixel((0, 0)) == (255, 0, 0)
+    json.dumps(record)  # the whole record is JSON-ready
+
+
+class _OneStep:
+    """A planner that always plans one fixed step (the plan is not what this test is about)."""
+
+    def __init__(self, tool_name: str, args: dict) -> None:
+        self.tool_name, self.args = tool_name, args
+
+    def plan(self, request, tools, *, config=None):
+        from polymodal.agent import Plan, Step
+        from polymodal.agent.planner import PlanOutcome
+
+        return PlanOutcome(plan=Plan(steps=[Step(id="s1", tool=self.tool_name, args=self.args)]), tier="defaults")
+
+
+def test_llm_option_uses_the_local_llm_backends_when_installed(tiny_models):
+    import importlib.util
+
+    folder = str(tiny_models.path("qwen2-chat"))
+    result = runner.invoke(app, ["run", "hello", "--llm", folder, "--profile", "default", "--json"])
+    assert "Traceback" not in result.stderr
+    if importlib.util.find_spec("polymodal.llms") is None:
+        assert result.exit_code == 1 and "no local LLM backends" in result.stderr
+    elif result.exit_code == 0:  # a random tiny LLM may or may not write a valid plan; either way it was asked
+        assert json.loads(result.stdout)["llm_calls"] >= 1
+    else:
+        assert result.exit_code == 1 and "planner" in result.stderr

@@ -133,3 +133,15 @@ def test_build_agent_uses_the_profile_tools(tiny_models):
     assert isinstance(agent, Agent)
     assert agent.tools["transcriber"].model == whisper
     assert agent.tools["transcriber"].resolved_backend() == "transformers"  # a transformers folder stays there
+
+
+@needs_offline_models
+def test_with_no_profile_named_offline_is_chosen_without_a_hub_or_gpu(monkeypatch):
+    offline = select(env={"HF_HUB_OFFLINE": "1"})
+    assert offline.profile == "offline" and "HF_HUB_OFFLINE" in offline.reason
+    import polymodal.profiles as profiles
+
+    monkeypatch.setattr(profiles, "_has_cuda", lambda: True)
+    assert select(env={}).profile == "default"  # a GPU with hub access gets the bigger models
+    monkeypatch.setattr(profiles, "_has_cuda", lambda: False)
+    assert select(env={}).reason.startswith("no profile named, no CUDA GPU")
