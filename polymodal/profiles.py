@@ -24,6 +24,9 @@ then explicit ``overrides``::
     [tools.image_generator]
     enabled = false
 
+The router's embedding model: ``router = "..."`` in the file or ``POLYMODAL_ROUTER_MODEL`` (``none``:
+no router).
+
 Tool classes are imported lazily by name, so a tool whose module (or optional dependency) is
 missing is skipped with a note instead of breaking the others.
 """

@@ -72,7 +72,7 @@ def test_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp
     config.write_text(f'[tools.transcriber]\nmodel = "{tiny_models.path("whisper-asr")}"\nmax_new_tokens = 4\n')
     command = [sys.executable, "-m", "polymodal.cli", "batch", str(jobs), "-o", str(output), "--profile", "default",
                "--config", str(config)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", POLYMODAL_ROUTER_MODEL="none")
 
     first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

@@ -37,9 +37,13 @@ def command_env() -> dict[str, str]:
     return env
 
 
-def polymodal(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+NO_ROUTER = {"POLYMODAL_ROUTER_MODEL": "none"}  # plumbing tests need no embedding model
+
+
+def polymodal(*args: str, stdin: str | None = None, timeout: float = 120,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "polymodal.cli", *args], input=stdin, capture_output=True,
-                          text=True, env=command_env(), cwd=ROOT, timeout=timeout)
+                          text=True, env={**command_env(), **(env or {})}, cwd=ROOT, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -100,7 +104,7 @@ def test_chat_reads_stdin_and_attaches_mid_session(tiny_models, media):
     corrupt = media.corrupt(tone, keep_bytes=20, name="cut.wav")
     script = f"hello there\n/attach {corrupt}\n/attach {tone}\nwhat does it say?\n/reset\n/quit\n"
     result = runner.invoke(app, ["chat", "--profile", "default", "-m",
-                                 f"transcriber={tiny_models.path('whisper-asr')}"], input=script)
+                                 f"transcriber={tiny_models.path('whisper-asr')}"], input=script, env=NO_ROUTER)
     assert result.exit_code == 0, result.output
     assert "cut.wav" in result.stderr and "error:" in result.stderr  # a bad file is reported, the session goes on
     assert "attached audio" in result.stderr
@@ -111,7 +115,7 @@ def test_chat_reads_stdin_and_attaches_mid_session(tiny_models, media):
 
 
 def test_chat_in_a_real_subprocess_ends_at_end_of_input(tiny_models):
-    done = polymodal("chat", "--profile", "default", stdin="hello\n")
+    done = polymodal("chat", "--profile", "default", stdin="hello\n", env=NO_ROUTER)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("No tool applies to this request")
 
@@ -196,7 +200,7 @@ def test_llm_option_uses_the_local_llm_backends_when_installed(tiny_models):
     import importlib.util
 
     folder = str(tiny_models.path("qwen2-chat"))
-    result = runner.invoke(app, ["run", "hello", "--llm", folder, "--profile", "default", "--json"])
+    result = runner.invoke(app, ["run", "hello", "--llm", folder, "--profile", "default", "--json"], env=NO_ROUTER)
     assert "Traceback" not in result.stderr
     if importlib.util.find_spec("polymodal.llms") is None:
         assert result.exit_code == 1 and "no local LLM backends" in result.stderr

@@ -145,3 +145,12 @@ def test_with_no_profile_named_offline_is_chosen_without_a_hub_or_gpu(monkeypatc
     assert select(env={}).profile == "default"  # a GPU with hub access gets the bigger models
     monkeypatch.setattr(profiles, "_has_cuda", lambda: False)
     assert select(env={}).reason.startswith("no profile named, no CUDA GPU")
+
+
+def test_the_router_model_is_set_per_profile_and_can_be_turned_off():
+    from polymodal.profiles import build_router
+
+    assert select("offline", env={}).router == "packaged:minilm"
+    assert select("default", env={}).router is None  # the Router's own default
+    off = select("offline", env={"POLYMODAL_ROUTER_MODEL": "none"})
+    assert off.router == "none" and build_router(off) is None
