@@ -269,6 +269,9 @@ class DefaultPlanner:
                 return Step(id=step_id, tool="visual_qa", args={"image": ref, "question": clean_text(text)})
             if "captioner" in tools:
                 return Step(id=step_id, tool="captioner", args={"image": ref})
+            if "ocr" in tools:  # e.g. the offline profile: reading the text is all it can do with an image
+                arg = next((k for k, m in tools["ocr"].input_modalities.items() if m is Modality.IMAGE), "image")
+                return Step(id=step_id, tool="ocr", args={arg: ref})
         if attachment.kind is Modality.VIDEO and "video_summarizer" in tools:
             return Step(id=step_id, tool="video_summarizer", args={"video": ref})
         if attachment.kind in (Modality.AUDIO, Modality.VIDEO) and "transcriber" in tools:

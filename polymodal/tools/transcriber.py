@@ -4,18 +4,24 @@ Whisper through transformers' ASR pipeline built around a model we load ourselve
 and dtype are ours to choose). Audio is decoded and resampled to 16 kHz mono by the Attachment
 (PyAV), because the pipeline cannot resample without torchaudio. The pipeline's chunked mode
 (30 s windows) handles audio of any length and still batches several inputs together.
+
+A CTranslate2 folder (the packaged Whisper base, or any faster-whisper conversion) runs through
+the faster-whisper backend instead (``backend="auto"`` picks it from the folder); both produce the
+same Transcript, and faster-whisper also reports the language it detected.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.tools.base import AudioRef, ModelTool, ToolOutput
 from polymodal.tools.cache import load_checked
+from polymodal.tools.faster_whisper_backend import FasterWhisperBundle, is_ctranslate2_folder, load_faster_whisper
+from polymodal.tools.faster_whisper_backend import transcribe as fw_transcribe
 
 __all__ = ["Transcriber", "TranscriberArgs", "Transcript", "TranscriptSegment"]
 
@@ -86,10 +92,26 @@ class Transcriber(ModelTool):
     args_schema: type[BaseModel] = TranscriberArgs
     model: str = DEFAULT_MODEL
     max_new_tokens: int = 440
+    backend: Literal["auto", "transformers", "faster-whisper"] = "auto"
+    """Which library runs the model. "auto": faster-whisper for a CTranslate2 folder (``model.bin``
+    and no transformers architecture in its config), transformers for everything else."""
+    cpu_threads: int = 0
+    """faster-whisper's CPU threads (0: its default)."""
 
     direct_answer: ClassVar[bool] = True
 
+    def resolved_backend(self) -> str:
+        """The backend ``backend`` means for this ``model``."""
+        if self.backend != "auto":
+            return self.backend
+        return "faster-whisper" if is_ctranslate2_folder(self.model) else "transformers"
+
+    def cache_key(self) -> str:
+        return f"{super().cache_key()}:{self.resolved_backend()}"
+
     def load(self, device: str, dtype: Any) -> Any:
+        if self.resolved_backend() == "faster-whisper":
+            return load_faster_whisper(self.name, self.model, device, self.cpu_threads)
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
 
         processor = load_checked(self.name, self.model, lambda: AutoProcessor.from_pretrained(self.model))
@@ -112,12 +134,16 @@ class Transcriber(ModelTool):
         # One generate call takes one language; mixed requests fall back to detection.
         language = languages.pop() if len(languages) == 1 else None
         inputs = [{"raw": p.samples, "sampling_rate": SAMPLE_RATE} for p in spoken]
-        return {"inputs": inputs, "language": language}
+        return {"inputs": inputs, "language": language, "languages": [p.language for p in spoken]}
 
     def forward(self, bundle: Any, encoded: dict[str, Any]) -> list[dict[str, Any]]:
         inputs = encoded["inputs"]
         if not inputs:
             return []
+        if isinstance(bundle, FasterWhisperBundle):
+            # faster-whisper takes one input per call, so each keeps its own language.
+            pairs = zip(inputs, encoded["languages"], strict=True)
+            return [fw_transcribe(bundle, item["raw"], lang) for item, lang in pairs]
         generate_kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if encoded["language"]:
             generate_kwargs["language"] = encoded["language"]
@@ -152,4 +178,5 @@ def _transcript(raw: dict[str, Any], item: _Prepared) -> Transcript:
         if text:
             segments.append(TranscriptSegment(start=start, end=max(start, end), text=text))
     text = " ".join(str(raw.get("text", "")).split()) or NO_SPEECH
-    return Transcript(text=text, segments=segments, language=item.language, duration=item.duration)
+    language = raw.get("language") or item.language  # the detected language, when the backend reports it
+    return Transcript(text=text, segments=segments, language=language, duration=item.duration)

@@ -1,0 +1,31 @@
+"""A custom tool next to the profile's built-in ones: ``python examples/custom_tool.py``.
+
+``@polymodal.tool`` turns a typed function into a tool (and a LangChain tool): its docstring is
+what the planner reads, a parameter typed ``AudioInput`` receives the attachment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from polymodal import Agent, AudioInput, tool
+from polymodal.profiles import build_tools
+
+MEDIA = Path(__file__).resolve().parent / "media"
+
+
+@tool
+def audio_length(audio: AudioInput) -> str:
+    """Say how long an audio recording is, in seconds.
+
+    Args:
+        audio: the recording.
+    """
+    return f"{audio.name} lasts {audio.duration or 0:.1f} seconds"
+
+
+if __name__ == "__main__":
+    print(audio_length.invoke({"audio": str(MEDIA / "voice-note.wav")}))  # a tool is callable on its own
+    agent = Agent(tools=[*build_tools("offline"), audio_length])  # the packaged models plus ours
+    reply = agent.chat("What does this voice note say?", [MEDIA / "voice-note.wav"])
+    print(reply.text)

@@ -1,0 +1,325 @@
+"""The typer app behind ``polymodal`` (imported only when the ``cli`` extra is installed).
+
+Everything a model or a file name produced is untrusted: it is printed as plain text (rich markup
+such as ``[red]`` stays literal) with terminal control characters escaped (RELIABILITY R5/A9).
+Errors print as one line; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from polymodal.errors import ConfigurationError, PolymodalError
+
+app = typer.Typer(
+    name="polymodal",
+    help="Multimodal requests answered by local models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="model profile: default or offline")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file choosing models per tool")]
+LlmOpt = Annotated[str | None, typer.Option("--llm", help="a local chat model folder for planning and answers")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available)")]
+ModelOpt = Annotated[list[str] | None, typer.Option("--model", "-m", help="TOOL=MODEL override (repeatable)")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+
+
+def safe(text: object) -> str:
+    """Escape terminal control characters (ANSI escapes, NUL, bidi overrides); keep newlines and tabs."""
+    return "".join(
+        ch if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cf", "Cs", "Zl", "Zp"}
+        else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        for ch in str(text)
+    )
+
+
+def say(console: Console, text: object, style: str | None = None) -> None:
+    """Print untrusted text literally: no markup, no control characters."""
+    console.print(Text(safe(text), style=style or ""))
+
+
+@contextmanager
+def errors_as_lines(debug: bool) -> Iterator[None]:
+    """Turn any failure into one readable line and exit code 1 (2 for an internal error)."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except PolymodalError as exc:
+        if debug:
+            err.print(Text(safe(traceback.format_exc())))
+        say(err, f"error: {exc}", "red")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        if debug:
+            err.print(Text(safe(traceback.format_exc())))
+        say(err, f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)", "red")
+        raise typer.Exit(2) from None
+
+
+def _overrides(models: list[str] | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in models or []:
+        tool, sep, spec = item.partition("=")
+        if not sep or not tool or not spec:
+            msg = f"--model expects TOOL=MODEL, got {item!r}"
+            raise ConfigurationError(msg)
+        found[tool.strip()] = spec.strip()
+    return found
+
+
+def _load_llm(spec: str | None, device: str | None) -> Any:
+    """A chat model from a local folder or a .gguf file, through the LLM backends when installed."""
+    if not spec:
+        return None
+    try:
+        import polymodal.llms as llms  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        msg = f"--llm {spec!r}: this install has no local LLM backends (polymodal.llms)"
+        raise ConfigurationError(msg) from exc
+    name = "gguf_chat_model" if spec.lower().endswith(".gguf") else "local_chat_model"
+    loader = getattr(llms, name, None)
+    if not callable(loader):
+        msg = f"--llm {spec!r}: polymodal.llms has no {name}()"
+        raise ConfigurationError(msg)
+    return loader(spec, device=device)
+
+
+def _agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
+           models: list[str] | None, debug: bool = False) -> Any:
+    from polymodal.profiles import build_agent
+
+    notes: list[str] = []
+    with err.status("loading tools…"):
+        agent = build_agent(profile, _load_llm(llm, device), overrides=_overrides(models), config=config, device=device,
+                            notes=notes)
+    for note in notes if debug else []:  # `polymodal models` shows the same facts as a table
+        say(err, f"note: {note}", "dim")
+    return agent
+
+
+def _show_artifacts(record: dict[str, Any]) -> None:
+    for item in record.get("artifacts", []):
+        if item.get("path"):
+            say(out, f"saved {item['id']} ({item['mime_type']}): {item['path']}")
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help="the request")],
+    attach: Annotated[list[Path] | None, typer.Option("--attach", "-a", help="a file to attach (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole Reply as JSON")] = False,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="where generated media go")] = Path(
+        "polymodal-output"),
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    llm: LlmOpt = None,
+    device: DeviceOpt = None,
+    model: ModelOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer one request, e.g. polymodal run "What does this voice note say?" -a note.wav"""
+    from polymodal.batch import reply_record
+
+    with errors_as_lines(debug):
+        agent = _agent(profile, config, llm, device, model, debug)
+        with err.status("working…"):
+            reply = agent.chat(prompt, [str(p) for p in attach or []])
+        record = reply_record(reply, output_dir if reply.artifacts else None)
+        if as_json:
+            sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=True) + "\n")
+            return
+        say(out, reply.text)
+        _show_artifacts(record)
+
+
+@app.command()
+def chat(
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    llm: LlmOpt = None,
+    device: DeviceOpt = None,
+    model: ModelOpt = None,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="where generated media go")] = Path(
+        "polymodal-output"),
+    debug: DebugOpt = False,
+) -> None:
+    """An interactive session: type a message; /attach PATH adds a file; /reset; /quit."""
+    from polymodal.batch import reply_record
+    from polymodal.media import Attachment
+
+    with errors_as_lines(debug):
+        agent = _agent(profile, config, llm, device, model, debug)
+    say(err, "polymodal chat: /attach PATH to add a file, /reset to start over, /quit to leave", "dim")
+    pending: list[Attachment] = []
+    while True:
+        err.print("you> ", end="")
+        line = sys.stdin.readline()
+        if not line:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            agent.reset()
+            pending.clear()
+            say(err, "conversation cleared", "dim")
+            continue
+        if text.startswith("/attach"):
+            path = text[len("/attach"):].strip()
+            try:
+                pending.append(Attachment.from_path(path, agent.settings.limits))
+            except PolymodalError as exc:
+                say(err, f"error: {exc}", "red")
+                continue
+            say(err, f"attached {pending[-1].describe()} (sent with your next message)", "dim")
+            continue
+        try:
+            reply = agent.chat(text, pending)
+        except PolymodalError as exc:
+            say(err, f"error: {exc}", "red")
+            continue
+        except Exception as exc:
+            if debug:
+                err.print(Text(safe(traceback.format_exc())))
+            say(err, f"internal error: {type(exc).__name__}: {exc}", "red")
+            continue
+        pending = []
+        say(out, reply.text)
+        _show_artifacts(reply_record(reply, output_dir if reply.artifacts else None))
+
+
+class _RateColumn(ProgressColumn):
+    """Jobs per second (or seconds per job when slower than one a second)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text("– jobs/s", style="dim")
+        return Text(f"{speed:.2f} jobs/s" if speed >= 1 else f"{1 / speed:.1f} s/job", style="cyan")
+
+
+@app.command()
+def batch(
+    jobs: Annotated[Path, typer.Argument(help='JSONL file, one {"id", "prompt", "attachments"} per line')],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="results JSONL (appended; resumable)")] = None,
+    files_dir: Annotated[Path | None, typer.Option("--files-dir", help="where generated media go")] = None,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    llm: LlmOpt = None,
+    device: DeviceOpt = None,
+    model: ModelOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run every request of a JSONL file; re-running skips the ids already in the output."""
+    from polymodal.batch import run_batch
+
+    output = output or jobs.with_name(jobs.stem + ".results.jsonl")
+    files_dir = files_dir or output.with_name(output.stem + "-files")
+    with errors_as_lines(debug):
+        if not jobs.is_file():
+            msg = f"jobs file {str(jobs)!r} does not exist"
+            raise ConfigurationError(msg)
+        agent = _agent(profile, config, llm, device, model, debug)
+        progress = Progress(
+            TextColumn("batch"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False,
+        )
+        task_ids: list[Any] = []
+
+        def started(total: int, skipped: int) -> None:
+            if skipped:
+                say(err, f"skipping {skipped} job(s) already in {output}", "dim")
+            task_ids.append(progress.add_task("batch", total=total))
+
+        def done(record: dict[str, Any]) -> None:
+            if not record["ok"]:
+                progress.console.print(Text(safe(f"failed {record['id']}: {record.get('error', '')}"), style="red"))
+            progress.advance(task_ids[0])
+
+        with progress:
+            summary = run_batch(agent, jobs, output, files_dir=files_dir, on_start=started, on_done=done)
+        failed = _failed_in(output)
+        say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
+        if failed:
+            say(err, f"{len(failed)} job(s) in {output} have errors: {', '.join(failed[:10])}", "red")
+            raise typer.Exit(1)
+
+
+def _failed_in(output: Path) -> list[str]:
+    failed = []
+    for line in output.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("ok") is False:
+            failed.append(str(record.get("id")))
+    return failed
+
+
+@app.command()
+def models(
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """The tools, the model each will use, whether it is available locally, and its size."""
+    from polymodal.model_status import describe_selection
+    from polymodal.profiles import select
+
+    with errors_as_lines(debug):
+        selection = select(profile, config=config)
+        say(out, f"profile: {selection.profile} ({selection.reason})")
+        table = Table("tool", "status", "model", "local", "size", "from")
+        for row in describe_selection(selection):
+            table.add_row(*(Text(safe(cell)) for cell in row))
+        out.print(table)
+        say(out, "override a tool's model with --model TOOL=MODEL, POLYMODAL_MODEL_<TOOL>=MODEL or polymodal.toml")
+
+
+@app.command()
+def doctor(debug: DebugOpt = False) -> None:
+    """Check the machine: Python, torch and its device, PyAV/FFmpeg, extras, the model cache."""
+    from polymodal.model_status import doctor_checks
+
+    with errors_as_lines(debug):
+        table = Table("check", "result")
+        bad = 0
+        for name, ok, detail in doctor_checks():
+            bad += not ok
+            table.add_row(Text(name), Text(("ok  " if ok else "MISSING  ") + safe(detail),
+                                           style="" if ok else "yellow"))
+        out.print(table)
+        if bad:
+            say(err, f"{bad} optional part(s) missing; each line says what it is for", "dim")
+
