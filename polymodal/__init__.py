@@ -24,6 +24,7 @@ from polymodal.errors import (
 )
 from polymodal.media import Attachment, MediaLimits, Modality
 from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, tool
+from polymodal.tools.video_summarizer import Timeline, VideoSummarizer
 
 __version__ = "0.1.0"
 
@@ -48,11 +49,13 @@ __all__ = [
     "Settings",
     "Step",
     "StepResult",
+    "Timeline",
     "Tool",
     "ToolError",
     "ToolOutput",
     "ToolTimeout",
     "VideoInput",
+    "VideoSummarizer",
     "__version__",
     "tool",
 ]
