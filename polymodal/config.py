@@ -25,6 +25,8 @@ class Settings(BaseModel):
     """The most tool calls one plan may make."""
     step_timeout: float | None = Field(default=600.0, gt=0)
     """Seconds a step may run when its tool sets no ``timeout`` of its own (None: no limit)."""
+    max_seconds: float | None = Field(default=None, gt=0)
+    """Wall-clock budget for running one request's plan; past it, BudgetExceeded with the partial results."""
     max_parallel: int = Field(default=4, ge=1)
     """The most steps running at once."""
     planner_attempts: int = Field(default=3, ge=1)

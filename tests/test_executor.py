@@ -135,3 +135,23 @@ def test_events_report_each_step_start_and_finish():
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "slow_echo", "args": {"text": "x"}}]})
     Executor(TOOLS).run(plan, {}, on_event=lambda name, result: events.append((name, result.id)))
     assert events == [("step_started", "s1"), ("step_finished", "s1")]
+
+
+def test_the_request_budget_stops_waiting_and_keeps_partial_results():
+    import pytest
+
+    from polymodal import BudgetExceeded
+
+    started = time.perf_counter()
+    plan = Plan.model_validate({"steps": [
+        {"id": "s1", "tool": "slow_echo", "args": {"text": "quick"}},
+        {"id": "s2", "tool": "slow_echo", "args": {"text": "slow", "seconds": 10}},
+        {"id": "s3", "tool": "slow_echo", "args": {"text": "{s2}"}},
+    ]})
+    with pytest.raises(BudgetExceeded) as info:
+        Executor(TOOLS).run(plan, {}, budget_seconds=0.5)
+    assert time.perf_counter() - started < 1.0
+    quick, slow, after = info.value.partial
+    assert quick.content == "QUICK"
+    assert slow.status == "timeout" and "budget" in (slow.error or "")
+    assert after.status == "skipped" and "budget" in (after.error or "")

@@ -112,6 +112,7 @@ class Agent:
             AttachmentError: an attachment is unreadable, unsupported or over a cap (before any
                 LLM call or model load).
             PlanningError: the LLM gave no valid plan within the allowed attempts.
+            BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
         """
         started = time.perf_counter()
         emit = on_event or (lambda _event, _payload: None)
@@ -126,7 +127,12 @@ class Agent:
         outcome = self.planner.plan(request, self.tools, config=config)
         emit("plan", outcome.plan)
         results = self.executor.run(
-            outcome.plan, self.conversation.attachments, register=self.conversation.add, config=config, on_event=emit
+            outcome.plan,
+            self.conversation.attachments,
+            register=self.conversation.add,
+            config=config,
+            on_event=emit,
+            budget_seconds=self.settings.max_seconds,
         )
         fused = self.fusion.answer(
             text, outcome.plan, results, attachments=self.conversation.attachments, history=history, config=config

@@ -23,8 +23,9 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.agent.plan import Plan, Step, references
-from polymodal.errors import PolymodalError, ToolTimeout
+from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout
 from polymodal.media import Attachment
+from polymodal.redaction import redact
 from polymodal.tools.base import Tool, ToolContext, using_context
 
 __all__ = ["Executor", "StepResult", "StepStatus"]
@@ -84,6 +85,7 @@ class Executor:
         register: Callable[[Attachment], Attachment] | None = None,
         config: RunnableConfig | None = None,
         on_event: EventHook | None = None,
+        budget_seconds: float | None = None,
     ) -> list[StepResult]:
         """Run ``plan``; return one result per step, in plan order.
 
@@ -92,8 +94,15 @@ class Executor:
             register: gives a produced Attachment its id (the conversation's numbering).
             config: LangChain run config passed to every tool call (callbacks, tags, metadata).
             on_event: called with ("step_started" | "step_finished", result) as steps progress.
+            budget_seconds: wall-clock cap for the whole plan.
+
+        Raises:
+            BudgetExceeded: the plan ran past ``budget_seconds``; ``partial`` holds every step's
+                result so far (finished ones with their output, the rest timed out or skipped).
         """
         run = _Run(self, plan, attachments, register or _self_register(attachments), config, on_event)
+        if budget_seconds is not None:
+            run.budget_deadline = time.monotonic() + budget_seconds
         return run.execute()
 
 
@@ -131,6 +140,7 @@ class _Run:
         self.running: dict[str, float] = {}  # step id -> deadline (monotonic, inf for none)
         self.finished: queue.Queue[tuple[str, ToolMessage | None, BaseException | None, list[Any]]] = queue.Queue()
         self.t0 = time.perf_counter()
+        self.budget_deadline = float("inf")
 
     def execute(self) -> list[StepResult]:
         while self.waiting or self.running:
@@ -138,7 +148,25 @@ class _Run:
             if not self.running:
                 break  # everything left waits on a failed step: already marked skipped
             self._wait_once()
+            if time.monotonic() >= self.budget_deadline:
+                self._abandon()
         return [self.results[step.id] for step in self.plan.steps]
+
+    def _abandon(self) -> None:
+        """The request's budget ran out: stop waiting, mark what is left, raise with the partial results."""
+        spent = self._now()
+        for step_id in list(self.running):
+            del self.running[step_id]
+            result = self.results[step_id]
+            result.status, result.error_type = "timeout", "BudgetExceeded"
+            result.error, result.seconds = f"stopped: the request's time budget ran out after {spent:.1f} s", (
+                spent - result.started)
+        for step in self.waiting:
+            self.results[step.id].error = "not run: the request's time budget ran out"
+        self.waiting.clear()
+        partial = [self.results[step.id] for step in self.plan.steps]
+        msg = f"the plan ran past its time budget ({spent:.1f} s); {sum(r.ok for r in partial)} step(s) finished"
+        raise BudgetExceeded(msg, partial=partial)
 
     def _start_ready(self) -> None:
         for step in list(self.waiting):
@@ -184,7 +212,7 @@ class _Run:
         threading.Thread(target=context.run, args=(work,), name=f"polymodal-{step.id}", daemon=True).start()
 
     def _wait_once(self) -> None:
-        nearest = min(self.running.values())
+        nearest = min(min(self.running.values()), self.budget_deadline)
         timeout = None if nearest == float("inf") else max(0.0, nearest - time.monotonic())
         try:
             step_id, message, error, errors = self.finished.get(timeout=timeout)
@@ -220,6 +248,7 @@ class _Run:
             result.error_type = type(cause).__name__ if cause is not None else "ToolError"
             if cause is not None and not isinstance(cause, PolymodalError):
                 result.error = f"{result.tool}: {type(cause).__name__}: {cause}"
+            result.error = redact(result.error)
         else:
             result.status = "ok"
             result.content = message.content if isinstance(message.content, str) else str(message.content)

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal, Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -117,7 +118,7 @@ class LLMPlanner:
 
     def _ask(self, messages: list[BaseMessage], config: RunnableConfig | None) -> tuple[str, dict[str, Any] | None]:
         if self.structured:
-            runnable = self.llm.with_structured_output(Plan.model_json_schema(), include_raw=True)
+            runnable = self.llm.with_structured_output(json.loads(plan_schema()), include_raw=True)
             out = runnable.invoke(messages, config=config)
             parsed = out.get("parsed") if isinstance(out, dict) else None
             raw_message = out.get("raw") if isinstance(out, dict) else None
@@ -179,6 +180,12 @@ def _plan_from_dict(data: Any) -> Plan:
         raise PlanValidationError(problems) from exc
 
 
+@cache
+def plan_schema() -> str:
+    """The Plan JSON schema as compact text; generating it costs milliseconds, so once per process."""
+    return json.dumps(Plan.model_json_schema(), separators=(",", ":"))
+
+
 def planner_prompt(request: PlanningRequest, tools: Mapping[str, Tool]) -> str:
     """The one planning prompt: tools, attachments, recent turns, schema, request."""
     return render_prompt(
@@ -186,7 +193,7 @@ def planner_prompt(request: PlanningRequest, tools: Mapping[str, Tool]) -> str:
         tools="\n".join(describe_tool(tool) for tool in tools.values()) or "(no tools)",
         attachments=describe_attachments(request.attachments),
         history=describe_history(request.history),
-        schema=json.dumps(Plan.model_json_schema(), separators=(",", ":")),
+        schema=plan_schema(),
         request=clean_text(request.text)[:MAX_REQUEST_CHARS],
     )
 

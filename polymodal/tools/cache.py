@@ -175,7 +175,7 @@ class ModelCache:
         with self._lock:
             return sum(e.nbytes for e in self._entries.values() if device is None or e.device == device)
 
-    def keys(self) -> list[tuple[str, str]]:
+    def loaded(self) -> list[tuple[str, str]]:
         """Cached (key, device) pairs, least recently used first."""
         with self._lock:
             return list(self._entries)

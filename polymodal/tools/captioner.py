@@ -67,7 +67,8 @@ class Captioner(ModelTool):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         processor = load_checked(self.name, self.model, lambda: AutoProcessor.from_pretrained(self.model))
-        model = AutoModelForImageTextToText.from_pretrained(self.model, dtype=dtype).to(device).eval()
+        model: Any = AutoModelForImageTextToText.from_pretrained(self.model, dtype=dtype)
+        model = model.to(device).eval()
         tokenizer = processor.tokenizer
         if not model.config.is_encoder_decoder:
             tokenizer.padding_side = "left"  # decoder-only LMs continue from the right end of the prompt
@@ -79,7 +80,8 @@ class Captioner(ModelTool):
 
         image_processor = AutoImageProcessor.from_pretrained(self.model)
         tokenizer = AutoTokenizer.from_pretrained(self.model)
-        model = VisionEncoderDecoderModel.from_pretrained(self.model, dtype=dtype).to(device).eval()
+        model: Any = VisionEncoderDecoderModel.from_pretrained(self.model, dtype=dtype)
+        model = model.to(device).eval()
         return _Bundle(model, None, image_processor, tokenizer, device, dtype, needs_text=False)
 
     def prepare(self, inputs: Any) -> list[Any]:

@@ -1,0 +1,104 @@
+"""What the framework costs, measured side by side on the same tiny models and inputs.
+
+1. Captioning one image: the raw transformers call (processor + generate) vs the same model through
+   ``agent.chat`` with a scripted planner (plan -> executor -> passthrough answer). Ratio = agent / raw.
+2. Two independent steps (a captioner and a transcriber) run by the executor in parallel vs the same
+   plan with ``max_parallel=1``. Ratio = sequential / parallel (2.0 would be perfect overlap).
+
+Run: ``python bench/overhead.py [--repeats 20]``. Uses the test bed's tiny checkpoints (built into a
+temporary folder), so it needs no model hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm: loads, caches
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+
+    import torch
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from support.media_files import png_image, wav_file
+    from support.tiny_models import TinyModels
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from polymodal import Agent, Attachment
+    from polymodal.agent.executor import Executor
+    from polymodal.agent.plan import Plan
+    from polymodal.tools import Captioner, Transcriber
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="polymodal-bench-"))
+    models = TinyModels(work / "models")
+    blip, whisper = str(models.path("blip-caption")), str(models.path("whisper-asr"))
+    photo, note = png_image(work), wav_file(work, seconds=5.0)
+
+    # 1. raw transformers vs agent.chat, same model, same image, same generation length
+    processor = AutoProcessor.from_pretrained(blip)
+    model = AutoModelForImageTextToText.from_pretrained(blip).eval()
+    image = Attachment.from_path(photo).image()
+
+    def raw() -> str:
+        with torch.inference_mode():
+            ids = model.generate(**processor(images=image, return_tensors="pt"), max_new_tokens=20)
+        return processor.batch_decode(ids, skip_special_tokens=True)[0]
+
+    plan = '{"steps": [{"id": "s1", "tool": "captioner", "args": {"image": "image_1"}}], "answer": "s1"}'
+    captioner = Captioner(model=blip, max_new_tokens=20)
+
+    def through_agent() -> str:
+        agent = Agent(llm=FakeListChatModel(responses=[plan]), tools=[captioner])
+        return agent.chat("What is in this photo?", attachments=[photo]).text
+
+    assert raw() == through_agent(), "the framework must return exactly what the model says"
+    t_raw, t_agent = median_seconds(raw, args.repeats), median_seconds(through_agent, args.repeats)
+
+    # 2. parallel vs sequential independent steps
+    tools = {"captioner": Captioner(model=blip, max_new_tokens=20),
+             "transcriber": Transcriber(model=whisper, max_new_tokens=20)}
+    two = Plan.model_validate({"steps": [
+        {"id": "s1", "tool": "captioner", "args": {"image": "image_1"}},
+        {"id": "s2", "tool": "transcriber", "args": {"audio": "audio_1"}},
+    ]})
+    attachments = {"image_1": Attachment.from_path(photo).with_id("image_1"),
+                   "audio_1": Attachment.from_path(note).with_id("audio_1")}
+    parallel, sequential = Executor(tools, max_parallel=4), Executor(tools, max_parallel=1)
+    t_par = median_seconds(lambda: parallel.run(two, dict(attachments)), args.repeats)
+    t_seq = median_seconds(lambda: sequential.run(two, dict(attachments)), args.repeats)
+
+    print(f"{'measure':<44}{'median s':>10}")
+    print(f"{'raw transformers caption':<44}{t_raw:>10.4f}")
+    print(f"{'agent.chat caption (scripted planner)':<44}{t_agent:>10.4f}")
+    print(f"{'  ratio agent / raw':<44}{t_agent / t_raw:>10.2f}")
+    print(f"{'two independent steps, sequential':<44}{t_seq:>10.4f}")
+    print(f"{'two independent steps, parallel':<44}{t_par:>10.4f}")
+    print(f"{'  ratio sequential / parallel':<44}{t_seq / t_par:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
