@@ -39,7 +39,6 @@ __all__ = [
 
 def default_tools() -> list[Tool]:
     """A fresh instance of each built-in tool with its default model (loaded lazily, on first use)."""
-    tools: list[Tool] = [Captioner(), Transcriber()]
+    captioner, transcriber = Captioner(), Transcriber()
     # The summarizer holds the *same* captioner and transcriber instances: one config, one cached model each.
-    tools += [VideoSummarizer(captioner=tools[0], transcriber=tools[1]), FrameGrabber()]
-    return tools
+    return [captioner, transcriber, VideoSummarizer(captioner=captioner, transcriber=transcriber), FrameGrabber()]
