@@ -311,3 +311,14 @@ def test_frame_grabber_refuses_a_time_past_the_end(media):
 @pytest.mark.parametrize(("text", "seconds"), [(42, 42.0), ("0:42", 42.0), ("1:02:03", 3723.0), ("12.5s", 12.5)])
 def test_times_parse(text, seconds):
     assert parse_time(text) == seconds
+
+
+def test_the_agent_lends_its_llm_only_to_tools_without_one(captioner):
+    agent_llm, own_llm = ScriptedChatModel(responses=[]), ScriptedChatModel(responses=[])
+    bare = VideoSummarizer(name="bare", captioner=captioner, transcriber=Transcriber(model="./x"))
+    owned = VideoSummarizer(name="owned", captioner=captioner, transcriber=Transcriber(model="./x"), llm=own_llm)
+    agent = Agent(llm=agent_llm, tools=[bare, owned, captioner])
+    assert agent.tools["bare"].llm is agent_llm and agent.tools["owned"].llm is own_llm
+    assert agent.tools["bare"].captioner is captioner, "the copy shares the captioner (and its cached model)"
+    assert bare.llm is None and agent.tools["captioner"] is captioner
+    assert Agent(tools=[bare]).tools["bare"].llm is None

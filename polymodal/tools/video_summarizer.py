@@ -206,6 +206,8 @@ class VideoSummarizer(Tool):
             return None, ["the video has no sound track"]
         try:
             transcript = self.transcriber.execute_batch([{"audio": video}])[0].artifact
+        except MediaLimitError:
+            raise  # over a cap is the user's setting to change, not a damaged file
         except AttachmentError as exc:  # a damaged sound track must not lose the pictures
             return None, [f"the sound track could not be decoded ({exc.problem})"]
         _progress("transcribed the sound track", None)
