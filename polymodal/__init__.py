@@ -25,6 +25,7 @@ from polymodal.errors import (
 from polymodal.integrations.langchain import MultimodalChain
 from polymodal.media import Attachment, MediaLimits, Modality
 from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, tool
+from polymodal.tools.video_summarizer import Timeline, VideoSummarizer
 
 __version__ = "0.1.0"
 
@@ -50,11 +51,13 @@ __all__ = [
     "Settings",
     "Step",
     "StepResult",
+    "Timeline",
     "Tool",
     "ToolError",
     "ToolOutput",
     "ToolTimeout",
     "VideoInput",
+    "VideoSummarizer",
     "__version__",
     "tool",
 ]

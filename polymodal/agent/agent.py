@@ -127,7 +127,7 @@ class Agent(Runnable[AgentInput, Reply]):
             from polymodal.tools import default_tools
 
             tools = default_tools()
-        self.tools = _by_name(tools)
+        self.tools = _by_name(lend_llm(tools, fusion_llm or llm))
         self.llm = llm
         self.planner: Planner = planner or (
             LLMPlanner(llm, max_attempts=self.settings.planner_attempts, max_steps=self.settings.max_steps)
@@ -371,6 +371,22 @@ def _reply_message(value: Any) -> AIMessage:
         msg = f"expected a Reply, got {type(value).__name__}"
         raise TypeError(msg)
     return reply.to_message()
+
+
+def lend_llm(tools: Iterable[Tool], llm: BaseChatModel | None) -> list[Tool]:
+    """Give tools that write text with an LLM (``uses_llm = True``) and have none this agent's writer.
+
+    The tool is *copied* with the LLM set, never changed in place: a tool instance may be shared by
+    several agents with different LLMs (or be the user's own object), and lending must not leak
+    from one agent into another. The copy is shallow, so the models the tool holds stay shared.
+    A tool given an LLM explicitly keeps it.
+    """
+    lent: list[Tool] = []
+    for tool in tools:
+        if llm is not None and getattr(tool, "uses_llm", False) and getattr(tool, "llm", None) is None:
+            tool = tool.model_copy(update={"llm": llm})
+        lent.append(tool)
+    return lent
 
 
 def _by_name(tools: Iterable[Tool]) -> dict[str, Tool]:

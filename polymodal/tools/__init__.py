@@ -8,12 +8,14 @@ from polymodal.tools.captioner import Captioner
 from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
 from polymodal.tools.dalle import DallEImageGenerator
 from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
+from polymodal.tools.frame_grabber import FrameGrabber
 from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
 from polymodal.tools.fusion_head import FusionHead
 from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
 from polymodal.tools.ocr import OCR, OCRLine, OCRResult
 from polymodal.tools.speech_synthesizer import SpeechSynthesizer
 from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
+from polymodal.tools.video_summarizer import Timeline, TimelineSegment, VideoSummarizer
 from polymodal.tools.visual_qa import QAPair, VisualAnswers, VisualQA
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "DallEImageGenerator",
     "EmotionRecognizer",
     "EmotionScores",
+    "FrameGrabber",
     "FunctionTool",
     "FusionHead",
     "ImageGenerator",
@@ -41,6 +44,8 @@ __all__ = [
     "OCRResult",
     "QAPair",
     "SpeechSynthesizer",
+    "Timeline",
+    "TimelineSegment",
     "Tool",
     "ToolOutput",
     "Transcriber",
@@ -48,6 +53,7 @@ __all__ = [
     "TranscriptSegment",
     "VideoInput",
     "VideoRef",
+    "VideoSummarizer",
     "VisualAnswers",
     "VisualQA",
     "default_tools",
@@ -59,7 +65,10 @@ __all__ = [
 
 def default_tools() -> list[Tool]:
     """A fresh instance of each built-in tool with its default model (loaded lazily, on first use)."""
-    tools: list[Tool] = [Captioner(), Transcriber()]
+    captioner, transcriber = Captioner(), Transcriber()
+    tools: list[Tool] = [captioner, transcriber]
     tools += [VisualQA(), ClipMatcher(), OCR(), EmotionRecognizer()]
     tools += [ImageGenerator(), SpeechSynthesizer()]
+    # The summarizer holds the *same* captioner and transcriber instances: one config, one cached model each.
+    tools += [VideoSummarizer(captioner=captioner, transcriber=transcriber), FrameGrabber()]
     return tools
