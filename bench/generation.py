@@ -15,21 +15,13 @@ Run: ``python bench/generation.py [--repeats 5] [--batch 8]``; no model hub need
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from common import median_seconds
 
 
 @dataclass
@@ -42,15 +34,6 @@ class Case:
     raw: Callable[[Any, dict[str, Any]], Callable[[], object]]
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warm: bool = True) -> float:
-    if warm:
-        fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def _raw_diffusion(models: Any, item: dict[str, Any]) -> Callable[[], object]:
@@ -125,10 +108,10 @@ def measure(case: Case, models: Any, repeats: int, batch: int) -> dict[str, floa
     inputs = case.inputs(batch)
     return {
         "cold": median_seconds(cold, max(1, repeats // 2), warm=False),
-        "warm": median_seconds(lambda: tool.execute(**one), repeats),
-        "batched": median_seconds(lambda: tool.execute_batch(inputs), repeats),
-        "one_by_one": median_seconds(lambda: [tool.execute(**item) for item in inputs], repeats),
-        "raw": median_seconds(case.raw(models, one), repeats),
+        "warm": median_seconds(lambda: tool.execute(**one), repeats, warm=True),
+        "batched": median_seconds(lambda: tool.execute_batch(inputs), repeats, warm=True),
+        "one_by_one": median_seconds(lambda: [tool.execute(**item) for item in inputs], repeats, warm=True),
+        "raw": median_seconds(case.raw(models, one), repeats, warm=True),
     }
 
 

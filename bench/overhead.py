@@ -12,28 +12,10 @@ temporary folder), so it needs no model hub.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm: loads, caches
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+from common import median_seconds
 
 
 def main() -> None:
@@ -76,7 +58,8 @@ def main() -> None:
         return agent.chat("What is in this photo?", attachments=[photo]).text
 
     assert raw() == through_agent(), "the framework must return exactly what the model says"
-    t_raw, t_agent = median_seconds(raw, args.repeats), median_seconds(through_agent, args.repeats)
+    t_raw = median_seconds(raw, args.repeats, warm=True)
+    t_agent = median_seconds(through_agent, args.repeats, warm=True)
 
     # 2. parallel vs sequential independent steps
     tools = {"captioner": Captioner(model=blip, max_new_tokens=20),
@@ -88,8 +71,8 @@ def main() -> None:
     attachments = {"image_1": Attachment.from_path(photo).with_id("image_1"),
                    "audio_1": Attachment.from_path(note).with_id("audio_1")}
     parallel, sequential = Executor(tools, max_parallel=4), Executor(tools, max_parallel=1)
-    t_par = median_seconds(lambda: parallel.run(two, dict(attachments)), args.repeats)
-    t_seq = median_seconds(lambda: sequential.run(two, dict(attachments)), args.repeats)
+    t_par = median_seconds(lambda: parallel.run(two, dict(attachments)), args.repeats, warm=True)
+    t_seq = median_seconds(lambda: sequential.run(two, dict(attachments)), args.repeats, warm=True)
 
     print(f"{'measure':<44}{'median s':>10}")
     print(f"{'raw transformers caption':<44}{t_raw:>10.4f}")

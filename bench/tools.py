@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -28,12 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+from common import median_seconds
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="polymodal-bench-cache-"))  # onnxruntime's
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from polymodal.tools import OCR, Captioner, ClipMatcher, EmotionRecognizer, Transcriber, VisualQA  # noqa: E402
 
@@ -116,13 +113,6 @@ CASES: list[Case] = [
 """The benchmarked tools, in order: append a Case to add one (e.g. image generation, speech synthesis)."""
 
 
-def _median(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def run_case(case: Case, models: Any, work: Path, n: int, repeats: int) -> dict[str, float]:
@@ -138,13 +128,13 @@ def run_case(case: Case, models: Any, work: Path, n: int, repeats: int) -> dict[
     started = time.perf_counter()
     tool.execute(**singles[0])
     cold = time.perf_counter() - started
-    warm = _median(lambda: tool.execute(**singles[0]), repeats)
+    warm = median_seconds(lambda: tool.execute(**singles[0]), repeats)
     batched_contents = [o.content for o in tool.execute_batch(batch)]
     single_contents = [tool.execute(**item).content for item in singles]
     if case.singles is None and batched_contents != single_contents:
         print(f"  warning: {case.name}: batched outputs differ from one-by-one", file=sys.stderr)
-    one_by_one = _median(lambda: [tool.execute(**item) for item in singles], repeats)
-    batched = _median(lambda: tool.execute_batch(batch), repeats)
+    one_by_one = median_seconds(lambda: [tool.execute(**item) for item in singles], repeats)
+    batched = median_seconds(lambda: tool.execute_batch(batch), repeats)
     return {"cold": cold, "warm": warm, "one_by_one": one_by_one, "batched": batched, "ratio": one_by_one / batched}
 
 

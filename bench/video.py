@@ -15,34 +15,18 @@ a model hub. Whisper is always the tiny test checkpoint (the RSS numbers compare
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import median_seconds
 
 COLOURS = [(255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 255, 255), (30, 30, 30), (200, 200, 0),
            (0, 200, 200), (200, 0, 200)]
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm: loads, caches
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def build_base_blip(root: Path) -> Path:
@@ -90,8 +74,8 @@ def captioning(args: argparse.Namespace, work: Path, blip: str) -> tuple[float, 
     def per_frame() -> list[str]:
         return [captioner.execute(image=im).content for im in images]
 
-    t_batched = median_seconds(batched, args.repeats)
-    t_single = median_seconds(per_frame, args.repeats)
+    t_batched = median_seconds(batched, args.repeats, warm=True)
+    t_single = median_seconds(per_frame, args.repeats, warm=True)
     return t_batched, t_single
 
 
