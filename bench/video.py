@@ -21,36 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import median_seconds
+from common import build_base_blip, median_seconds
 
 COLOURS = [(255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 255, 255), (30, 30, 30), (200, 200, 0),
            (0, 200, 200), (200, 0, 200)]
 
 
-
-
-def build_base_blip(root: Path) -> Path:
-    """A random BLIP captioner with the shape of Salesforce/blip-image-captioning-base."""
-    import torch
-    from support.tiny_models import _blip_processor
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil, BlipProcessor
-
-    torch.manual_seed(0)
-    tok = _blip_processor().tokenizer
-    config = BlipConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                         intermediate_size=3072, max_position_embeddings=512, bos_token_id=tok.bos_token_id,
-                         pad_token_id=tok.pad_token_id, sep_token_id=tok.sep_token_id,
-                         eos_token_id=tok.sep_token_id),
-        vision_config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                           image_size=384, patch_size=16),
-        projection_dim=512,
-    )
-    out = root / "blip-base-random"
-    BlipForConditionalGeneration(config).eval().save_pretrained(out)
-    BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": 384, "width": 384}),
-                  tokenizer=tok).save_pretrained(out)
-    return out
 
 
 def captioning(args: argparse.Namespace, work: Path, blip: str) -> tuple[float, float]:
