@@ -33,7 +33,7 @@ from polymodal.tools.base import ACCEPTS, Tool
 __all__ = ["ClauseRoute", "Route", "Router", "default_router_model"]
 
 HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_CLAUSE_SPLIT = re.compile(r"\s*;\s*|,?\s+(?:and(?:\s+then)?|then|also)\s+(?=\w)|,\s+", re.I)
+_CLAUSE_SPLIT = re.compile(r"\s*;\s*(?:(?:and\s+)?then\s+)?|,?\s+(?:and(?:\s+then)?|then|also)\s+(?=\w)|,\s+", re.I)
 # A piece of a split request is a clause of its own only if it starts like one: a question word or
 # a verb a request starts with. "draw a cat and a dog" stays whole; "... and describe the photo" splits.
 _CLAUSE_START = re.compile(
