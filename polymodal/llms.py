@@ -74,7 +74,7 @@ def local_chat_model(
         tokenizer = load_checked(
             "chat model", model, lambda: AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         )
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
+        lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
         return _CausalLM(lm.to(dev).eval(), tokenizer)
 
     bundle = model_cache().get(f"polymodal.llms:{model}", load, device=device, label=f"chat model ({model})")
@@ -144,7 +144,7 @@ def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
     where, name = str(gguf.parent), gguf.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name)
+        model: Any = AutoModelForCausalLM.from_pretrained(where, gguf_file=name)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         msg = f"chat model: {str(gguf)!r} is not a GGUF model transformers can load ({type(exc).__name__}: {exc})"
         raise ConfigurationError(msg) from exc

@@ -283,3 +283,10 @@ def test_agent_router_without_llm(router, tiny_tools, media):
 def test_agent_refuses_router_and_planner_together(router, tiny_tools):
     with pytest.raises(ConfigurationError, match="not both"):
         Agent(tools=tiny_tools, router=router, planner=DefaultPlanner())
+
+
+def test_long_or_many_clause_requests_are_left_to_the_next_tier(router, tools, files):
+    long = router.route(request_for("Describe this picture. " * 60, attach(files, "image")), tools)
+    assert long.plan is None and "1000 characters" in long.reason
+    many = "transcribe it, describe it, read it, summarize it and draw it"
+    assert router.route(request_for(many, attach(files, "image")), tools).plan is None

@@ -33,6 +33,9 @@ from polymodal.tools.base import ACCEPTS, Tool
 __all__ = ["ClauseRoute", "Route", "Router", "default_router_model"]
 
 HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Past these a request is not "plain": the next tier (an LLM) plans it.
+MAX_PLAIN_CHARS = 1000
+MAX_CLAUSES = 4
 _CLAUSE_SPLIT = re.compile(r"\s*;\s*(?:(?:and\s+)?then\s+)?|,?\s+(?:and(?:\s+then)?|then|also)\s+(?=\w)|,\s+", re.I)
 # A piece of a split request is a clause of its own only if it starts like one: a question word or
 # a verb a request starts with. "draw a cat and a dog" stays whole; "... and describe the photo" splits.
@@ -122,7 +125,11 @@ class Router:
         text = clean_text(request.text).strip()
         if not text or not tools:
             return Route(None, [], "empty request" if not text else "no tools")
+        if len(text) > MAX_PLAIN_CHARS:
+            return Route(None, [], f"a request over {MAX_PLAIN_CHARS} characters is not a plain one")
         clauses = split_clauses(text) if self.split_clauses else [text]
+        if len(clauses) > MAX_CLAUSES:
+            return Route(None, [], f"{len(clauses)} clauses: more than the router plans ({MAX_CLAUSES})")
         if len(clauses) > 1:
             parts = [self._route_clause(c, request, tools) for c in clauses]
             plan = self._plan(parts, tools, request)
