@@ -68,6 +68,8 @@ def local_chat_model(
         MissingDependencyError: langchain-huggingface is not installed.
     """
 
+    _require("langchain_huggingface", "langchain-huggingface")  # before loading any weights
+
     def load(dev: str, dtype: Any) -> _CausalLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -82,10 +84,7 @@ def local_chat_model(
 
 
 def _chat_model(bundle: _CausalLM, model_id: str, max_new_tokens: int, generate_kwargs: dict[str, Any]) -> Any:
-    try:
-        from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
-    except ImportError as exc:
-        raise MissingDependencyError("local chat models", "langchain-huggingface", "local-llm") from exc
+    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     from transformers import pipeline
 
     if bundle.tokenizer.chat_template is None:
@@ -169,4 +168,4 @@ def _require(module: str, package: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise MissingDependencyError("GGUF chat models", package, "local-llm")
+        raise MissingDependencyError("local chat models", package, "local-llm")

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from polymodal import Attachment, ConfigurationError, PlanningError
+from polymodal import Attachment, ConfigurationError, MissingDependencyError, PlanningError
 from polymodal.agent.planner import LLMPlanner, PlanningRequest
 from polymodal.llms import converted_gguf, gguf_chat_model, local_chat_model
 from polymodal.tools import Captioner
@@ -102,3 +102,13 @@ def test_bad_gguf_files_are_configuration_errors(tmp_path):
     with pytest.raises(ConfigurationError, match="notes.gguf"):
         gguf_chat_model(fake, cache_dir=tmp_path / "cache")
 
+
+
+def test_missing_langchain_huggingface_names_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "langchain_huggingface"
+                        else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"polymodal\[local-llm\]"):
+        local_chat_model("/no/such/chat-model")

@@ -142,7 +142,7 @@ class Agent(Runnable[AgentInput, Reply]):
             if llm is not None
             else DefaultPlanner()
         )
-        if router is not None and planner is None:
+        if router is not None:
             self.planner = TieredPlanner(router, self.planner if llm is not None else None, DefaultPlanner())
         self.fusion = Fusion(fusion_llm or llm)
         self.executor = Executor(
