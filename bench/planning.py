@@ -162,13 +162,15 @@ def row(index: int, case: RouteCase, results: dict[str, Result | None]) -> str:
 def summary(table: dict[str, list[Result | None]], cases: list[RouteCase]) -> None:
     print("\nsummary (per request; latency = planning only)")
     print(f"{'planner':12} {'n':>3} {'LLM calls':>9} {'mean ms':>10} {'median ms':>10} {'right':>7}  vs router")
-    router_mean = statistics.mean(r.seconds for r in table["router"] if r is not None)
     for name, results in table.items():
         done = [(r, c) for r, c in zip(results, cases, strict=True) if r is not None]
         seconds = [r.seconds for r, _ in done]
         calls = sum(r.calls for r, _ in done)
         hits = sum(right(r, c) for r, c in done)
         mean = statistics.mean(seconds)
+        # The ratio compares the same requests: a column may have planned only the first few.
+        same = [r for r, own in zip(table["router"], results, strict=True) if r is not None and own is not None]
+        router_mean = statistics.mean(r.seconds for r in same)
         print(f"{name:12} {len(done):3d} {calls:9d} {mean * 1000:10.1f} {statistics.median(seconds) * 1000:10.1f} "
               f"{hits:3d}/{len(done):<3d}  x{mean / router_mean:.1f}")
     routed = sum(1 for r in table["router"] if r is not None and r.tier == "router")

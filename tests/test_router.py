@@ -18,7 +18,7 @@ from support.routing_cases import ROUTE_CASES, case_attachments, routing_tools
 
 from polymodal import Agent, Attachment, ConfigurationError, MissingDependencyError, PlanningError
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest
-from polymodal.agent.router import Router, fill_args, split_clauses, tool_anchors
+from polymodal.agent.router import Router, fill_args, payload, split_clauses, tool_anchors
 from polymodal.agent.tiers import TieredPlanner
 from polymodal.tools import Captioner, Transcriber
 from polymodal.tools.cache import model_cache
@@ -290,3 +290,15 @@ def test_long_or_many_clause_requests_are_left_to_the_next_tier(router, tools, f
     assert long.plan is None and "1000 characters" in long.reason
     many = "transcribe it, describe it, read it, summarize it and draw it"
     assert router.route(request_for(many, attach(files, "image")), tools).plan is None
+
+
+@pytest.mark.parametrize(
+    ("clause", "text"),
+    [
+        ("Read this aloud: the train leaves at nine.", "the train leaves at nine."),
+        ("Say 'good morning' in a friendly voice", "good morning"),
+        ("Draw the cat's toy and the dog's bone", "Draw the cat's toy and the dog's bone"),
+    ],
+)
+def test_payload_takes_what_follows_a_colon_or_a_quotation(clause, text):
+    assert payload(clause) == text

@@ -44,7 +44,9 @@ _CLAUSE_START = re.compile(
     r"describe|transcribe|caption|read|tell|summari[sz]e|draw|generate|make|create|render|paint|sketch|say|speak|"
     r"translate|count|identify|list|classify|extract|write|give|show|find|recogni[sz]e|detect|explain|compare|"
     r"turn|convert|answer|check|listen|look)\b", re.I)
-_QUOTED = re.compile(r"""['"\u2018\u201c]([^'"\u2019\u201d]{3,}?)['"\u2019\u201d]""")
+# A quotation, not an apostrophe: the opening mark follows a space (or starts the text), the closing one
+# is followed by a space or punctuation ("draw the cat's toy" quotes nothing).
+_QUOTED = re.compile(r"""(?:^|(?<=[\s:(]))['"\u2018\u201c]([^'"\u2019\u201d]{2,}?)['"\u2019\u201d](?=$|[\s.,!?;:)])""")
 _NEGATIVE = re.compile(r"^\s*(not|never|do not|don't)\b", re.I)
 
 
