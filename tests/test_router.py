@@ -72,7 +72,7 @@ def test_the_table_routes_to_the_expected_tools(router, tools, files):
     print(f"\nrouter table: {hits}/{len(ROUTE_CASES)} right, {wrong} confidently wrong")
     print("\n".join(lines))
     assert len(ROUTE_CASES) >= 20
-    assert hits >= 21, "\n".join(lines)
+    assert hits >= 22, "\n".join(lines)
     assert wrong <= 2, "\n".join(lines)
 
 
@@ -212,10 +212,9 @@ def test_unsure_requests_go_to_the_llm_planner_once(router, tools, files):
                                  {"id": "s2", "tool": "emotion_recognizer", "args": {"audio": "audio_1"}}]})
     llm = ScriptedChatModel(responses=[plan])
     planner = TieredPlanner(router, LLMPlanner(llm), DefaultPlanner())
-    outcome = planner.plan(request_for("What does the speaker say, and does she sound sad?",
-                                       attach(files, "audio")), tools)
+    outcome = planner.plan(request_for("Thoughts?", attach(files, "audio")), tools)
     assert len(llm.calls) == 1 and outcome.tier == "llm" and outcome.llm_calls == 1
-    assert outcome.reason.startswith("router clause") and "-> llm" in outcome.reason
+    assert outcome.reason.startswith("router unsure: best tool") and "-> llm" in outcome.reason
 
 
 def test_confident_requests_never_reach_the_llm(router, tools, files):
@@ -227,8 +226,7 @@ def test_confident_requests_never_reach_the_llm(router, tools, files):
 
 
 def test_unsure_without_llm_falls_to_the_modality_defaults(router, tools, files):
-    outcome = TieredPlanner(router, None).plan(
-        request_for("What does the speaker say, and does she sound sad?", attach(files, "audio")), tools)
+    outcome = TieredPlanner(router, None).plan(request_for("Thoughts?", attach(files, "audio")), tools)
     assert outcome.tier == "defaults" and outcome.llm_calls == 0
     assert [s.tool for s in outcome.plan.steps] == ["transcriber"]
 
