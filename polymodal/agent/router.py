@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.agent.planner import PlanningRequest, clean_text
@@ -289,9 +289,12 @@ def split_clauses(text: str) -> list[str]:
 def fill_args(tool: Tool, clause: str, request: PlanningRequest) -> list[dict[str, Any]] | None:
     """Arguments for ``tool`` from this request (one dict per attachment), or None if it cannot run.
 
-    Media arguments take the request's attachments of a kind the argument accepts; the one
-    required text argument (a prompt, a question) takes the clause. A tool with another required
-    argument (CLIP's labels, say) is beyond the router: the next tier plans it.
+    Media arguments take the request's attachments of a kind the argument accepts (an optional
+    one only an attachment of exactly its kind that no other argument took); the one required
+    text argument (a prompt, the text to speak) takes the clause, and so does an optional
+    ``question`` when nothing else did. A tool with another required argument (CLIP's labels,
+    say) is beyond the router: the next tier plans it. Every candidate is checked against the
+    tool's args schema (its validators too), so the router never proposes a call the tool refuses.
     """
     schema = tool.args_schema
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
@@ -303,6 +306,9 @@ def fill_args(tool: Tool, clause: str, request: PlanningRequest) -> list[dict[st
     for name, info in schema.model_fields.items():
         if name in media:
             found = candidates(media[name], clause, request)
+            if not info.is_required():
+                taken = {v for k, v in base.items() if k in media and isinstance(v, str)}
+                found = [i for i in found if request.attachments[i].kind is media[name] and i not in taken]
             if _is_list(info.annotation):
                 if found:
                     base[name] = found
@@ -316,14 +322,30 @@ def fill_args(tool: Tool, clause: str, request: PlanningRequest) -> list[dict[st
             elif info.is_required():
                 return None
         elif info.is_required():
-            if info.annotation is not str or text_filled:
+            if not _is_text(info.annotation) or text_filled:
                 return None  # only one free-text argument can be filled from the request
             base[name] = payload(clause) if name in ("prompt", "text") else clause
             text_filled = True
-    if fan_out is None:
-        return [base]
-    arg, found = fan_out
-    return [{**base, arg: ref} for ref in found]
+    question = schema.model_fields.get("question")
+    if not text_filled and question is not None and _is_text(question.annotation):
+        base["question"] = clause  # visual QA with an optional question: the request is the question
+    variants = [base] if fan_out is None else [{**base, fan_out[0]: ref} for ref in fan_out[1]]
+    valid = [args for args in variants if _valid(schema, args)]
+    return valid or None
+
+
+def _valid(schema: type[BaseModel], args: dict[str, Any]) -> bool:
+    try:
+        schema.model_validate(args)
+    except ValidationError:
+        return False
+    return True
+
+
+def _is_text(annotation: Any) -> bool:
+    """``str`` or ``str | None``."""
+    members = get_args(annotation)
+    return annotation is str or (str in members and all(a in (str, type(None)) for a in members))
 
 
 def candidates(modality: Modality, clause: str, request: PlanningRequest) -> list[str]:

@@ -5,9 +5,9 @@ reported honestly rather than made perfect. Each case names the attachments the 
 with and the tools an ideal planner would pick (a set: order does not matter); ``None`` means no
 tool applies and the router should not claim a confident route.
 
-The tools not yet merged into this branch (visual_qa, ocr, ...) are stand-ins made with
-``@tool`` whose descriptions are written the way the real tools describe themselves: the router
-reads only name, description and modalities, never runs them, and loads none of their models.
+The router reads only each tool's name, description and argument schema: the built-in tools are
+constructed with their default models, never run, and load nothing. A tool of the design that is
+not merged yet (video_summarizer) is a ``@tool`` stand-in with a description in the same style.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from polymodal import Attachment, AudioInput, ImageInput, VideoInput, tool
-from polymodal.tools import Captioner, Tool, Transcriber
+from polymodal import Attachment, VideoInput, tool
+from polymodal.tools import Tool, default_tools
 
 
 @dataclass(frozen=True)
@@ -65,43 +65,7 @@ ROUTE_CASES: list[RouteCase] = [
 
 
 def stand_in_tools() -> list[Tool]:
-    """The tools being built on other branches, as @tool stand-ins with realistic descriptions."""
-
-    @tool
-    def visual_qa(image: ImageInput, question: str) -> str:
-        """Answer a question about an image: details, colours, counts, positions, what someone is doing.
-        Use it for 'what color is the car', 'how many people are there', 'is the door open'."""
-        return "stand-in"
-
-    @tool
-    def ocr(image: ImageInput) -> str:
-        """Read printed or handwritten text in an image (OCR). Use it for 'what does the sign say', 'read the
-        text in this screenshot', 'extract the text from this receipt'."""
-        return "stand-in"
-
-    @tool
-    def clip_matcher(image: ImageInput, labels: list[str]) -> str:
-        """Score how well an image matches each of a few text labels (zero-shot classification with CLIP).
-        Use it for 'is this a cat or a dog', 'which of these labels fits the photo'."""
-        return "stand-in"
-
-    @tool
-    def emotion_recognizer(audio: AudioInput) -> str:
-        """Recognise the emotion in a voice (angry, happy, neutral, sad) from an audio clip or a video's sound
-        track. Use it for 'how does the speaker feel', 'does she sound angry'."""
-        return "stand-in"
-
-    @tool
-    def image_generator(prompt: str) -> str:
-        """Generate a new image from a text description (Stable Diffusion). Use it for 'draw a cat',
-        'create a poster of ...', 'make a picture of ...'."""
-        return "stand-in"
-
-    @tool
-    def speech_synthesizer(text: str) -> str:
-        """Turn text into spoken audio (text to speech). Use it for 'read this aloud', 'say ... in a voice',
-        'make an audio clip that says ...'."""
-        return "stand-in"
+    """Tools of the design not merged yet, as @tool stand-ins with realistic descriptions."""
 
     @tool
     def video_summarizer(video: VideoInput) -> str:
@@ -109,13 +73,15 @@ def stand_in_tools() -> list[Tool]:
         for 'what happens in this video', 'summarize this clip'."""
         return "stand-in"
 
-    return [visual_qa, ocr, clip_matcher, emotion_recognizer, image_generator, speech_synthesizer, video_summarizer]
+    return [video_summarizer]
 
 
 def routing_tools() -> dict[str, Tool]:
-    """The nine tools of the design, by name: the real captioner and transcriber (never loaded) + stand-ins."""
-    tools: list[Tool] = [Captioner(model="/never/loaded"), Transcriber(model="/never/loaded"), *stand_in_tools()]
-    return {t.name: t for t in tools}
+    """The built-in tools with their real descriptions (never loaded), plus stand-ins for missing ones."""
+    tools = {t.name: t for t in default_tools()}
+    for stand_in in stand_in_tools():
+        tools.setdefault(stand_in.name, stand_in)
+    return tools
 
 
 def case_attachments(case: RouteCase, files: Mapping[str, Path]) -> dict[str, Attachment]:
