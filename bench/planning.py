@@ -68,8 +68,10 @@ def ideal_plan(case: RouteCase, request: PlanningRequest, tools: dict[str, Tool]
     """The plan a perfect LLM would write for the case (what the scripted model answers)."""
     steps = []
     for name in sorted(case.expected or []):
-        filled = fill_args(tools[name], request.text, request) or [{"image": "image_1", "labels": ["a", "b"]}]
-        steps.append({"id": f"s{len(steps) + 1}", "tool": name, "args": filled[0]})
+        filled = fill_args(tools[name], request.text, request)
+        # CLIP's labels are beyond the router's argument filling; an LLM would list them.
+        args = filled[0] if filled else {"images": ["image_1"], "labels": ["a beach", "a forest"]}
+        steps.append({"id": f"s{len(steps) + 1}", "tool": name, "args": args})
     return json.dumps({"steps": steps})
 
 
