@@ -80,6 +80,11 @@ def right(result: Result, case: RouteCase) -> bool:
 
 
 def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="polymodal-bench-") as work:
+        run(Path(work))
+
+
+def run(work: Path) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smol-gguf", type=Path, help="SmolLM2-135M-Instruct .gguf file (optional)")
     parser.add_argument("--smol-limit", type=int, default=len(ROUTE_CASES), help="requests to plan with SmolLM2")
@@ -89,7 +94,6 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    work = Path(tempfile.mkdtemp(prefix="polymodal-bench-"))
     media = MediaFactory(work)
     files = {"image": media.png(), "audio": media.wav(), "video": media.video()}
     tools = routing_tools()
