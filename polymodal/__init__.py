@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from polymodal.agent import Agent, Plan, Reply, Step, StepResult
+from polymodal.agent import Agent, Plan, Reply, Router, Step, StepResult, TieredPlanner
 from polymodal.config import Settings
 from polymodal.errors import (
     AttachmentError,
@@ -48,9 +48,11 @@ __all__ = [
     "PolymodalError",
     "Reply",
     "ResourceError",
+    "Router",
     "Settings",
     "Step",
     "StepResult",
+    "TieredPlanner",
     "Timeline",
     "Tool",
     "ToolError",

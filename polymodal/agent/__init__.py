@@ -8,6 +8,8 @@ from polymodal.agent.executor import Executor, StepResult
 from polymodal.agent.fusion import Fusion
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, PlanOutcome
+from polymodal.agent.router import Route, Router
+from polymodal.agent.tiers import TieredPlanner
 
 __all__ = [
     "Agent",
@@ -20,8 +22,11 @@ __all__ = [
     "PlanOutcome",
     "PlanningRequest",
     "Reply",
+    "Route",
+    "Router",
     "Step",
     "StepResult",
+    "TieredPlanner",
     "Turn",
     "validate_plan",
 ]

@@ -28,6 +28,8 @@ from polymodal.agent.executor import Executor, StepResult
 from polymodal.agent.fusion import Fusion
 from polymodal.agent.plan import Plan
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, Tier
+from polymodal.agent.router import Router
+from polymodal.agent.tiers import TieredPlanner
 from polymodal.config import Settings
 from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
@@ -109,6 +111,8 @@ class Agent(Runnable[AgentInput, Reply]):
             request's images go to it as content blocks next to the tool results, so it can answer
             from the pixels what no tool covered (an empty plan is then a fine plan). Leave False
             for text-only models, which would reject or garble image blocks.
+        router: an embedding :class:`~polymodal.agent.router.Router` tried before the LLM planner
+            (or the modality defaults): plain requests then cost no planning LLM call.
     """
 
     def __init__(
@@ -120,7 +124,11 @@ class Agent(Runnable[AgentInput, Reply]):
         fusion_llm: BaseChatModel | None = None,
         settings: Settings | None = None,
         multimodal_llm: bool = False,
+        router: Router | None = None,
     ) -> None:
+        if router is not None and planner is not None:
+            msg = "pass router= or planner=, not both (to combine them, pass planner=TieredPlanner(router, ...))"
+            raise ConfigurationError(msg)
         self.settings = settings or Settings()
         self.multimodal_llm = multimodal_llm
         if tools is None:
@@ -134,6 +142,8 @@ class Agent(Runnable[AgentInput, Reply]):
             if llm is not None
             else DefaultPlanner()
         )
+        if router is not None:
+            self.planner = TieredPlanner(router, self.planner if llm is not None else None, DefaultPlanner())
         self.fusion = Fusion(fusion_llm or llm)
         self.executor = Executor(
             self.tools, default_timeout=self.settings.step_timeout, max_parallel=self.settings.max_parallel

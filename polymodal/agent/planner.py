@@ -55,6 +55,8 @@ class PlanOutcome:
     tier: Tier
     llm_calls: int = 0
     raw_outputs: list[str] = field(default_factory=list)
+    reason: str = ""
+    """Why this tier planned (the router's scores, or why it handed the request on)."""
 
 
 class Planner(Protocol):

