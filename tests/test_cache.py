@@ -117,3 +117,46 @@ def test_cuda_oom_is_retried_then_reported_and_the_process_lives_on(media):
     with pytest.raises(ResourceError, match="out of memory"):
         Hog().execute(image=Attachment.from_path(media.png()))
     assert torch.zeros(4, device="cuda").sum().item() == 0  # CUDA still usable
+
+
+def test_model_calls_per_device_are_bounded_across_concurrent_requests(media):
+    """T9: eight requests at once on one tool never run more than the device's slots in forward."""
+    import time as _time
+
+    from polymodal import Attachment
+    from polymodal.tools.base import ModelTool, ToolOutput
+
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    class Busy(ModelTool):
+        name: str = "busy"
+        description: str = "a model call that takes a while"
+        model: str = "busy-model"
+        device: str | None = "cpu"
+
+        def load(self, device, dtype):
+            return {"model": torch.nn.Linear(2, 2)}
+
+        def encode(self, bundle, prepared):
+            return prepared
+
+        def forward(self, bundle, encoded):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            _time.sleep(0.1)
+            with lock:
+                state["now"] -= 1
+            return encoded
+
+        def decode(self, bundle, outputs, prepared):
+            return [ToolOutput(content="done") for _ in prepared]
+
+    tool, image = Busy(), Attachment.from_path(media.png())
+    threads = [threading.Thread(target=tool.execute, kwargs={"image": image}) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state["peak"] == 2  # POLYMODAL_DEVICE_CONCURRENCY's default

@@ -95,3 +95,23 @@ def test_a_tool_subclass_is_the_other_way_to_add_a_tool(media):
     sizer = ImageSize(timeout=2)
     assert sizer.input_modalities == {"image": Modality.IMAGE}
     assert sizer.invoke({"image": str(media.png(size=(20, 10)))}) == "20x10"
+
+
+def test_timeout_is_enforced_on_a_direct_langchain_call_too():
+    import time
+
+    from polymodal import ToolTimeout
+
+    @tool(timeout=0.3)
+    def stuck(text: str) -> str:
+        """Never finishes in time."""
+        time.sleep(10)
+        return text
+
+    started = time.perf_counter()
+    message = stuck.invoke({"type": "tool_call", "id": "c1", "name": "stuck", "args": {"text": "x"}})
+    assert time.perf_counter() - started < 0.3 + 0.5
+    assert message.status == "error" and "timed out after 0.3 s" in message.content
+    stuck.handle_tool_error = False
+    with pytest.raises(ToolTimeout):
+        stuck.invoke({"text": "x"})

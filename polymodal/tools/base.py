@@ -16,17 +16,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
+import threading
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
-from polymodal.errors import AttachmentError, PolymodalError, ResourceError, ToolError
+from polymodal.errors import AttachmentError, PolymodalError, ResourceError, ToolError, ToolTimeout
 from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits, Modality
+
+T = TypeVar("T")
 
 __all__ = [
     "AudioRef",
@@ -184,7 +187,12 @@ class Tool(BaseTool):
         running = _RUNNING.set(self.name)
         try:
             inputs = self.resolve_inputs(kwargs, ctx)
-            output = self.execute(**inputs)
+            if ctx is None and self.timeout is not None:
+                # A direct call (a LangChain agent's): nothing else enforces the deadline. Inside a
+                # plan the executor does, for every step at once.
+                output = call_with_deadline(lambda: self.execute(**inputs), self.timeout, self.name)
+            else:
+                output = self.execute(**inputs)
         except PolymodalError as exc:
             if ctx is not None:
                 ctx.errors.append(exc)
@@ -301,10 +309,37 @@ class ModelTool(Tool):
     def _forward_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
         import torch
 
+        from polymodal.tools.cache import device_slot, pick_device
+
         encoded = self.encode(bundle, chunk)
-        with torch.inference_mode():
+        with device_slot(pick_device(self.device)), torch.inference_mode():
             raw = self.forward(bundle, encoded)
         return self.decode(bundle, raw, chunk)
+
+
+def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
+    """Run ``fn`` and return its result, or raise ToolTimeout once ``seconds`` have passed.
+
+    The work runs on a daemon thread that is abandoned at the deadline (Python cannot kill a thread):
+    the caller gets control back on time, and a hung model cannot keep the interpreter from exiting.
+    """
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            box["error"] = exc
+
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(work,), name=f"polymodal-{tool}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ToolTimeout(tool, seconds)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

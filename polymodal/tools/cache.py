@@ -26,7 +26,15 @@ from typing import Any, TypeVar
 
 from polymodal.errors import ConfigurationError
 
-__all__ = ["ModelCache", "is_out_of_memory", "load_checked", "model_cache", "pick_device", "pick_dtype"]
+__all__ = [
+    "ModelCache",
+    "device_slot",
+    "is_out_of_memory",
+    "load_checked",
+    "model_cache",
+    "pick_device",
+    "pick_dtype",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,6 +214,22 @@ def _empty_device_caches() -> None:
 
 
 _SHARED = ModelCache()
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def device_slot(device: str) -> threading.BoundedSemaphore:
+    """The semaphore bounding how many model calls run at once on ``device`` (RELIABILITY T9).
+
+    Many concurrent requests (a batch run, a server) must not pile every forward pass onto one GPU
+    at once: past a couple, they only add memory pressure and contention. The bound is
+    ``POLYMODAL_DEVICE_CONCURRENCY`` (default 2) per device, shared by every tool in the process.
+    """
+    with _SLOTS_LOCK:
+        if device not in _SLOTS:
+            limit = max(1, int(os.environ.get("POLYMODAL_DEVICE_CONCURRENCY", "2")))
+            _SLOTS[device] = threading.BoundedSemaphore(limit)
+        return _SLOTS[device]
 
 
 def model_cache() -> ModelCache:
