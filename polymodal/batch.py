@@ -10,10 +10,13 @@ error and the batch goes on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +56,15 @@ class BatchSummary:
     """What a batch run did."""
 
     total: int = 0
+    """Entries in the jobs file (bad lines included)."""
+    pending: int = 0
+    """Jobs this run set out to do."""
     skipped: int = 0
+    """Jobs already recorded in the output by an earlier run."""
+    retried: int = 0
+    """Jobs recorded as failed that this run does again (``retry_failed``)."""
+    duplicates: list[str] = field(default_factory=list)
+    """Ids that appear again later in the jobs file (only the first is run)."""
     ok: int = 0
     failed: int = 0
     failed_ids: list[str] = field(default_factory=list)
@@ -84,20 +95,26 @@ def read_jobs(path: Path) -> Iterator[Job | BadLine]:
 
 def completed_ids(output: Path) -> set[str]:
     """Ids already in the output; a torn last line (no newline, or not JSON) is cut off first."""
+    return set(recorded_results(output))
+
+
+def recorded_results(output: Path) -> dict[str, bool]:
+    """Each id in the output with whether its last record is ``ok``; cuts a torn last line off first.
+
+    A crash can leave at most one torn line (each record is one ``write`` then fsync), and only at
+    the end: it is truncated so that the next append starts on a line of its own.
+    """
     if not output.exists():
-        return set()
+        return {}
     data = output.read_bytes()
-    done: set[str] = set()
+    done: dict[str, bool] = {}
     good_end = 0
     position = 0
     for raw in data.splitlines(keepends=True):
         position += len(raw)
-        try:
-            record = json.loads(raw) if raw.endswith(b"\n") else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            record = None
-        if isinstance(record, dict) and isinstance(record.get("id"), str):
-            done.add(record["id"])
+        record = _record_of(raw)
+        if record is not None:
+            done[record["id"]] = record.get("ok") is True
             good_end = position
         elif position == len(data):
             break  # the torn tail of a crashed run
@@ -109,6 +126,39 @@ def completed_ids(output: Path) -> set[str]:
             fh.flush()
             os.fsync(fh.fileno())
     return done
+
+
+def _record_of(raw: bytes) -> dict[str, Any] | None:
+    """The record a complete output line holds, or None for a torn or foreign line."""
+    if not raw.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
+
+
+def drop_failed(output: Path, ids: set[str]) -> None:
+    """Rewrite ``output`` without the failed records of ``ids`` (atomically: a crash keeps the old file)."""
+    kept = [raw for raw in output.read_bytes().splitlines(keepends=True)
+            if (record := _record_of(raw)) is None or record["id"] not in ids or record.get("ok") is True]
+    scratch = output.with_name(f".{output.name}.rewrite")
+    with open(scratch, "wb") as fh:
+        fh.writelines(kept)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(scratch, output)
+    _fsync_folder(output.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def append_line(fh: IO[str], record: Mapping[str, Any]) -> None:
@@ -153,51 +203,166 @@ def _resolve(path: str, base: Path) -> str:
     return str(candidate if candidate.is_absolute() else base / candidate)
 
 
+def plan_batch(entries: list[Job | BadLine], recorded: Mapping[str, bool], *, retry_failed: bool = False
+               ) -> tuple[list[Job | BadLine], BatchSummary]:
+    """Which entries still need a run: not recorded yet (or recorded as failed, with ``retry_failed``).
+
+    A second entry with an id seen earlier in the jobs file is a duplicate: never run, but named in
+    the summary (it is not "already done", there may be no output yet).
+    """
+    summary = BatchSummary(total=len(entries))
+    seen: set[str] = set()
+    pending: list[Job | BadLine] = []
+    for entry in entries:
+        if entry.id in seen:
+            summary.duplicates.append(entry.id)
+            continue
+        seen.add(entry.id)
+        ok = recorded.get(entry.id)
+        if ok is None or (retry_failed and not ok):
+            pending.append(entry)
+            summary.retried += ok is False
+        else:
+            summary.skipped += 1
+    summary.pending = len(pending)
+    return pending, summary
+
+
 def run_batch(
     agent: Agent,
     jobs_path: Path,
     output: Path,
     *,
     files_dir: Path | None = None,
-    on_start: Callable[[int, int], None] | None = None,
+    concurrency: int = 1,
+    retry_failed: bool = False,
+    on_start: Callable[[BatchSummary], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    on_interrupt: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    """Run every job not yet in ``output`` with one agent (models load once for the whole batch).
+    """Run every job not yet in ``output``, up to ``concurrency`` at once (models load once for all).
 
-    ``on_start(total, already_done)`` is called once, ``on_done(record)`` after each job.
+    Each job runs on a fork of ``agent`` (its own conversation, the shared tools and models), so
+    jobs in flight together share model batches (:mod:`polymodal.tools.batching`). Results are
+    appended in the order jobs finish, each as one complete fsynced line: after a crash, a re-run
+    runs every job without a line exactly once and never one that has a line.
+
+    Args:
+        retry_failed: run again the jobs whose recorded result failed; their old lines are removed
+            first (atomically), so each id still appears once.
+        on_start: called once with the summary before any job runs (``pending``, ``skipped``,
+            ``duplicates`` filled in).
+        on_done: called with each record as it is written.
+        on_interrupt: called on Ctrl-C with the number of jobs in flight, which are still waited
+            for and written (a second Ctrl-C stops at once).
     """
     entries = list(read_jobs(jobs_path))
-    done = completed_ids(output)
-    summary = BatchSummary(total=len(entries))
-    seen: set[str] = set()
-    pending: list[Job | BadLine] = []
-    for entry in entries:
-        if entry.id in done or entry.id in seen:  # finished earlier, or a duplicate id in the file
-            summary.skipped += 1
-        else:
-            pending.append(entry)
-        seen.add(entry.id)
+    recorded = recorded_results(output)
+    pending, summary = plan_batch(entries, recorded, retry_failed=retry_failed)
+    if summary.retried:
+        drop_failed(output, {e.id for e in pending if recorded.get(e.id) is False})
     if on_start is not None:
-        on_start(len(pending), summary.skipped)
+        on_start(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
+
+    def run(entry: Job | BadLine) -> dict[str, Any]:
+        return _run_one(agent.fork(), entry, jobs_path.parent, files_dir)
+
+    def record(fh: IO[str], result: dict[str, Any]) -> None:
+        append_line(fh, result)
+        if result["ok"]:
+            summary.ok += 1
+        else:
+            summary.failed += 1
+            summary.failed_ids.append(result["id"])
+        if on_done is not None:
+            on_done(result)
+
+    pool = JobPool(pending, run, concurrency)
     with open(output, "a", encoding="utf-8") as fh:
-        for entry in pending:
-            record = _run_one(agent, entry, jobs_path.parent, files_dir)
-            append_line(fh, record)
-            if record["ok"]:
-                summary.ok += 1
-            else:
-                summary.failed += 1
-                summary.failed_ids.append(entry.id)
-            if on_done is not None:
-                on_done(record)
+        try:
+            for result in pool:
+                record(fh, result)
+        except KeyboardInterrupt:
+            pool.stop()  # Ctrl-C: start nothing new, but write what the jobs in flight finish
+            if on_interrupt is not None:
+                on_interrupt(pool.in_flight)
+            for result in pool.drain():
+                record(fh, result)
+            raise
     return summary
+
+
+class JobPool:
+    """Runs jobs on up to ``concurrency`` daemon threads; iterate to get each result as it finishes.
+
+    Daemon threads, so an aborted run never waits for them at exit. :meth:`stop` hands out no new
+    job; :meth:`drain` then yields what the jobs in flight produce, so computed work is written.
+    """
+
+    def __init__(self, entries: list[Job | BadLine], run: Callable[[Job | BadLine], dict[str, Any]],
+                 concurrency: int) -> None:
+        self._todo: queue.SimpleQueue[Job | BadLine] = queue.SimpleQueue()
+        for entry in entries:
+            self._todo.put(entry)
+        self._finished: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._run = run
+        self._remaining = len(entries)
+        self._lock = threading.Lock()
+        self._workers = [threading.Thread(target=self._work, name=f"polymodal-batch-{i}", daemon=True)
+                         for i in range(max(1, min(concurrency, len(entries))))]
+        for worker in self._workers if entries else []:
+            worker.start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                entry = self._todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = self._run(entry)
+            except Exception as exc:  # noqa: BLE001 - a job's failure is its record, never a lost job
+                result = {"id": entry.id, "ok": False, "error": f"{type(exc).__name__}: {exc}",
+                          "error_type": "internal"}
+            self._finished.put(result)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while self._remaining > 0:
+            record = self._finished.get()
+            self._remaining -= 1
+            yield record
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs started or queued whose results have not been handed out yet."""
+        return self._remaining
+
+    def stop(self) -> None:
+        """Start no more jobs (the ones in flight go on)."""
+        while True:
+            try:
+                self._todo.get_nowait()
+            except queue.Empty:
+                return
+            self._remaining -= 1
+
+    def drain(self) -> Iterator[dict[str, Any]]:
+        """After :meth:`stop`: the results of the jobs that were in flight, as they finish."""
+        while self._remaining > 0:
+            try:
+                record = self._finished.get(timeout=0.1)
+            except queue.Empty:
+                if not any(worker.is_alive() for worker in self._workers):
+                    return
+                continue
+            self._remaining -= 1
+            yield record
 
 
 def _run_one(agent: Agent, entry: Job | BadLine, base: Path, files_dir: Path | None) -> dict[str, Any]:
     if isinstance(entry, BadLine):
         return {"id": entry.id, "ok": False, "error": entry.error, "error_type": "ConfigurationError"}
-    agent.reset()  # each job is its own conversation; loaded models stay loaded
     try:
         reply = agent.chat(entry.prompt, [_resolve(a, base) for a in entry.attachments])
     except PolymodalError as exc:

@@ -219,20 +219,31 @@ def chat(
 
 
 class _RateColumn(ProgressColumn):
-    """Jobs per second (or seconds per job when slower than one a second)."""
+    """Jobs finished per second of this run so far (or seconds per job when slower than one a second).
+
+    Counted over the whole run, model loading included: rich's own speed estimate looks only at
+    the gaps between recent updates, which reads hundreds of jobs/s when the first job carried the
+    load and the rest came in a burst.
+    """
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        if not speed:
+        elapsed = task.elapsed
+        if not task.completed or not elapsed:
             return Text("– jobs/s", style="dim")
+        speed = task.completed / elapsed
         return Text(f"{speed:.2f} jobs/s" if speed >= 1 else f"{1 / speed:.1f} s/job", style="cyan")
 
 
 @app.command()
 def batch(
     jobs: Annotated[Path, typer.Argument(help='JSONL file, one {"id", "prompt", "attachments"} per line')],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="results JSONL (appended; resumable)")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="results JSONL (appended; resumable); default: JOBS.results.jsonl beside it")] = None,
     files_dir: Annotated[Path | None, typer.Option("--files-dir", help="where generated media go")] = None,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", "-j", min=1, help="jobs run at once; their model calls share batches (1: in file order)")] = 4,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="run again the jobs whose recorded result failed")] = False,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -241,7 +252,7 @@ def batch(
     debug: DebugOpt = False,
 ) -> None:
     """Run every request of a JSONL file; re-running skips the ids already in the output."""
-    from polymodal.batch import run_batch
+    from polymodal.batch import BatchSummary, run_batch
 
     output = output or jobs.with_name(jobs.stem + ".results.jsonl")
     files_dir = files_dir or output.with_name(output.stem + "-files")
@@ -256,22 +267,34 @@ def batch(
         )
         task_ids: list[Any] = []
 
-        def started(total: int, skipped: int) -> None:
-            if skipped:
-                say(err, f"skipping {skipped} job(s) already in {output}", "dim")
-            task_ids.append(progress.add_task("batch", total=total))
+        def started(plan: BatchSummary) -> None:
+            if plan.skipped:
+                say(err, f"skipping {plan.skipped} job(s) already in {output}", "dim")
+            if plan.retried:
+                say(err, f"running {plan.retried} failed job(s) again", "dim")
+            if plan.duplicates:
+                shown = ", ".join(plan.duplicates[:5]) + (" ..." if len(plan.duplicates) > 5 else "")
+                say(err, f"ignoring {len(plan.duplicates)} repeated id(s) in {jobs} (the first of each runs): "
+                         f"{shown}", "yellow")
+            task_ids.append(progress.add_task("batch", total=plan.pending))
 
         def done(record: dict[str, Any]) -> None:
             if not record["ok"]:
                 progress.console.print(Text(safe(f"failed {record['id']}: {record.get('error', '')}"), style="red"))
             progress.advance(task_ids[0])
 
+        def interrupted(in_flight: int) -> None:
+            progress.console.print(Text(f"stopping: finishing {in_flight} job(s) in flight "
+                                        "(Ctrl-C again to stop now; a re-run does them)", style="yellow"))
+
         with progress:
-            summary = run_batch(agent, jobs, output, files_dir=files_dir, on_start=started, on_done=done)
+            summary = run_batch(agent, jobs, output, files_dir=files_dir, concurrency=concurrency,
+                                retry_failed=retry_failed, on_start=started, on_done=done, on_interrupt=interrupted)
         failed = _failed_in(output)
         say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
         if failed:
-            say(err, f"{len(failed)} job(s) in {output} have errors: {', '.join(failed[:10])}", "red")
+            say(err, f"{len(failed)} job(s) in {output} have errors: {', '.join(failed[:10])} "
+                     "(--retry-failed runs them again)", "red")
             raise typer.Exit(1)
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from polymodal.batch import BadLine, Job, completed_ids, read_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,13 +67,16 @@ def _records(output: Path) -> list[dict]:
     return [json.loads(line) for line in output.read_text().splitlines()]  # every line must be valid JSON
 
 
-def test_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp_path, media, tiny_models):
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp_path, media, tiny_models,
+                                                                             concurrency):
+    """With several jobs in flight at the kill, a re-run does each unfinished job once, no finished one again."""
     jobs, expect = _jobs_file(media.folder, media)
     output = tmp_path / "out" / "results.jsonl"
     config = tmp_path / "polymodal.toml"  # a random model never stops on its own: keep its answers short
     config.write_text(f'[tools.transcriber]\nmodel = "{tiny_models.path("whisper-asr")}"\nmax_new_tokens = 4\n')
     command = [sys.executable, "-m", "polymodal.cli", "batch", str(jobs), "-o", str(output), "--profile", "default",
-               "--config", str(config)]
+               "--config", str(config), "--concurrency", concurrency]
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", POLYMODAL_ROUTER_MODEL="none")
 
     first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

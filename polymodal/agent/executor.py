@@ -210,7 +210,9 @@ class _Run:
         timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
         self.running[step.id] = time.monotonic() + timeout if timeout is not None else float("inf")
         self._emit("step_started", result)
-        ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id, progress=self._progress(step))
+        deadline = self.running[step.id]
+        ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id, progress=self._progress(step),
+                          deadline=None if deadline == float("inf") else deadline)
         call = {"type": "tool_call", "name": tool.name, "args": result.args, "id": step.id}
         context = contextvars.copy_context()
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import json
 import re
 import threading
+import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -90,16 +93,28 @@ class ToolContext:
     step_id: str | None = None
     progress: Callable[[str, float | None], None] | None = None
     errors: list[BaseException] = field(default_factory=list)
+    deadline: float | None = None
+    """``time.monotonic()`` past which nobody waits for this step (a queued model call is dropped)."""
 
 
 _CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("polymodal_tool", default=None)
 # The tool running on this thread, so report_progress can name it in a direct LangChain call.
 _RUNNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("polymodal_running_tool", default=None)
+# The deadline of a direct call made with ``timeout=`` (inside a plan, ToolContext.deadline says it).
+_DIRECT_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("polymodal_deadline", default=None)
 
 
 def current_context() -> ToolContext | None:
     """The context of the step being run on this thread, or None for a direct call."""
     return _CONTEXT.get()
+
+
+def current_deadline() -> float | None:
+    """``time.monotonic()`` past which the caller on this thread stops waiting (None: no deadline)."""
+    ctx = _CONTEXT.get()
+    if ctx is not None and ctx.deadline is not None:
+        return ctx.deadline
+    return _DIRECT_DEADLINE.get()
 
 
 class using_context:  # noqa: N801 - used like a function: ``with using_context(ctx):``
@@ -249,6 +264,17 @@ class ModelTool(Tool):
     device: str | None = None
     """Force a device ("cpu", "cuda:1"); default: the cache picks cuda > mps > cpu."""
     batch_size: int = 8
+    """The most items in one forward pass (also the micro-batcher's ``max_batch``)."""
+    micro_batching: bool | None = None
+    """Let concurrent calls (other requests, threads, batch jobs) share forward passes. None: the
+    tool's default (on where its model gains from batches); ``POLYMODAL_MICRO_BATCHING=0`` turns it
+    off for the process."""
+    max_wait_ms: float | None = None
+    """How long a call waits for others to share its forward (None: the tool's measured default).
+    A lone call pays at most this; under load calls join the batch after the running one."""
+
+    coalesce_by_default: ClassVar[bool] = True
+    default_max_wait_ms: ClassVar[float] = 5.0
 
     @abstractmethod
     def load(self, device: str, dtype: Any) -> Any:
@@ -281,12 +307,50 @@ class ModelTool(Tool):
         return f"{type(self).__module__}.{type(self).__qualname__}:{self.model}"
 
     def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
+        """Prepare on the caller's thread (a bad file fails alone, before any model work), then run.
+
+        With micro-batching on (the default for tools whose model gains from batches), the prepared
+        items join concurrent callers' items in shared batched calls (:mod:`polymodal.tools.batching`).
+        """
         prepared = self.prepare(inputs)
+        if not prepared:
+            return []
+        if not self.coalesces():
+            return self.run_prepared(prepared)
+        from polymodal.tools.batching import batcher_for
+
+        batcher = batcher_for(self)
+        return batcher.submit(prepared, groups=[self.batch_group(p) for p in prepared], deadline=current_deadline())
+
+    def run_prepared(self, prepared: list[Any]) -> list[ToolOutput]:
+        """Load (once, through the cache) and run prepared items in chunks of ``batch_size``."""
         bundle = self.bundle()
         outputs: list[ToolOutput] = []
         for chunk in _chunks(prepared, max(1, self.batch_size)):
-            outputs.extend(self._run_chunk(bundle, chunk))
+            try:
+                outputs.extend(self._run_chunk(bundle, chunk))
+            except PolymodalError:
+                raise
+            except Exception as exc:  # a library's own failure: name the model, keep the cause
+                msg = f"{self.model}: {type(exc).__name__}: {exc}"
+                raise ToolError(self.name, msg) from exc
         return outputs
+
+    def coalesces(self) -> bool:
+        """Whether concurrent calls share batched forwards (``micro_batching``, else the tool's default)."""
+        from polymodal.tools.batching import micro_batching_enabled
+
+        wanted = self.micro_batching if self.micro_batching is not None else self.coalesce_by_default
+        return wanted and micro_batching_enabled()
+
+    def batch_group(self, prepared: Any) -> Hashable:
+        """Items with equal groups may share one forward; override where per-call options differ."""
+        return None
+
+    def batch_signature(self) -> str:
+        """Tools with equal signatures share a batcher: same class, model, device and settings."""
+        values = {name: getattr(self, name) for name in _own_fields(type(self))}
+        return f"{self.cache_key()}|{json.dumps(values, sort_keys=True, default=repr)}"
 
     def _run_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
         from polymodal.tools.cache import is_out_of_memory, model_cache
@@ -317,6 +381,32 @@ class ModelTool(Tool):
         return self.decode(bundle, raw, chunk)
 
 
+# Fields every tool has (LangChain's and Tool's own): they never change what a model computes.
+_BASE_FIELDS = frozenset(Tool.model_fields) | {"micro_batching"}
+
+
+@functools.cache
+def _own_fields(cls: type[ModelTool]) -> tuple[str, ...]:
+    """The fields a ModelTool subclass declares beyond every tool's: the ones that shape its output."""
+    return tuple(sorted(name for name in cls.model_fields if name not in _BASE_FIELDS))
+
+
+def fan_out_progress(contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
+    """Run ``call`` so that progress it reports reaches every caller, each on its own context.
+
+    A coalesced forward runs on the batcher's thread, away from the callers' step contexts and
+    LangChain runs; this gives it a context whose progress hook replays each report inside every
+    caller's copied context, where :func:`report_progress` finds that caller's step and run.
+    """
+
+    def progress(message: str, fraction: float | None = None) -> None:
+        for context in contexts:
+            context.run(report_progress, message, fraction)
+
+    with using_context(ToolContext(attachments={}, progress=progress)):
+        return call()
+
+
 def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
     """Run ``fn`` and return its result, or raise ToolTimeout once ``seconds`` have passed.
 
@@ -324,8 +414,10 @@ def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
     the caller gets control back on time, and a hung model cannot keep the interpreter from exiting.
     """
     box: dict[str, Any] = {}
+    deadline = time.monotonic() + seconds
 
     def work() -> None:
+        _DIRECT_DEADLINE.set(deadline)  # a queued model call is dropped once nobody waits for it
         try:
             box["result"] = fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread

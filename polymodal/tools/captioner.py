@@ -9,6 +9,7 @@ its image processor and tokenizer, everything else through ``AutoModelForImageTe
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -86,6 +87,10 @@ class Captioner(ModelTool):
 
     def prepare(self, inputs: Any) -> list[Any]:
         return [(item["image"].image(), item.get("prompt") or "") for item in inputs]
+
+    def batch_group(self, prepared: Any) -> Hashable:
+        """Captions with different prompts never share a forward (padding would shift the prompts)."""
+        return prepared[1]
 
     def encode(self, bundle: _Bundle, prepared: list[Any]) -> Any:
         images = [image for image, _ in prepared]

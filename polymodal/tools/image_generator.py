@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import threading
 import warnings
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -73,7 +74,6 @@ class _Bundle:
 class _Job:
     """One image to generate, with everything resolved except the model."""
 
-    index: int
     prompt: str
     negative: str
     seed: int
@@ -154,7 +154,7 @@ class ImageGenerator(ModelTool):
 
     def prepare(self, inputs: Any) -> list[_Job]:
         jobs = []
-        for index, item in enumerate(inputs):
+        for item in inputs:
             source = item.get("image")
             init = source.image() if source is not None else None  # decoded before the model loads
             width, height = item.get("width"), item.get("height")
@@ -163,13 +163,17 @@ class ImageGenerator(ModelTool):
                 init = init.resize((width, height)) if init.size != (width, height) else init
             seed = item.get("seed")
             jobs.append(_Job(
-                index=index, prompt=item["prompt"], negative=item.get("negative_prompt") or "",
+                prompt=item["prompt"], negative=item.get("negative_prompt") or "",
                 seed=random.randint(0, MAX_SEED) if seed is None else int(seed),
                 steps=item.get("steps") or self.default_steps,
                 guidance=self.default_guidance if item.get("guidance") is None else float(item["guidance"]),
                 width=width, height=height, init_image=init, strength=float(item.get("strength", 0.75)),
             ))
         return jobs
+
+    def batch_group(self, prepared: _Job) -> Hashable:
+        """Only jobs with the same steps, guidance, size and mode share a coalesced call."""
+        return prepared.group()
 
     def encode(self, bundle: _Bundle, prepared: list[_Job]) -> list[list[_Job]]:
         groups: dict[tuple[Any, ...], list[_Job]] = {}
@@ -183,7 +187,7 @@ class ImageGenerator(ModelTool):
             for jobs in encoded:
                 images, flagged = self._generate(bundle, jobs)
                 for job, image, bad in zip(jobs, images, flagged, strict=True):
-                    results[job.index] = (image, bad)
+                    results[id(job)] = (image, bad)  # jobs of several callers may share a batch
         return results
 
     def _generate(self, bundle: _Bundle, jobs: list[_Job]) -> tuple[list[Any], list[bool]]:
@@ -230,7 +234,7 @@ class ImageGenerator(ModelTool):
     def decode(self, bundle: _Bundle, outputs: dict[int, tuple[Any, bool]], prepared: list[_Job]) -> list[ToolOutput]:
         results = []
         for job in prepared:
-            image, flagged = outputs[job.index]
+            image, flagged = outputs[id(job)]
             if flagged:
                 msg = f"the safety checker blocked the image for prompt {job.prompt[:80]!r}"
                 raise ToolError(self.name, msg)

@@ -73,6 +73,8 @@ class OCR(ModelTool):
     """rapidocr runs on onnxruntime's CPU provider here; the cache entry is keyed to the CPU."""
 
     direct_answer: ClassVar[bool] = True
+    coalesce_by_default: ClassVar[bool] = False
+    """rapidocr reads one image per call: sharing calls would only queue them behind each other."""
 
     def load(self, device: str, dtype: Any) -> Any:
         try:

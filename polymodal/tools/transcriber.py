@@ -12,6 +12,7 @@ same Transcript, and faster-whisper also reports the language it detected.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -124,6 +125,14 @@ class Transcriber(ModelTool):
             device=device,
             dtype=dtype,
         )
+
+    def coalesces(self) -> bool:
+        """faster-whisper runs one input per call, so sharing calls would only queue them."""
+        return self.resolved_backend() == "transformers" and super().coalesces()
+
+    def batch_group(self, prepared: _Prepared) -> Hashable:
+        """One generate call takes one language: only inputs asking for the same one share it."""
+        return prepared.language
 
     def prepare(self, inputs: Any) -> list[_Prepared]:
         return [_Prepared(item["audio"].audio(SAMPLE_RATE), item.get("language")) for item in inputs]

@@ -127,6 +127,23 @@ def build_blip_caption(root: Path) -> Path:
     return _save(root / "blip-caption", model, proc)
 
 
+def build_blip_caption_varied(root: Path) -> Path:
+    """Tiny BLIP captioner whose captions depend on the image (wider random init, std 0.5).
+
+    At the default std 0.02 a tiny random BLIP gives every image the same caption, so a test of
+    "each caller gets its own output" could not tell outputs apart; this one can.
+    """
+    from transformers import BlipForConditionalGeneration
+
+    _seed()
+    proc = _blip_processor()
+    config = _blip_config(proc.tokenizer)
+    for part in (config, config.vision_config, config.text_config):
+        part.initializer_range = 0.5
+    model = BlipForConditionalGeneration(config).eval()
+    return _save(root / "blip-caption-varied", model, proc)
+
+
 def build_blip_vqa(root: Path) -> Path:
     """BlipForQuestionAnswering + BlipProcessor (load with AutoModelForVisualQuestionAnswering)."""
     from transformers import BlipForQuestionAnswering
@@ -481,6 +498,7 @@ def build_idefics3_chat(root: Path) -> Path:
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "blip-caption": build_blip_caption,
+    "blip-caption-varied": build_blip_caption_varied,
     "blip-vqa": build_blip_vqa,
     "vit-gpt2-caption": build_vit_gpt2_caption,
     "blip2-opt": build_blip2_opt,

@@ -1,0 +1,270 @@
+"""Cross-request micro-batching: concurrent calls to one loaded model share forward passes.
+
+Every built-in model tool already runs on batches (a tiny captioner's batch of 8 costs about what
+one call costs), but requests arrive one at a time: two chats captioning at the same moment, a
+batch run with eight jobs in flight, a server with twenty users. A :class:`MicroBatcher` sits in
+front of one model configuration. Callers hand it prepared items and block; one worker thread
+takes what is queued — up to ``max_batch`` items of one *group* (items whose per-call options can
+share a forward), waiting at most ``max_wait_ms`` for more after the first arrives — runs them in
+one call, and hands each caller exactly its own outputs.
+
+What callers keep, whatever they share a batch with:
+
+- **Their own results and errors.** When a coalesced call raises, each caller's items are run
+  again alone, so one bad item fails only its own caller, with its own typed error.
+- **Their deadlines.** A caller whose deadline (``ToolContext.deadline``) passed while queued is
+  dropped before the forward; an abandoned caller never cancels the others.
+- **Their progress events.** The worker runs the batch inside a context whose progress hook fans
+  each report out to every caller, on that caller's own context (its LangChain run, its step).
+
+The batcher adds at most ``max_wait_ms`` to a lone call; under load, calls that arrive while the
+model is busy simply join the next batch.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polymodal.tools.base import ModelTool
+
+__all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled"]
+
+logger = logging.getLogger(__name__)
+
+RunBatch = Callable[[list[Any]], list[Any]]
+
+
+def micro_batching_enabled() -> bool:
+    """False when ``POLYMODAL_MICRO_BATCHING=0`` turns coalescing off for the whole process."""
+    return os.environ.get("POLYMODAL_MICRO_BATCHING", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass
+class BatchStats:
+    """What a batcher has done: how many calls it ran and how many items they carried."""
+
+    calls: int = 0
+    """Batched calls of the model (a coalesced forward counts once)."""
+    items: int = 0
+    requests: int = 0
+    isolated: int = 0
+    """Batches that failed and were re-run caller by caller."""
+    largest: int = 0
+
+
+class _Request:
+    """One caller's items, its result slots, and the context to report its progress in."""
+
+    __slots__ = ("context", "deadline", "done", "error", "outputs", "remaining")
+
+    def __init__(self, size: int, deadline: float | None) -> None:
+        self.outputs: list[Any] = [None] * size
+        self.remaining = size
+        self.error: BaseException | None = None
+        self.deadline = deadline
+        self.done = threading.Event()
+        self.context = contextvars.copy_context()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+    def fill(self, index: int, output: Any) -> None:
+        self.outputs[index] = output
+        self.remaining -= 1
+        if self.remaining <= 0:
+            self.done.set()
+
+
+@dataclass
+class _Item:
+    request: _Request
+    index: int
+    value: Any
+    group: Hashable
+    queued: float = field(default_factory=time.monotonic)
+
+
+class MicroBatcher:
+    """Coalesces concurrent calls of one model configuration into batched calls.
+
+    Args:
+        run: runs a list of prepared items in one call, returning one output per item.
+        max_batch: the most items in one call.
+        max_wait_ms: how long the first item of a batch waits for company.
+        name: for logs and the worker thread's name.
+        on_progress: wraps ``run`` so a report made inside it reaches every caller of the batch
+            (see :func:`polymodal.tools.base.fan_out_progress`); None runs ``run`` as it is.
+    """
+
+    def __init__(
+        self,
+        run: RunBatch,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        name: str = "model",
+        on_progress: Callable[[Sequence[contextvars.Context], Callable[[], list[Any]]], list[Any]] | None = None,
+    ) -> None:
+        self._run = run
+        self.max_batch = max(1, int(max_batch))
+        self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
+        self.name = name
+        self._fan_out = on_progress
+        self._queue: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self.stats = BatchStats()
+
+    def submit(
+        self, items: Sequence[Any], *, groups: Sequence[Hashable] | None = None, deadline: float | None = None
+    ) -> list[Any]:
+        """Queue ``items`` (one caller's), block until all are done, return their outputs in order.
+
+        Args:
+            groups: per item, a key; only items with equal keys share a call. None: all equal.
+            deadline: ``time.monotonic()`` after which nobody waits for these items any more.
+
+        Raises:
+            Whatever the call raised for these items (run alone, if the shared call failed).
+        """
+        if not items:
+            return []
+        request = _Request(len(items), deadline)
+        keys = list(groups) if groups is not None else [None] * len(items)
+        with self._cond:
+            self._queue.extend(_Item(request, i, value, keys[i]) for i, value in enumerate(items))
+            self.stats.requests += 1
+            self._ensure_worker()
+            self._cond.notify()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.outputs
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._loop, name=f"polymodal-batcher-{self.name}", daemon=True)
+            self._worker.start()
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # noqa: BLE001 - the worker must outlive any batch
+                logger.exception("micro-batcher %s: a batch failed outside the model call", self.name)
+                for item in batch:
+                    item.request.fail(exc)
+
+    def _next_batch(self) -> list[_Item]:
+        """Wait for work; then gather the head item's group until full or its wait is over."""
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            head = self._queue[0]
+            until = head.queued + self.max_wait
+            while self._count(head.group) < self.max_batch:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            batch: list[_Item] = []
+            kept: deque[_Item] = deque()
+            while self._queue:
+                item = self._queue.popleft()
+                if item.group == head.group and len(batch) < self.max_batch:
+                    batch.append(item)
+                else:
+                    kept.append(item)
+            self._queue = kept
+            return batch
+
+    def _count(self, group: Hashable) -> int:
+        return sum(1 for item in self._queue if item.group == group)
+
+    def _run_batch(self, batch: list[_Item]) -> None:
+        now = time.monotonic()
+        live = [item for item in batch if not item.request.done.is_set()
+                and (item.request.deadline is None or item.request.deadline > now)]
+        for item in batch:
+            if item not in live:
+                item.request.fail(TimeoutError("nobody waits for this call any more"))
+        if not live:
+            return
+        requests = list(dict.fromkeys(item.request for item in live))
+        try:
+            outputs = self._call(live, requests)
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers below
+            if len(requests) == 1:
+                requests[0].fail(exc)
+                return
+            self._isolate(live, requests)
+            return
+        for item, output in zip(live, outputs, strict=True):
+            item.request.fill(item.index, output)
+
+    def _call(self, items: list[_Item], requests: list[_Request]) -> list[Any]:
+        values = [item.value for item in items]
+        self.stats.calls += 1
+        self.stats.items += len(values)
+        self.stats.largest = max(self.stats.largest, len(values))
+        if self._fan_out is None:
+            outputs = self._run(values)
+        else:
+            outputs = self._fan_out([r.context for r in requests], lambda: self._run(values))
+        if len(outputs) != len(values):
+            msg = f"{self.name}: a batch of {len(values)} gave {len(outputs)} outputs"
+            raise RuntimeError(msg)
+        return outputs
+
+    def _isolate(self, items: list[_Item], requests: list[_Request]) -> None:
+        """The shared call failed: run each caller's items alone, so only the guilty one fails."""
+        self.stats.isolated += 1
+        for request in requests:
+            own = [item for item in items if item.request is request]
+            try:
+                outputs = self._call(own, [request])
+            except BaseException as exc:  # noqa: BLE001 - this caller's own error
+                request.fail(exc)
+                continue
+            for item, output in zip(own, outputs, strict=True):
+                request.fill(item.index, output)
+
+
+
+_BATCHERS: dict[str, MicroBatcher] = {}
+_BATCHERS_LOCK = threading.Lock()
+
+
+def batcher_for(tool: ModelTool) -> MicroBatcher:
+    """The process-wide batcher of ``tool``'s configuration (tools with equal signatures share one)."""
+    from polymodal.tools.base import fan_out_progress
+
+    key = tool.batch_signature()
+    with _BATCHERS_LOCK:
+        batcher = _BATCHERS.get(key)
+        if batcher is None:
+            wait = tool.max_wait_ms if tool.max_wait_ms is not None else tool.default_max_wait_ms
+            batcher = MicroBatcher(tool.run_prepared, max_batch=tool.batch_size, max_wait_ms=wait,
+                                   name=tool.name, on_progress=fan_out_progress)
+            _BATCHERS[key] = batcher
+        return batcher
+
+
+def batchers() -> dict[str, MicroBatcher]:
+    """Every batcher made in this process, by tool signature (for stats and tests)."""
+    with _BATCHERS_LOCK:
+        return dict(_BATCHERS)
