@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import queue
-import threading
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from polymodal.agent.plan import Plan, Step, references
 from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout
 from polymodal.media import Attachment
 from polymodal.redaction import redact
+from polymodal.threads import run_in_daemon
 from polymodal.tools.base import Tool, ToolContext, using_context
 
 __all__ = ["Executor", "StepProgress", "StepResult", "StepStatus"]
@@ -155,6 +155,7 @@ class _Run:
         self.finished: queue.Queue[tuple[str, ToolMessage | None, BaseException | None, list[Any]]] = queue.Queue()
         self.t0 = time.perf_counter()
         self.budget_deadline = float("inf")
+        self.traced = has_listeners(config)
 
     def execute(self) -> list[StepResult]:
         while self.waiting or self.running:
@@ -220,12 +221,12 @@ class _Run:
             message, error = None, None
             try:
                 with using_context(ctx):
-                    message = tool.invoke(call, config=self.config)
+                    message = tool.run_call(call, self.config, traced=self.traced)
             except BaseException as exc:  # noqa: BLE001 - reported as the step's error
                 error = exc
             self.finished.put((step.id, message, error, ctx.errors))
 
-        threading.Thread(target=context.run, args=(work,), name=f"polymodal-{step.id}", daemon=True).start()
+        run_in_daemon(lambda: context.run(work))
 
     def _wait_once(self) -> None:
         nearest = min(min(self.running.values()), self.budget_deadline)
@@ -308,6 +309,17 @@ class _Run:
 
     def _now(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def has_listeners(config: RunnableConfig | None) -> bool:
+    """Whether any callback would see this run's tool calls (the config's, or the environment's tracers).
+
+    Decided once per plan: when nobody listens, steps skip LangChain's per-call run bookkeeping
+    (:meth:`polymodal.tools.base.Tool.run_call`); when anyone does, every step is a traced tool run.
+    """
+    from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
+
+    return bool(get_callback_manager_for_config(ensure_config(config)).handlers)
 
 
 def dispatch_progress(report: StepProgress) -> None:

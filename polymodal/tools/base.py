@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from langchain_core.callbacks import CallbackManagerForToolRun
-from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import BaseModel, Field, ValidationError
 
 from polymodal.errors import AttachmentError, PolymodalError, ResourceError, ToolError, ToolTimeout
 from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits, Modality
+from polymodal.threads import run_in_daemon
 
 T = TypeVar("T")
 
@@ -70,8 +72,9 @@ ACCEPTS: dict[Modality, frozenset[Modality]] = {
 }
 
 
+@functools.cache
 def attachment_fields(args_schema: type[BaseModel]) -> dict[str, Modality]:
-    """Map each argument that references media to its modality, read from the args model."""
+    """Map each argument that references media to its modality, read from the args model (once per model)."""
     found: dict[str, Modality] = {}
     for name, info in args_schema.model_fields.items():
         extra = info.json_schema_extra
@@ -182,7 +185,7 @@ class Tool(BaseTool):
         """The arguments that take media, and which modality each takes."""
         schema = self.args_schema
         if isinstance(schema, type) and issubclass(schema, BaseModel):
-            return attachment_fields(schema)
+            return dict(attachment_fields(schema))
         return {}
 
     @abstractmethod
@@ -218,6 +221,36 @@ class Tool(BaseTool):
             _RUNNING.reset(running)
         return output.content, output.artifact
 
+    def run_call(self, call: Mapping[str, Any], config: RunnableConfig | None, *, traced: bool = True) -> Any:
+        """Run one tool call and return its ``ToolMessage``, as ``invoke(call, config)`` does.
+
+        ``traced=False`` says nobody listens (no callbacks in the config, none configured by the
+        environment): then the same work is done without LangChain's per-call run bookkeeping
+        (callback managers, signature and type-hint inspection), which costs about a millisecond
+        per call — more than polymodal's whole request path. Arguments are validated by the same
+        schema, errors handled by the same ``handle_*`` flags, and the message built by the same
+        formatter; a tool with its own callbacks, verbose output, or injected arguments always
+        takes the traced path.
+        """
+        if traced or not _untraced_supported(self):
+            return self.invoke(dict(call), config=config)
+        from langchain_core.tools.base import _format_output, _handle_tool_error, _handle_validation_error
+
+        args = dict(call["args"])
+        artifact = None
+        status = "success"
+        try:
+            content, artifact = self._run(**_validated(self.args_schema, args))
+        except ValidationError as exc:
+            if not self.handle_validation_error:
+                raise
+            content, status = _handle_validation_error(exc, flag=self.handle_validation_error), "error"
+        except ToolException as exc:
+            if not self.handle_tool_error:
+                raise
+            content, status = _handle_tool_error(exc, flag=self.handle_tool_error), "error"
+        return _format_output(content, artifact, call.get("id"), self.name, status)
+
     def resolve_inputs(self, kwargs: Mapping[str, Any], ctx: ToolContext | None) -> dict[str, Any]:
         """Replace media references by Attachments, checking each one's modality."""
         resolved = dict(kwargs)
@@ -250,6 +283,29 @@ class Tool(BaseTool):
             msg = f"argument {arg!r} needs {modality.value}, but {attachment.describe()} is {attachment.kind.value}"
             raise AttachmentError(attachment.name, msg)
         return attachment
+
+
+def _untraced_supported(tool: Tool) -> bool:
+    """Whether a call of ``tool`` may skip LangChain's run bookkeeping (see :meth:`Tool.run_call`)."""
+    schema = tool.args_schema
+    return (tool.callbacks is None and not tool.verbose and isinstance(schema, type)
+            and issubclass(schema, BaseModel) and _plain_schema(schema))
+
+
+@functools.cache
+def _plain_schema(schema: type[BaseModel]) -> bool:
+    """True when no argument of ``schema`` is injected by LangChain (InjectedToolArg and friends)."""
+    try:
+        from langchain_core.tools.base import _is_injected_arg_type, get_all_basemodel_annotations
+    except ImportError:  # a LangChain without these: always take the traced path
+        return False
+    return not any(_is_injected_arg_type(kind) for kind in get_all_basemodel_annotations(schema).values())
+
+
+def _validated(schema: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as LangChain passes them to ``_run``: validated, only those the call gave."""
+    model = schema.model_validate(args)
+    return {name: getattr(model, name) for name in type(model).model_fields if name in args}
 
 
 class ModelTool(Tool):
@@ -415,6 +471,7 @@ def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
     """
     box: dict[str, Any] = {}
     deadline = time.monotonic() + seconds
+    finished = threading.Event()
 
     def work() -> None:
         _DIRECT_DEADLINE.set(deadline)  # a queued model call is dropped once nobody waits for it
@@ -422,12 +479,12 @@ def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
             box["result"] = fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             box["error"] = exc
+        finally:
+            finished.set()
 
     context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(work,), name=f"polymodal-{tool}", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
+    run_in_daemon(lambda: context.run(work))
+    if not finished.wait(seconds):
         raise ToolTimeout(tool, seconds)
     if "error" in box:
         raise box["error"]
