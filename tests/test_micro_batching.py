@@ -207,3 +207,13 @@ def test_concurrent_chats_of_one_agent_share_captioner_forwards(tiny_models, ima
     alone = Captioner(model=str(tiny_models.path("blip-caption-varied")), max_new_tokens=6, micro_batching=False)
     assert [r.steps[0].content for r in replies] == [alone.execute(image=images[i]).content for i in range(6)]
     assert len(sizes) < 6, sizes
+
+
+def test_a_lone_request_does_not_wait_for_company(tiny_models, images):
+    """The wait bound is a minute here: only the batcher's "nobody else can join" rule lets it go at once."""
+    captioner = Captioner(model=str(tiny_models.path("blip-caption-varied")), max_new_tokens=4, max_wait_ms=60_000)
+    agent = Agent(llm=None, tools=[captioner], planner=_Scripted())
+    captioner.bundle()
+    started = time.monotonic()
+    reply = agent.chat("caption this", [images[0]])
+    assert reply.steps[0].ok and time.monotonic() - started < 30

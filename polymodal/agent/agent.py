@@ -34,6 +34,7 @@ from polymodal.config import Settings
 from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool
+from polymodal.tools.batching import request_in_flight
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -178,6 +179,18 @@ class Agent(Runnable[AgentInput, Reply]):
         stream_answer: bool = False,
     ) -> Reply:
         """One turn; ``stream_answer`` streams the fusion model and emits ("token", text) events."""
+        with request_in_flight():  # model batchers wait for this turn's calls (polymodal.tools.batching)
+            return self._turn(text, attachments, config=config, on_event=on_event, stream_answer=stream_answer)
+
+    def _turn(
+        self,
+        text: str,
+        attachments: Sequence[AttachmentLike],
+        *,
+        config: RunnableConfig | None,
+        on_event: EventHook | None,
+        stream_answer: bool,
+    ) -> Reply:
         started = time.perf_counter()
         emit = on_event or (lambda _event, _payload: None)
         added = [self.conversation.add(Attachment.coerce(a, self.settings.limits)) for a in attachments]

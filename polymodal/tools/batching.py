@@ -17,30 +17,75 @@ What callers keep, whatever they share a batch with:
 - **Their progress events.** The worker runs the batch inside a context whose progress hook fans
   each report out to every caller, on that caller's own context (its LangChain run, its step).
 
-The batcher adds at most ``max_wait_ms`` to a lone call; under load, calls that arrive while the
-model is busy simply join the next batch.
+How long to wait for company: a batch goes as soon as it is full, or as soon as no call can still
+join it — no direct call is preparing its inputs, and every agent turn in flight in the process
+(:func:`request_in_flight`) has already called this model. So a lone request never waits, and
+eight concurrent jobs fill a batch of eight instead of trickling in as batches of two or three
+while the previous batch's callers write their results. ``max_wait_ms`` bounds the wait whatever
+the count says (a turn in flight may never call this model).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from polymodal.tools.base import ModelTool
 
-__all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled"]
+__all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled", "request_in_flight",
+           "requests_in_flight"]
 
 logger = logging.getLogger(__name__)
 
 RunBatch = Callable[[list[Any]], list[Any]]
+
+
+class _Turn:
+    """One agent turn in flight (compared by identity)."""
+
+    __slots__ = ("__weakref__",)
+
+
+_TURNS: set[_Turn] = set()
+_TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("polymodal_turn", default=None)
+_TURNS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def request_in_flight() -> Iterator[None]:
+    """Count an agent turn as in flight while the block runs (its steps' threads inherit it).
+
+    A batcher waits for company only from turns that can still bring some: turns in flight that
+    have not called its model yet. So a lone request runs at once, and eight concurrent jobs
+    fill a batch of eight instead of trickling in as batches of two or three.
+    """
+    turn = _Turn()
+    with _TURNS_LOCK:
+        _TURNS.add(turn)
+    token = _TURN.set(turn)
+    try:
+        yield
+    finally:
+        _TURN.reset(token)
+        with _TURNS_LOCK:
+            _TURNS.discard(turn)
+        for batcher in batchers().values():
+            batcher.turn_ended(turn)
+
+
+def requests_in_flight() -> int:
+    """Agent turns running in this process right now."""
+    with _TURNS_LOCK:
+        return len(_TURNS)
 
 
 def micro_batching_enabled() -> bool:
@@ -124,7 +169,40 @@ class MicroBatcher:
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._anonymous = 0
+        self._served: set[_Turn] = set()
         self.stats = BatchStats()
+
+    @contextlib.contextmanager
+    def caller(self) -> Iterator[None]:
+        """Mark a call as on its way (preparing its inputs) until the block ends: worth waiting for.
+
+        A call inside an agent turn is already known through the turn; a direct call (no agent)
+        is counted here.
+        """
+        anonymous = _TURN.get() is None
+        if anonymous:
+            with self._cond:
+                self._anonymous += 1
+        try:
+            yield
+        finally:
+            if anonymous:
+                with self._cond:
+                    self._anonymous -= 1
+                    self._cond.notify()
+
+    def turn_ended(self, turn: _Turn) -> None:
+        """Forget a finished turn; a batch waiting for it need not wait any longer."""
+        with self._cond:
+            self._served.discard(turn)
+            self._cond.notify()
+
+    def _joiners(self) -> int:
+        """Calls that may still join: direct calls preparing, turns in flight that have not called yet."""
+        with _TURNS_LOCK:
+            unserved = len(_TURNS - self._served)
+        return self._anonymous + unserved
 
     def submit(
         self, items: Sequence[Any], *, groups: Sequence[Hashable] | None = None, deadline: float | None = None
@@ -142,7 +220,10 @@ class MicroBatcher:
             return []
         request = _Request(len(items), deadline)
         keys = list(groups) if groups is not None else [None] * len(items)
+        turn = _TURN.get()
         with self._cond:
+            if turn is not None:
+                self._served.add(turn)
             self._queue.extend(_Item(request, i, value, keys[i]) for i, value in enumerate(items))
             self.stats.requests += 1
             self._ensure_worker()
@@ -176,7 +257,7 @@ class MicroBatcher:
                 self._cond.wait()
             head = self._queue[0]
             until = head.queued + self.max_wait
-            while self._count(head.group) < self.max_batch:
+            while self._count(head.group) < self.max_batch and self._joiners() > 0:
                 left = until - time.monotonic()
                 if left <= 0:
                     break
