@@ -153,10 +153,16 @@ def test_model_calls_per_device_are_bounded_across_concurrent_requests(media):
         def decode(self, bundle, outputs, prepared):
             return [ToolOutput(content="done") for _ in prepared]
 
-    tool, image = Busy(), Attachment.from_path(media.png())
-    threads = [threading.Thread(target=tool.execute, kwargs={"image": image}) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    def eight_at_once(tool: Busy) -> None:
+        image = Attachment.from_path(media.png())
+        threads = [threading.Thread(target=tool.execute, kwargs={"image": image}) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    eight_at_once(Busy(micro_batching=False))  # every call its own forward: only the device slots bound them
     assert state["peak"] == 2  # POLYMODAL_DEVICE_CONCURRENCY's default
+    state["peak"] = 0
+    eight_at_once(Busy(model="busy-model-2"))  # coalesced: one batcher, still inside the slots
+    assert state["peak"] == 1
