@@ -10,6 +10,7 @@ error and the batch goes on.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import json
@@ -24,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from polymodal.errors import ConfigurationError, PolymodalError
+from polymodal.errors import ConfigurationError, PolymodalError, exception_text
 from polymodal.media import Attachment
 
 if TYPE_CHECKING:
@@ -71,26 +72,43 @@ class BatchSummary:
 
 
 def read_jobs(path: Path) -> Iterator[Job | BadLine]:
-    """Parse the jobs file; a bad line yields a BadLine (id from the line if it has one, else ``line-N``)."""
+    """Parse the jobs file; a bad line yields a BadLine (id from the line if it has one, else ``line-N``).
+
+    Every line is a job or a bad line, whatever it holds (RELIABILITY R1): lines are split on line
+    breaks of the bytes (``\\n``, ``\\r\\n``, ``\\r``; a U+2028 inside a JSON string is text, not a
+    break) and decoded one at a time, so invalid UTF-8 spoils only its own line; a UTF-8 byte order
+    mark before the first line is ignored; nesting deeper than the JSON parser's recursion limit,
+    a number too long to convert and anything else the parser raises make a bad line.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         msg = f"cannot read jobs file {str(path)!r}: {exc}"
         raise ConfigurationError(msg) from exc
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+    for number, raw in enumerate(data.removeprefix(codecs.BOM_UTF8).splitlines(), 1):
+        if not raw.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield BadLine(f"line-{number}", f"line {number} is not valid JSON: {exc.msg}")
-            continue
-        try:
-            yield Job.model_validate(data)
-        except ValidationError as exc:
-            where = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors())
-            yield BadLine(where or f"line-{number}", f"line {number} is not a valid job: {problems}")
+        yield _parse_line(raw, number)
+
+
+def _parse_line(raw: bytes, number: int) -> Job | BadLine:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadLine(f"line-{number}", f"line {number} is not valid UTF-8 (byte {exc.start + 1})")
+    try:
+        data = json.loads(line)
+    except RecursionError:
+        return BadLine(f"line-{number}", f"line {number} is not a valid job: JSON nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, and int() refusing a 5,000-digit number
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exception_text(exc)[:200]
+        return BadLine(f"line-{number}", f"line {number} is not valid JSON: {reason}")
+    try:
+        return Job.model_validate(data)
+    except ValidationError as exc:
+        where = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"] else None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors())
+        return BadLine(where or f"line-{number}", f"line {number} is not a valid job: {problems}")
 
 
 def completed_ids(output: Path) -> set[str]:
@@ -134,7 +152,7 @@ def _record_of(raw: bytes) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or hostile: not one of our lines
         return None
     return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
 
@@ -162,10 +180,26 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def append_line(fh: IO[str], record: Mapping[str, Any]) -> None:
-    """Write one complete JSON line and make it durable before the next job starts."""
-    fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    """Write one complete JSON line and make it durable before the next job starts.
+
+    The line is always valid JSON on one line (RELIABILITY R1/R2): text that UTF-8 cannot encode (a
+    lone surrogate in an id read from ``\\ud800``) makes that one line ASCII-escaped, which reads
+    back to the same string, instead of failing the write; U+2028, U+2029 and U+0085, which
+    ``str.splitlines`` takes for line breaks, are escaped too.
+    """
+    fh.write(encode_record(record) + "\n")
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def encode_record(record: Mapping[str, Any]) -> str:
+    """``record`` as one line of JSON that UTF-8 can encode; see :func:`append_line`."""
+    line = json.dumps(record, ensure_ascii=False, default=str)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, ensure_ascii=True, default=str)
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
 
 
 def reply_record(reply: Reply, files_dir: Path | None = None) -> dict[str, Any]:
@@ -365,11 +399,12 @@ def _run_one(agent: Agent, entry: Job | BadLine, base: Path, files_dir: Path | N
         return {"id": entry.id, "ok": False, "error": entry.error, "error_type": "ConfigurationError"}
     try:
         reply = agent.chat(entry.prompt, [_resolve(a, base) for a in entry.attachments])
+        record = reply_record(reply, files_dir / _folder_name(entry.id) if files_dir else None)
     except PolymodalError as exc:
-        return {"id": entry.id, "ok": False, "error": str(exc), "error_type": type(exc).__name__}
+        return {"id": entry.id, "ok": False, "error": exception_text(exc), "error_type": type(exc).__name__}
     except Exception as exc:  # noqa: BLE001 - one job's unexpected failure must not end the batch
-        return {"id": entry.id, "ok": False, "error": f"{type(exc).__name__}: {exc}", "error_type": "internal"}
-    record = reply_record(reply, files_dir / _folder_name(entry.id) if files_dir else None)
+        return {"id": entry.id, "ok": False, "error": f"{type(exc).__name__}: {exception_text(exc)}",
+                "error_type": "internal"}
     failed = [s for s in reply.steps if s.error]
     result: dict[str, Any] = {"id": entry.id, "ok": not failed}
     if failed:
@@ -382,5 +417,5 @@ def _folder_name(job_id: str) -> str:
     """A folder name for a job's files that no id (``../x``, ``/etc``, control characters) can escape."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", job_id).strip(".")[:60]
     if safe != job_id:  # keep distinct ids distinct after cleaning
-        safe = f"{safe}-{hashlib.sha256(job_id.encode()).hexdigest()[:8]}"
+        safe = f"{safe}-{hashlib.sha256(job_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
     return safe or "job"

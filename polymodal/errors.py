@@ -39,6 +39,7 @@ __all__ = [
     "ResourceError",
     "ToolError",
     "ToolTimeout",
+    "exception_text",
 ]
 
 
@@ -136,3 +137,20 @@ class BudgetExceeded(PolymodalError):
     def __init__(self, message: str, partial: Any = None) -> None:
         self.partial = partial
         super().__init__(message)
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in naming its class when the exception cannot be printed.
+
+    Whatever a tool or a client library raises is reported, never re-raised while being reported:
+    an exception whose ``__str__`` raises (or returns a non-string) must not crash the request
+    that is recording it and lose the other steps' outputs (RELIABILITY T2).
+    """
+    try:
+        return str(exc)
+    except Exception as inner:  # noqa: BLE001 - any failure to print is reported the same way
+        try:
+            name = type(inner).__name__
+        except Exception:  # noqa: BLE001 - paranoia: a metaclass can make even this raise
+            name = "error"
+        return f"<{type(exc).__name__} whose message could not be printed ({name})>"

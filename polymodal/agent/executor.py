@@ -23,7 +23,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.agent.plan import Plan, Step, references
-from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout
+from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout, exception_text
 from polymodal.media import Attachment
 from polymodal.redaction import redact
 from polymodal.threads import run_in_daemon
@@ -257,22 +257,33 @@ class _Run:
     def _record(
         self, result: StepResult, message: ToolMessage | None, error: BaseException | None, errors: list[Any]
     ) -> None:
+        """Store a finished step's output or error; nothing a tool raised may escape from here (T2)."""
         result.seconds = self._now() - result.started
-        if error is not None or message is None or message.status == "error":
-            cause = errors[-1] if errors else error
-            result.status = "error"
-            result.error = str(cause) if cause is not None else str(message.content if message else "failed")
-            result.error_type = type(cause).__name__ if cause is not None else "ToolError"
-            if cause is not None and not isinstance(cause, PolymodalError):
-                result.error = f"{result.tool}: {type(cause).__name__}: {cause}"
-            result.error = redact(result.error)
-        else:
-            result.status = "ok"
-            result.content = message.content if isinstance(message.content, str) else str(message.content)
-            result.artifact = message.artifact
-            for produced in _attachments_in(message.artifact):
-                result.artifact_ids.append(self.register(produced).id or "")
+        try:
+            if error is not None or message is None or message.status == "error":
+                self._record_error(result, message, errors[-1] if errors else error)
+            else:
+                result.content = message.content if isinstance(message.content, str) else str(message.content)
+                result.artifact = message.artifact
+                for produced in _attachments_in(message.artifact):
+                    result.artifact_ids.append(self.register(produced).id or "")
+                result.status = "ok"
+        except Exception as exc:  # noqa: BLE001 - a tool's output that cannot even be stored is its failure
+            self._record_error(result, None, exc)
         self._emit("step_finished", result)
+
+    @staticmethod
+    def _record_error(result: StepResult, message: ToolMessage | None, cause: BaseException | None) -> None:
+        result.status = "error"
+        if cause is None:
+            text = message.content if message is not None and isinstance(message.content, str) else "failed"
+            result.error, result.error_type = text, "ToolError"
+        elif isinstance(cause, PolymodalError):
+            result.error, result.error_type = exception_text(cause), type(cause).__name__
+        else:
+            text = exception_text(cause)
+            result.error, result.error_type = f"{result.tool}: {type(cause).__name__}: {text}", type(cause).__name__
+        result.error = redact(result.error)
 
     def _resolve_args(self, step: Step, tool: Tool) -> dict[str, Any]:
         media = tool.input_modalities

@@ -28,7 +28,9 @@ from polymodal.prompts import render_prompt
 __all__ = ["Fusion", "FusionOutcome", "template_answer"]
 
 MAX_RESULT_CHARS = 6000
-_CITATION = re.compile(r"\s?\[(s[0-9]{1,3})\]")
+# one id or a group: [s1], [s1, s9], [s1,s2], [s1; s2] (R4)
+_CITATION = re.compile(r"\s?\[\s*(s[0-9]{1,3}(?:\s*[,;]\s*s[0-9]{1,3})*)\s*\]", re.I)
+_CITED_ID = re.compile(r"s[0-9]{1,3}", re.I)
 
 
 @dataclass
@@ -120,9 +122,25 @@ def fence_result(result: StepResult) -> str:
 
 
 def keep_valid_citations(text: str, results: Sequence[StepResult]) -> str:
-    """Remove ``[sN]`` citations of steps that did not run successfully (R4)."""
+    """Remove citations of steps that did not run successfully (R4).
+
+    A single ``[sN]`` is kept or removed whole. A group (``[s1, s9]``, ``[s1,s2]``, ``[s1; s2]``)
+    keeps only its ids of steps that succeeded, written ``[s1, s2]``; a group with none left is
+    removed with the space before it. Ids are compared in lower case (``[S1]`` cites ``s1``).
+    """
     ok = {r.id for r in results if r.ok}
-    return _CITATION.sub(lambda m: m.group(0) if m.group(1) in ok else "", text)
+
+    def keep(match: re.Match[str]) -> str:
+        cited = [i.lower() for i in _CITED_ID.findall(match.group(1))]
+        valid = list(dict.fromkeys(i for i in cited if i in ok))
+        if not valid:
+            return ""
+        if valid == cited:
+            return match.group(0)
+        lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
+        return f"{lead}[{', '.join(valid)}]"
+
+    return _CITATION.sub(keep, text)
 
 
 def template_answer(results: Sequence[StepResult], attachments: Mapping[str, Attachment]) -> str:

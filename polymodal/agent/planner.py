@@ -27,7 +27,16 @@ from polymodal.media import Attachment, Modality
 from polymodal.prompts import render_prompt
 from polymodal.tools.base import Tool
 
-__all__ = ["DefaultPlanner", "LLMPlanner", "PlanOutcome", "Planner", "PlanningRequest", "parse_plan"]
+__all__ = [
+    "DefaultPlanner",
+    "LLMPlanner",
+    "PlanOutcome",
+    "Planner",
+    "PlanningRequest",
+    "parse_plan",
+    "parse_plans",
+    "strip_reasoning",
+]
 
 Tier = Literal["llm", "router", "defaults"]
 MAX_REQUEST_CHARS = 8000
@@ -105,8 +114,8 @@ class LLMPlanner:
                     raw, parsed = self._ask(messages, config)
                     raw_outputs.append(raw)
                     try:
-                        plan = parse_plan(raw) if parsed is None else _plan_from_dict(parsed)
-                        validate_plan(plan, tools, request.attachments, max_steps=self.max_steps)
+                        plans = parse_plans(raw) if parsed is None else [_plan_from_dict(parsed)]
+                        plan = _first_valid(plans, tools, request.attachments, self.max_steps)
                     except PlanValidationError as exc:
                         messages += [AIMessage(content=raw), HumanMessage(content=_reask(exc))]
                         raise
@@ -130,6 +139,20 @@ class LLMPlanner:
         return _text_of(self.llm.invoke(messages, config=config)), None
 
 
+def _first_valid(
+    plans: Sequence[Plan], tools: Mapping[str, Tool], attachments: Mapping[str, Attachment], max_steps: int
+) -> Plan:
+    """The first of ``plans`` that passes :func:`validate_plan`; else the first one's problems."""
+    first_error: PlanValidationError | None = None
+    for plan in plans:
+        try:
+            return validate_plan(plan, tools, attachments, max_steps=max_steps)
+        except PlanValidationError as exc:
+            first_error = first_error or exc
+    assert first_error is not None  # parse_plans never returns an empty list
+    raise first_error
+
+
 def _supports_structured_output(llm: BaseChatModel) -> bool:
     """True when the model's class implements tool calling itself (OpenAI, Anthropic, Ollama...)."""
     return type(llm).bind_tools is not BaseChatModel.bind_tools
@@ -148,28 +171,109 @@ def _reask(exc: PlanValidationError) -> str:
 
 
 def parse_plan(raw: str) -> Plan:
-    """Parse a plan from an LLM's text: fenced or bare JSON, prose around it tolerated.
+    """Parse a plan from an LLM's text: the last plan in it (see :func:`parse_plans`).
 
     Raises:
         PlanValidationError: not JSON, JSON cut off (said distinctly: max tokens), or not a plan.
     """
-    text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", raw.strip())
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    start = min(starts) if starts else -1
-    if start < 0:
-        preview = raw.strip()[:80] or "an empty answer"
-        raise PlanValidationError([f"output: expected a JSON object, got prose: {preview!r}"])
-    body = text[start:]
-    try:
-        data, _end = json.JSONDecoder().raw_decode(body)
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(body.rstrip()) - 1 or "Unterminated" in exc.msg:
-            problem = (f"output: the JSON is cut off after {len(body)} characters (did the answer hit the "
-                       "model's token limit?); reply with a shorter, complete JSON object")
-        else:
-            problem = f"output: not valid JSON: {exc.msg} at character {exc.pos}"
+    return parse_plans(raw)[0]
+
+
+def parse_plans(raw: str) -> list[Plan]:
+    """Every schema-valid plan in an LLM's text, the last one first (P1, P2).
+
+    Models wrap the plan in all sorts of text: a ```json fence, prose before and after it, a
+    ``<think>...</think>`` block (or, when the chat template opened the block in the prompt, only
+    its ``</think>``), a draft plan followed by a corrected one. So the text is not read from its
+    first brace: reasoning blocks are removed, then every top-level JSON value in what is left is
+    a candidate (at most ``MAX_PLAN_CANDIDATES`` starting braces are tried; a value nested inside
+    another is not a candidate of its own). Candidates that validate as a :class:`Plan` are
+    returned, last first: a final answer comes after drafts and examples. Only when the text
+    without reasoning holds no plan is the reasoning searched too.
+
+    Raises:
+        PlanValidationError: no candidate is a plan. The problem says which: no JSON at all (prose),
+            JSON cut off at the end (the model hit its token limit), invalid JSON, or the
+            validation errors of the candidate most like a plan (the last one with ``steps``).
+    """
+    stripped = strip_reasoning(raw)
+    values, errors = _json_values(stripped)
+    plans, problems = _plans_in(values)
+    if not plans and stripped != raw:  # the plan may sit inside the reasoning (an unclosed <think>)
+        more_values, more_errors = _json_values(raw)
+        plans, more_problems = _plans_in(more_values)
+        errors, problems = errors or more_errors, problems or more_problems
+    if plans:
+        return plans[::-1]
+    if problems:
+        raise problems[-1]
+    cut = [(start, exc) for start, exc in errors
+           if exc.pos >= len(exc.doc.rstrip()) - 1 or "Unterminated" in exc.msg]
+    if cut:
+        start, exc = cut[0]
+        problem = (f"output: the JSON is cut off after {len(exc.doc) - start} characters (did the answer hit the "
+                   "model's token limit?); reply with a shorter, complete JSON object")
         raise PlanValidationError([problem]) from exc
-    return _plan_from_dict(data)
+    if errors:
+        exc = errors[0][1]
+        raise PlanValidationError([f"output: not valid JSON: {exc.msg} at character {exc.pos}"]) from exc
+    preview = raw.strip()[:80] or "an empty answer"
+    raise PlanValidationError([f"output: expected a JSON object, got prose: {preview!r}"])
+
+
+MAX_PLAN_CANDIDATES = 64
+_REASONING_TAGS = r"think|thinking|reasoning|reflection"
+_REASONING_BLOCK = re.compile(rf"<({_REASONING_TAGS})\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_REASONING_TAIL = re.compile(rf"^.*</(?:{_REASONING_TAGS})\s*>", re.I | re.S)
+_REASONING_OPEN = re.compile(rf"<(?:{_REASONING_TAGS})\b[^>]*>.*\Z", re.I | re.S)
+
+
+def strip_reasoning(text: str) -> str:
+    """``text`` without reasoning blocks: ``<think>...</think>`` (and ``thinking``, ``reasoning``).
+
+    A closing tag with no opening one (the chat template opened the block in the prompt) drops
+    everything before it; an opening tag never closed (the reasoning hit the token limit) drops
+    everything after it.
+    """
+    text = _REASONING_BLOCK.sub(" ", text)
+    text = _REASONING_TAIL.sub(" ", text)
+    return _REASONING_OPEN.sub(" ", text)
+
+
+def _json_values(text: str) -> tuple[list[Any], list[tuple[int, json.JSONDecodeError]]]:
+    """Top-level JSON values in ``text``, in order, and the decode errors of braces that began none."""
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    errors: list[tuple[int, json.JSONDecodeError]] = []
+    position = 0
+    for _ in range(MAX_PLAN_CANDIDATES):
+        starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
+        if not starts:
+            break
+        start = min(starts)
+        try:
+            value, position = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            errors.append((start, exc))
+            position = start + 1
+        except RecursionError:  # absurdly deep nesting: not a plan
+            position = start + 1
+        else:
+            values.append(value)
+    return values, errors
+
+
+def _plans_in(values: Sequence[Any]) -> tuple[list[Plan], list[PlanValidationError]]:
+    """The values that are plans, and for the others (those with ``steps`` last) why they are not."""
+    plans: list[Plan] = []
+    problems: list[tuple[bool, int, PlanValidationError]] = []
+    for index, value in enumerate(values):
+        try:
+            plans.append(_plan_from_dict(value))
+        except PlanValidationError as exc:
+            looks_like_plan = isinstance(value, list) or (isinstance(value, dict) and "steps" in value)
+            problems.append((looks_like_plan, index, exc))
+    return plans, [exc for _, _, exc in sorted(problems, key=lambda p: (p[0], p[1]))]
 
 
 def _plan_from_dict(data: Any) -> Plan:
