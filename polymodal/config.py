@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.media import DEFAULT_LIMITS, MediaLimits
+from polymodal.transient import RetryPolicy
 
 __all__ = ["Settings"]
 
@@ -33,3 +34,6 @@ class Settings(BaseModel):
     """LLM calls allowed to get a valid plan (the first ask plus re-asks)."""
     history_turns: int = Field(default=3, ge=0)
     """How many earlier turns the planner and fusion see."""
+    llm_retry: RetryPolicy = RetryPolicy()
+    """Retries of planner and fusion LLM calls that fail transiently (connection reset, timeout, 5xx, rate
+    limit): attempts and backoff. Other failures are never retried."""

@@ -8,13 +8,23 @@ loader that runs out of memory on cue (the model cache is under test).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
 from support.fake_llm import ScriptedChatModel
 
-from polymodal import Agent, tool
+from polymodal import Agent, PlanningError, Settings, tool
+from polymodal.agent.executor import StepResult
+from polymodal.agent.fusion import Fusion
+from polymodal.agent.plan import Plan
 from polymodal.errors import exception_text
 from polymodal.redaction import redact
+from polymodal.transient import RetryPolicy, backoff, call_with_retry, is_transient
 
 
 class Unprintable(Exception):
@@ -102,3 +112,182 @@ def test_T7_ordinary_text_is_left_alone(text):
 
 def test_T7_url_redaction_keeps_the_host():
     assert redact("GET https://u:p@ss@db.example.com:5432/x") == "GET https://***@db.example.com:5432/x"
+
+
+# ---------------------------------------------------------------- T6: transient failures
+
+NO_WAIT = RetryPolicy(attempts=3, initial_wait=0, jitter=0)
+
+
+class FlakyChatModel(BaseChatModel):
+    """Raises ``failures`` on its first calls, in order, then answers ``responses`` in order."""
+
+    failures: list[Any] = Field(default_factory=list)
+    responses: list[str] = Field(default_factory=list)
+    calls: int = 0
+    prompts: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "flaky"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        self.calls += 1
+        self.prompts.append("\n".join(str(m.content) for m in messages))
+        if self.failures:
+            raise self.failures.pop(0)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.responses.pop(0)))])
+
+
+class StreamBreaksChatModel(FlakyChatModel):
+    """Streams ``Hel`` then fails with a reset connection (``break_after_token``), or fails first."""
+
+    break_after_token: bool = True
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        self.calls += 1
+        if self.break_after_token:
+            yield ChatGenerationChunk(message=AIMessageChunk(content="Hel"))
+            raise ConnectionResetError("connection reset by peer")
+        if self.failures:
+            raise self.failures.pop(0)
+        yield ChatGenerationChunk(message=AIMessageChunk(content=self.responses.pop(0)))
+
+
+class HTTPError(Exception):
+    """What a client library raises for an HTTP error status."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@tool
+def echo(text: str) -> str:
+    """Echo text."""
+    return f"echo: {text}"
+
+
+ECHO_PLAN = json.dumps({"steps": [{"id": "s1", "tool": "echo", "args": {"text": "a"}},
+                                  {"id": "s2", "tool": "echo", "args": {"text": "b"}}]})
+
+
+def _agent(llm: BaseChatModel, fusion_llm: BaseChatModel | None = None, policy: RetryPolicy = NO_WAIT) -> Agent:
+    return Agent(llm=llm, fusion_llm=fusion_llm, tools=[echo], settings=Settings(llm_retry=policy))
+
+
+def test_T6_the_planner_retries_a_reset_connection_and_a_timeout_then_plans():
+    planner_llm = FlakyChatModel(failures=[ConnectionResetError("reset by peer"), TimeoutError("read timed out")],
+                                 responses=[ECHO_PLAN])
+    reply = _agent(planner_llm, ScriptedChatModel(responses=["a and b [s1, s2]"])).chat("echo both")
+    assert planner_llm.calls == 3 and reply.llm_calls == 2
+    assert reply.text == "a and b [s1, s2]"
+
+
+def test_T6_a_non_transient_planner_error_fails_at_once_typed_and_redacted():
+    planner_llm = FlakyChatModel(failures=[HTTPError(401, "invalid key sk-AbCdEf0123456789xyzXYZ")])
+    with pytest.raises(PlanningError, match="the planner LLM call failed: HTTPError: invalid key \\*\\*\\*") as info:
+        _agent(planner_llm).chat("echo both")
+    assert planner_llm.calls == 1 and "retried" not in str(info.value)
+    assert isinstance(info.value.__cause__, HTTPError)
+
+
+def test_T6_transient_planner_failures_stop_after_the_policy_attempts():
+    planner_llm = FlakyChatModel(failures=[HTTPError(503, "overloaded")] * 5)
+    with pytest.raises(PlanningError, match=r"failed \(retried 2 times\): HTTPError: overloaded"):
+        _agent(planner_llm).chat("echo both")
+    assert planner_llm.calls == 3
+
+
+def test_T6_backoff_grows_is_capped_and_never_sleeps_for_real():
+    slept: list[float] = []
+    calls = []
+
+    def down() -> str:
+        calls.append(1)
+        raise ConnectionRefusedError("refused")
+
+    policy = RetryPolicy(attempts=5, initial_wait=1.0, max_wait=3.0, jitter=0)
+    with pytest.raises(ConnectionRefusedError):
+        call_with_retry(down, policy, sleep=slept.append)
+    assert len(calls) == 5 and slept == [1.0, 2.0, 3.0, 3.0]
+    jittered = [backoff(RetryPolicy(initial_wait=1.0, max_wait=10.0, jitter=0.5), n) for n in (1, 2, 3)]
+    assert all(base <= wait <= base + 0.5 for base, wait in zip((1, 2, 4), jittered, strict=True))
+
+
+def _transient_cases() -> list[Any]:
+    cases: list[Any] = [
+        pytest.param(ConnectionResetError("reset"), True, id="connection-reset"),
+        pytest.param(TimeoutError(), True, id="timeout"),
+        pytest.param(HTTPError(429, "slow down"), True, id="429"),
+        pytest.param(HTTPError(502, "bad gateway"), True, id="502"),
+        pytest.param(HTTPError(529, "overloaded"), True, id="529"),
+        pytest.param(HTTPError(400, "context too long"), False, id="400"),
+        pytest.param(HTTPError(401, "bad key"), False, id="401"),
+        pytest.param(ValueError("bug"), False, id="value-error"),
+        pytest.param(AssertionError(), False, id="assertion"),
+    ]
+    wrapped = RuntimeError("client wrapper")
+    wrapped.__cause__ = ConnectionAbortedError()
+    cases.append(pytest.param(wrapped, True, id="cause-chain"))
+    httpx = pytest.importorskip("httpx")
+    request = httpx.Request("POST", "https://api.example.com/v1/chat")
+    cases += [pytest.param(httpx.ConnectError("no route"), True, id="httpx-connect"),
+              pytest.param(httpx.ReadTimeout("slow"), True, id="httpx-read-timeout"),
+              pytest.param(httpx.HTTPStatusError("x", request=request, response=httpx.Response(503, request=request)),
+                           True, id="httpx-503"),
+              pytest.param(httpx.HTTPStatusError("x", request=request, response=httpx.Response(404, request=request)),
+                           False, id="httpx-404")]
+    try:
+        import openai
+    except ImportError:
+        return cases
+
+    def status(cls: type, code: int) -> Exception:
+        return cls("x", response=httpx.Response(code, request=request), body=None)  # type: ignore[no-any-return]
+
+    cases += [pytest.param(openai.APIConnectionError(request=request), True, id="openai-connection"),
+              pytest.param(openai.APITimeoutError(request=request), True, id="openai-timeout"),
+              pytest.param(status(openai.RateLimitError, 429), True, id="openai-rate-limit"),
+              pytest.param(status(openai.InternalServerError, 500), True, id="openai-500"),
+              pytest.param(status(openai.AuthenticationError, 401), False, id="openai-auth"),
+              pytest.param(status(openai.BadRequestError, 400), False, id="openai-bad-request")]
+    return cases
+
+
+@pytest.mark.parametrize(("error", "transient"), _transient_cases())
+def test_T6_which_errors_are_transient(error, transient):
+    assert is_transient(error) is transient
+
+
+def test_T6_fusion_retries_then_answers():
+    fusion_llm = FlakyChatModel(failures=[HTTPError(500, "internal")], responses=["both echoed [s1, s2]"])
+    reply = _agent(ScriptedChatModel(responses=[ECHO_PLAN]), fusion_llm).chat("echo both")
+    assert fusion_llm.calls == 2 and reply.fusion == "llm" and reply.text == "both echoed [s1, s2]"
+
+
+@pytest.mark.parametrize("failure", [ConnectionResetError("reset"), HTTPError(400, "prompt too long")],
+                         ids=["transient-every-time", "non-transient"])
+def test_T6_fusion_that_still_fails_answers_with_the_tools_outputs_and_a_note(failure):
+    fusion_llm = FlakyChatModel(failures=[failure] * 3)
+    reply = _agent(ScriptedChatModel(responses=[ECHO_PLAN]), fusion_llm).chat("echo both")
+    assert fusion_llm.calls == (3 if isinstance(failure, ConnectionError) else 1)
+    assert reply.fusion == "template" and [s.status for s in reply.steps] == ["ok", "ok"]
+    assert reply.text.startswith(f"The model that writes answers failed ({type(failure).__name__}: ")
+    assert "echo: a" in reply.text and "echo: b" in reply.text
+
+
+def test_T6_a_streamed_answer_is_not_retried_once_tokens_went_out():
+    results = [StepResult(id="s1", tool="echo", status="ok", content="echo: a")]
+    plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "echo", "args": {"text": "a"}}]})
+    tokens: list[str] = []
+    broken = StreamBreaksChatModel()
+    outcome = Fusion(broken, retry=NO_WAIT).answer("echo", plan, results, attachments={}, on_token=tokens.append)
+    assert broken.calls == 1 and tokens == ["Hel"] and outcome.mode == "template" and "echo: a" in outcome.text
+    before_first_token = StreamBreaksChatModel(break_after_token=False, failures=[ConnectionResetError()],
+                                               responses=["Hello [s1]"])
+    outcome = Fusion(before_first_token, retry=NO_WAIT).answer("echo", plan, results, attachments={},
+                                                              on_token=tokens.append)
+    assert before_first_token.calls == 2 and outcome.text == "Hello [s1]" and outcome.mode == "llm"

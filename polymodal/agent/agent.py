@@ -139,13 +139,14 @@ class Agent(Runnable[AgentInput, Reply]):
         self.tools = _by_name(lend_llm(tools, fusion_llm or llm))
         self.llm = llm
         self.planner: Planner = planner or (
-            LLMPlanner(llm, max_attempts=self.settings.planner_attempts, max_steps=self.settings.max_steps)
+            LLMPlanner(llm, max_attempts=self.settings.planner_attempts, max_steps=self.settings.max_steps,
+                       retry=self.settings.llm_retry)
             if llm is not None
             else DefaultPlanner()
         )
         if router is not None:
             self.planner = TieredPlanner(router, self.planner if llm is not None else None, DefaultPlanner())
-        self.fusion = Fusion(fusion_llm or llm)
+        self.fusion = Fusion(fusion_llm or llm, retry=self.settings.llm_retry)
         self.executor = Executor(
             self.tools, default_timeout=self.settings.step_timeout, max_parallel=self.settings.max_parallel
         )

@@ -21,13 +21,16 @@ from langchain_core.runnables import RunnableConfig
 
 from polymodal.agent.executor import StepResult
 from polymodal.agent.plan import Plan
-from polymodal.agent.planner import clean_text, describe_attachments, describe_history
+from polymodal.agent.planner import describe_attachments, describe_history, describe_request
+from polymodal.errors import exception_text
 from polymodal.media import Attachment
 from polymodal.prompts import render_prompt
+from polymodal.prompts.bounds import ERROR_CHARS, clip, result_share
+from polymodal.redaction import redact
+from polymodal.transient import RetryPolicy, call_with_retry, is_transient
 
 __all__ = ["Fusion", "FusionOutcome", "template_answer"]
 
-MAX_RESULT_CHARS = 6000
 # one id or a group: [s1], [s1, s9], [s1,s2], [s1; s2] (R4)
 _CITATION = re.compile(r"\s?\[\s*(s[0-9]{1,3}(?:\s*[,;]\s*s[0-9]{1,3})*)\s*\]", re.I)
 _CITED_ID = re.compile(r"s[0-9]{1,3}", re.I)
@@ -41,13 +44,23 @@ class FusionOutcome:
     llm_calls: int = 0
     mode: str = "llm"
     """"passthrough", "template" or "llm"."""
+    note: str | None = None
+    """Why the answer is not what ``mode`` would normally give (the writer model failed)."""
 
 
 class Fusion:
-    """Writes the reply. ``llm=None`` uses the template, never a model."""
+    """Writes the reply. ``llm=None`` uses the template, never a model.
 
-    def __init__(self, llm: BaseChatModel | None = None) -> None:
+    Args:
+        llm: the chat model that writes answers.
+        retry: how a call that fails transiently (connection reset, timeout, 5xx, rate limit) is
+            retried. A call that still fails — or fails for another reason — does not lose the
+            tools' work: the answer is then the template, after a note that the writer model failed.
+    """
+
+    def __init__(self, llm: BaseChatModel | None = None, *, retry: RetryPolicy | None = None) -> None:
         self.llm = llm
+        self.retry = retry or RetryPolicy()
 
     def answer(
         self,
@@ -76,28 +89,70 @@ class Fusion:
             return FusionOutcome(text=direct.content or "", llm_calls=0, mode="passthrough")
         if self.llm is None:
             return FusionOutcome(text=template_answer(results, attachments), llm_calls=0, mode="template")
+        try:
+            text, calls = self._write(request, results, attachments, history, config, on_token, images)
+        except Exception as exc:  # noqa: BLE001 - any writer failure: the tools' outputs are still the answer
+            return self._fallback(exc, results, attachments)
+        return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=calls, mode="llm")
+
+    def _write(
+        self,
+        request: str,
+        results: Sequence[StepResult],
+        attachments: Mapping[str, Attachment],
+        history: Sequence[tuple[str, str]],
+        config: RunnableConfig | None,
+        on_token: Callable[[str], None] | None,
+        images: Sequence[Attachment],
+    ) -> tuple[str, int]:
+        """The writer model's answer and the calls it took; transient failures retried (T6).
+
+        A streamed answer is retried only while no token has gone out: the listener cannot take
+        back what it was sent.
+        """
+        assert self.llm is not None
+        llm = self.llm
+        share = result_share(len(results))
         prompt = render_prompt(
             "fusion",
             history=describe_history(history),
             attachments=describe_attachments(attachments),
-            results="\n\n".join(fence_result(r) for r in results) or "(no tools were run)",
-            request=clean_text(request),
+            results="\n\n".join(fence_result(r, share) for r in results) or "(no tools were run)",
+            request=describe_request(request),
         )
         content: Any = prompt
         if images:
             content = [{"type": "text", "text": prompt}, *(image.to_content_block() for image in images)]
         messages = [HumanMessage(content=content)]
-        if on_token is None:
-            text = _text(self.llm.invoke(messages, config=config).content)
-        else:
+        calls, streamed = 0, False
+
+        def write() -> str:
+            nonlocal calls, streamed
+            calls += 1
+            if on_token is None:
+                return _text(llm.invoke(messages, config=config).content)
             parts: list[str] = []
-            for chunk in self.llm.stream(messages, config=config):
+            for chunk in llm.stream(messages, config=config):
                 piece = _text(chunk.content)
                 if piece:
                     parts.append(piece)
+                    streamed = True
                     on_token(piece)
-            text = "".join(parts)
-        return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=1, mode="llm")
+            return "".join(parts)
+
+        text = call_with_retry(write, self.retry, what="fusion LLM call",
+                               retry_if=lambda exc: not streamed and is_transient(exc))
+        return text, calls
+
+    @staticmethod
+    def _fallback(
+        exc: Exception, results: Sequence[StepResult], attachments: Mapping[str, Attachment]
+    ) -> FusionOutcome:
+        """The template answer, after a note saying that (and why) the writer model failed."""
+        reason = clip(redact(f"{type(exc).__name__}: {exception_text(exc)}"), 300, "error")
+        note = f"The model that writes answers failed ({reason}), so here are the tools' outputs as they are."
+        return FusionOutcome(text=f"{note}\n\n{template_answer(results, attachments)}", llm_calls=0,
+                             mode="template", note=note)
 
 
 def _text(content: Any) -> str:
@@ -110,13 +165,16 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-def fence_result(result: StepResult) -> str:
-    """One step's result as quoted data; a closing tag inside the data cannot end the fence."""
+def fence_result(result: StepResult, limit: int | None = None) -> str:
+    """One step's result as quoted data, at most ``limit`` characters of it (A9).
+
+    A closing tag inside the data cannot end the fence; a cut output says so inside the fence.
+    """
     head = f'<tool_result step="{result.id}" tool="{result.tool}" status="{result.status}">'
     if result.ok:
-        body = (result.content or "")[:MAX_RESULT_CHARS]
+        body = clip(result.content or "", limit or result_share(1), "tool output")
     else:
-        body = f"(no output: {result.error or result.status})"
+        body = f"(no output: {clip(result.error or result.status, ERROR_CHARS, 'error')})"
     body = body.replace("</tool_result", "<\\/tool_result").replace("<tool_result", "<\\tool_result")
     return f"{head}\n{body}\n</tool_result>"
 

@@ -22,10 +22,13 @@ from pydantic import BaseModel, ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
 from polymodal.agent.plan import Plan, Step, validate_plan
-from polymodal.errors import PlanningError, PlanValidationError
+from polymodal.errors import PlanningError, PlanValidationError, exception_text
 from polymodal.media import Attachment, Modality
 from polymodal.prompts import render_prompt
+from polymodal.prompts.bounds import ERROR_CHARS, HISTORY_CHARS, HISTORY_TURN_CHARS, REQUEST_CHARS, clip
+from polymodal.redaction import redact
 from polymodal.tools.base import Tool
+from polymodal.transient import RetryPolicy, call_with_retry, is_transient
 
 __all__ = [
     "DefaultPlanner",
@@ -39,7 +42,6 @@ __all__ = [
 ]
 
 Tier = Literal["llm", "router", "defaults"]
-MAX_REQUEST_CHARS = 8000
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|which|who|where|when|why|how|is|are|does|do|can|could|count)\b", re.I)
 _GENERATE = re.compile(r"\b(draw|paint|generate|create|make|render|sketch|illustrate)\b.*\b(image|picture|photo|"
                        r"drawing|painting|poster|illustration|logo|art)\b|^\s*(draw|paint|sketch)\b", re.I)
@@ -88,15 +90,24 @@ class LLMPlanner:
         structured: use the model's structured-output mode (``with_structured_output``). None
             (default) uses it when the model class implements native tool calling, plain JSON
             parsed from text otherwise.
+        retry: how a call that fails transiently (connection reset, timeout, 5xx, rate limit) is
+            retried; such retries are not re-asks and do not count against ``max_attempts``.
     """
 
     def __init__(
-        self, llm: BaseChatModel, *, max_attempts: int = 3, max_steps: int = 8, structured: bool | None = None
+        self,
+        llm: BaseChatModel,
+        *,
+        max_attempts: int = 3,
+        max_steps: int = 8,
+        structured: bool | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.llm = llm
         self.max_attempts = max(1, max_attempts)
         self.max_steps = max_steps
         self.structured = _supports_structured_output(llm) if structured is None else structured
+        self.retry = retry or RetryPolicy()
 
     def plan(
         self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
@@ -111,13 +122,14 @@ class LLMPlanner:
         try:
             for attempt in retrying:
                 with attempt:
-                    raw, parsed = self._ask(messages, config)
+                    raw, parsed = self._ask(messages, config, raw_outputs)
                     raw_outputs.append(raw)
                     try:
                         plans = parse_plans(raw) if parsed is None else [_plan_from_dict(parsed)]
                         plan = _first_valid(plans, tools, request.attachments, self.max_steps)
                     except PlanValidationError as exc:
-                        messages += [AIMessage(content=raw), HumanMessage(content=_reask(exc))]
+                        messages += [AIMessage(content=clip(raw, REQUEST_CHARS, "your answer")),
+                                     HumanMessage(content=_reask(exc))]
                         raise
         except RetryError as exc:
             last = exc.last_attempt.exception()
@@ -127,7 +139,23 @@ class LLMPlanner:
                                 last_error=problems) from last
         return PlanOutcome(plan=plan, tier="llm", llm_calls=len(raw_outputs), raw_outputs=raw_outputs)
 
-    def _ask(self, messages: list[BaseMessage], config: RunnableConfig | None) -> tuple[str, dict[str, Any] | None]:
+    def _ask(
+        self, messages: list[BaseMessage], config: RunnableConfig | None, raw_outputs: list[str]
+    ) -> tuple[str, dict[str, Any] | None]:
+        """One planning answer; transient failures retried, any failure left a PlanningError (T6)."""
+        try:
+            return call_with_retry(lambda: self._ask_once(messages, config), self.retry, what="planner LLM call")
+        except Exception as exc:
+            retries = self.retry.attempts - 1 if is_transient(exc) else 0
+            retried = f" (retried {retries} times)" if retries else ""
+            problem = clip(redact(f"{type(exc).__name__}: {exception_text(exc)}"), 300, "error")
+            msg = f"the planner LLM call failed{retried}: {problem}"
+            raise PlanningError(msg, raw_outputs=raw_outputs, attempts=len(raw_outputs) + 1,
+                                last_error=problem) from exc
+
+    def _ask_once(
+        self, messages: list[BaseMessage], config: RunnableConfig | None
+    ) -> tuple[str, dict[str, Any] | None]:
         if self.structured:
             runnable = self.llm.with_structured_output(json.loads(plan_schema()), include_raw=True)
             out = runnable.invoke(messages, config=config)
@@ -166,7 +194,8 @@ def _text_of(message: Any) -> str:
 
 
 def _reask(exc: PlanValidationError) -> str:
-    problems = "\n".join(f"- {p}" for p in exc.problems)
+    problems = clip("\n".join(f"- {clip(p, ERROR_CHARS, 'problem')}" for p in exc.problems), 4 * ERROR_CHARS,
+                    "the list of problems")
     return f"That plan was rejected:\n{problems}\nReply with the corrected JSON object only."
 
 
@@ -300,8 +329,13 @@ def planner_prompt(request: PlanningRequest, tools: Mapping[str, Tool]) -> str:
         attachments=describe_attachments(request.attachments),
         history=describe_history(request.history),
         schema=plan_schema(),
-        request=clean_text(request.text)[:MAX_REQUEST_CHARS],
+        request=describe_request(request.text),
     )
+
+
+def describe_request(text: str) -> str:
+    """The user's request as a prompt quotes it: control characters dropped, bounded (A9)."""
+    return clip(clean_text(text), REQUEST_CHARS, "request")
 
 
 def describe_tool(tool: Tool) -> str:
@@ -327,13 +361,23 @@ def describe_attachments(attachments: Mapping[str, Attachment]) -> str:
     return "\n".join(f"- {a.describe()}" for a in attachments.values()) or "(none)"
 
 
-def describe_history(history: Sequence[tuple[str, str]], turns: int = 3, chars: int = 400) -> str:
-    """The last few turns, each side shortened: enough for "and what colour is it?"."""
-    lines = []
-    for user, reply in list(history)[-turns:]:
-        lines.append(f"User: {clean_text(user)[:chars]}")
-        lines.append(f"Assistant: {clean_text(reply)[:chars]}")
-    return "\n".join(lines) or "(first turn)"
+def describe_history(
+    history: Sequence[tuple[str, str]], turns: int | None = None, chars: int = HISTORY_TURN_CHARS
+) -> str:
+    """Earlier turns, oldest first, for "and what colour is it?" (A9: bounded).
+
+    Each side of a turn is clipped to ``chars``; when the turns together exceed ``HISTORY_CHARS``
+    the oldest are left out, and a line says how many. ``turns`` keeps only the last ``turns``
+    (the agent already passes ``Settings.history_turns`` of them).
+    """
+    kept = list(history)[-turns:] if turns else list(history)
+    blocks = [f"User: {clip(clean_text(user), chars, 'message')}\n"
+              f"Assistant: {clip(clean_text(reply), chars, 'message')}" for user, reply in kept]
+    while len(blocks) > 1 and sum(len(b) + 1 for b in blocks) > HISTORY_CHARS:
+        blocks.pop(0)
+    dropped = len(kept) - len(blocks)
+    lines = [f"({dropped} earlier turn{'s' if dropped != 1 else ''} not shown)"] if dropped else []
+    return "\n".join(lines + blocks) or "(first turn)"
 
 
 def clean_text(text: str) -> str:
