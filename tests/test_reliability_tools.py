@@ -22,8 +22,9 @@ from polymodal import Agent, PlanningError, Settings, tool
 from polymodal.agent.executor import StepResult
 from polymodal.agent.fusion import Fusion
 from polymodal.agent.plan import Plan
-from polymodal.errors import exception_text
+from polymodal.errors import ResourceError, exception_text
 from polymodal.redaction import redact
+from polymodal.tools.cache import ModelCache
 from polymodal.transient import RetryPolicy, backoff, call_with_retry, is_transient
 
 
@@ -112,6 +113,82 @@ def test_T7_ordinary_text_is_left_alone(text):
 
 def test_T7_url_redaction_keeps_the_host():
     assert redact("GET https://u:p@ss@db.example.com:5432/x") == "GET https://***@db.example.com:5432/x"
+
+
+# ---------------------------------------------------------------- T3: out of memory
+
+
+def _small(device: str, dtype: Any) -> dict:
+    import torch
+
+    return {"model": torch.nn.Linear(4, 4).to(device=device, dtype=dtype)}
+
+
+class OOMOnLoad:
+    """A loader that runs out of memory on its first ``times`` calls, as a too-big model would."""
+
+    def __init__(self, times: int, error: type[BaseException] | None = None) -> None:
+        import torch
+
+        self.times, self.calls = times, 0
+        self.error = error or torch.cuda.OutOfMemoryError
+
+    def __call__(self, device: str, dtype: Any) -> dict:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.error("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return _small(device, dtype)
+
+
+def test_T3_oom_while_loading_evicts_the_device_lru_models_and_retries_once():
+    cache = ModelCache()
+    cache.get("a", _small, device="cpu")
+    cache.get("elsewhere", _small, device="meta")
+    cache.get("b", _small, device="cpu")
+    loader = OOMOnLoad(times=1)
+    bundle = cache.get("big", loader, device="cpu", label="big model")
+    assert loader.calls == 2 and bundle is cache.get("big", loader, device="cpu")
+    assert cache.loaded() == [("elsewhere", "meta"), ("big", "cpu")]  # other devices keep their models
+
+
+def test_T3_oom_on_the_retry_is_a_resource_error_and_the_cache_lives_on():
+    cache = ModelCache()
+    cache.get("a", _small, device="cpu")
+    loader = OOMOnLoad(times=2, error=MemoryError)
+    with pytest.raises(ResourceError, match=r"big model: out of memory on cpu while loading the model, even after "
+                                            r"evicting 1 other model\(s\) and retrying once") as info:
+        cache.get("big", loader, device="cpu", label="big model")
+    assert loader.calls == 2 and isinstance(info.value.__cause__, MemoryError)
+    assert cache.loaded() == [] and cache.get("c", _small, device="cpu")["model"].in_features == 4
+
+
+def test_T3_other_load_errors_are_not_retried():
+    loader = OOMOnLoad(times=1, error=ValueError)
+    with pytest.raises(ValueError, match="Tried to allocate"):
+        ModelCache().get("m", loader, device="cpu")
+    assert loader.calls == 1
+
+
+@pytest.mark.gpu
+def test_T3_real_cuda_oom_while_loading_evicts_and_retries():
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    cache = ModelCache(budget_bytes=total)
+    cache.get("resident", lambda device, dtype: {"t": torch.nn.Parameter(
+        torch.empty(int(total * 0.55), dtype=torch.uint8, device=device), requires_grad=False)}, device="cuda")
+    calls = []
+
+    def big(device: str, dtype: Any) -> dict:
+        calls.append(device)
+        weights = torch.empty(int(total * 0.6), dtype=torch.uint8, device=device)
+        return {"t": torch.nn.Parameter(weights, requires_grad=False)}
+
+    bundle = cache.get("big", big, device="cuda")
+    assert len(calls) == 2 and [k for k, _ in cache.loaded()] == ["big"]
+    del bundle
+    cache.clear()
+    assert torch.zeros(4, device="cuda").sum().item() == 0
 
 
 # ---------------------------------------------------------------- T6: transient failures

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from polymodal.errors import ConfigurationError
+from polymodal.errors import ConfigurationError, ResourceError
 
 __all__ = [
     "ModelCache",
@@ -138,7 +138,7 @@ class ModelCache:
                 if entry is not None:
                     return entry.bundle  # type: ignore[no-any-return]
             started = time.perf_counter()
-            bundle = loader(dev, pick_dtype(dev))
+            bundle = self._load(loader, dev, label or key)
             nbytes = model_nbytes(bundle)
             logger.info("loaded %s on %s in %.1f s (%.1f MB)", label or key, dev,
                         time.perf_counter() - started, nbytes / 1e6)
@@ -147,6 +147,36 @@ class ModelCache:
                 self._entries[full_key] = _Entry(bundle, dev, nbytes, label or key, time.monotonic())
                 self._evict_over_budget(keep=full_key)
             return bundle
+
+    def _load(self, loader: Callable[[str, Any], T], device: str, label: str) -> T:
+        """Run ``loader``; out of memory while loading is handled like out of memory in a forward pass (T3).
+
+        The least recently used models on the same device are evicted (all of them: the size of
+        the model being loaded is unknown until it has loaded), the allocator's cache is emptied,
+        and the load is tried once more. If it runs out of memory again, ResourceError names the
+        model and the device; the process and the models on other devices live on.
+        """
+        try:
+            return loader(device, pick_dtype(device))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        # (leaving the except block dropped the error and, with its traceback, the half-built tensors)
+        with self._lock:
+            victims = [k for k in self._entries if k[1] == device]  # least recently used first
+            for full_key in victims:
+                self._drop(full_key)
+        _empty_device_caches()
+        logger.warning("out of memory loading %s on %s; evicted %d model(s), retrying once", label, device,
+                       len(victims))
+        try:
+            return loader(device, pick_dtype(device))
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            msg = (f"out of memory on {device} while loading the model, even after evicting {len(victims)} other "
+                   "model(s) and retrying once (free memory, use a smaller model or dtype, or another device)")
+            raise ResourceError(label, msg) from exc
 
     def _touch(self, full_key: tuple[str, str]) -> _Entry | None:
         entry = self._entries.get(full_key)
