@@ -588,7 +588,13 @@ class Attachment(BaseModel):
             return self._caches.audio[int(sample_rate)]
 
     def _decode_audio(self, rate: int) -> np.ndarray:
-        """Decode, downmix and resample with FFmpeg; the duration cap holds even if the header lied."""
+        """Decode and resample with FFmpeg, then downmix; the duration cap holds even if the header lied.
+
+        The downmix is the mean of the channels (as ``librosa.to_mono``): it never adds gain, so a
+        loud stereo recording is neither louder nor clipped in mono, and identical channels come out
+        at exactly their own level (A7). FFmpeg's own mono layout would sum the channels at 0.707
+        each, +3 dB for a centred voice, and clip what was near full scale.
+        """
         limits = self._limits
         cap = limits.max_video_seconds if self.kind is Modality.VIDEO else limits.max_audio_seconds
         chunks: list[np.ndarray] = []
@@ -596,10 +602,11 @@ class Attachment(BaseModel):
         with self.open_av() as container, _decoding(self.name, "cannot decode audio"):
             if not container.streams.audio:
                 raise AttachmentError(self.name, "has no audio track")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            resampler = av.AudioResampler(format="fltp", rate=rate)  # keeps the channels: mixed below
             for frame in (*container.decode(container.streams.audio[0]), None):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    planes = out.to_ndarray()  # (channels, samples)
+                    chunks.append(planes.mean(axis=0) if planes.shape[0] > 1 else planes[0])
                     total += out.samples
                 if total > cap * rate:
                     _duration_cap(self.name, self.kind, total / rate, self._limits)

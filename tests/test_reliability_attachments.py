@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
 from support.fake_llm import ScriptedChatModel
+from support.media_files import write_wav
 
-from polymodal import Agent, tool
+from polymodal import Agent, Attachment, tool
 from polymodal.agent.planner import describe_history
 from polymodal.prompts.bounds import HISTORY_CHARS, REQUEST_CHARS, TOOL_RESULT_CHARS, TOOL_RESULTS_CHARS
 
@@ -66,3 +69,32 @@ def test_A9_the_planner_reask_is_bounded():
     reask = llm.prompt(1)[len(llm.prompt(0)):]
     assert len(reask) < REQUEST_CHARS + 6_000, len(reask)
     assert "unknown tool 'shell'" in reask and "cut here" in reask
+
+
+# ---------------------------------------------------------------- A7: audio is resampled and downmixed correctly
+
+
+def _sine(amplitude: float, rate: int, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("rate", "dtype"), [(8000, "int16"), (44100, "int16"), (48000, "float32")])
+def test_A7_loud_stereo_is_downmixed_at_its_own_level_without_clipping(tmp_path, rate, dtype):
+    loud = _sine(0.95, rate)
+    stereo = Attachment.from_path(write_wav(tmp_path / "loud.wav", np.stack([loud, loud], 1), rate, dtype))
+    mono = Attachment.from_path(write_wav(tmp_path / "mono.wav", loud, rate, dtype))
+    down, reference = stereo.audio(16000), mono.audio(16000)
+    assert np.abs(down).max() == pytest.approx(0.95, abs=0.01)  # not 1.0: nothing was clipped
+    assert np.sqrt(np.mean(down**2)) == pytest.approx(np.sqrt(np.mean(reference**2)), rel=0.01)  # no gain
+    np.testing.assert_allclose(down, reference, atol=1e-3)
+
+
+def test_A7_different_channels_are_averaged():
+    left = _sine(0.8, 16000)
+    one_sided = Attachment.from_audio(np.stack([left, np.zeros_like(left)], 1), 16000).audio()
+    assert np.abs(one_sided).max() == pytest.approx(0.4, abs=0.01)
+    opposed = Attachment.from_audio(np.stack([left, -left], 1), 16000).audio()
+    assert np.abs(opposed).max() < 1e-3
+    six = Attachment.from_audio(np.stack([left] * 6, 1), 16000).audio()  # 5.1 of one signal: its own level
+    assert np.abs(six).max() == pytest.approx(0.8, abs=0.01)
