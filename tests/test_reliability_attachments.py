@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 from support.fake_llm import ScriptedChatModel
 from support.media_files import write_wav
+from support.offline_models import VOICE_NOTE, VOICE_NOTE_TEXT, needs_offline_models, use_test_cache, word_error_rate
 
-from polymodal import Agent, Attachment, tool
+from polymodal import Agent, Attachment, packaged, tool
 from polymodal.agent.planner import describe_history
 from polymodal.prompts.bounds import HISTORY_CHARS, REQUEST_CHARS, TOOL_RESULT_CHARS, TOOL_RESULTS_CHARS
+from polymodal.tools import Transcriber
+from polymodal.tools.transcriber import sound_seconds
 
 # ---------------------------------------------------------------- A9: huge text is bounded in every prompt
 
@@ -98,3 +101,51 @@ def test_A7_different_channels_are_averaged():
     assert np.abs(opposed).max() < 1e-3
     six = Attachment.from_audio(np.stack([left] * 6, 1), 16000).audio()  # 5.1 of one signal: its own level
     assert np.abs(six).max() == pytest.approx(0.8, abs=0.01)
+
+
+# ---------------------------------------------------------------- A7: no speech is "(no speech)", not a hallucination
+
+
+def _noise(db: float, seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """White noise at ``db`` dBFS RMS: room tone, a hiss."""
+    return (np.random.default_rng(seed).standard_normal(int(16000 * seconds)) * 10 ** (db / 20)).astype(np.float32)
+
+
+def test_A7_near_silent_audio_is_no_speech_before_the_model_runs(tiny_models):
+    transcriber = Transcriber(model=str(tiny_models.path("whisper-asr")), max_new_tokens=5)
+    near_silent = Attachment.from_audio(_noise(-65), 16000, name="room-tone.wav")
+    assert np.abs(near_silent.audio()).max() > 1e-3  # not digital silence: a peak threshold lets it through
+    click = np.zeros(16000 * 2, np.float32)
+    click[16000:16200] = 0.9
+    quiet_tone = _sine(10 ** (-40 / 20) * np.sqrt(2), 16000, seconds=2.0)  # -40 dBFS: quiet, but sound
+    outputs = transcriber.execute_batch([{"audio": near_silent}, {"audio": Attachment.from_audio(click, 16000)},
+                                         {"audio": Attachment.from_audio(quiet_tone, 16000)}])
+    for out in outputs[:2]:
+        assert out.content == "(no speech)" and out.artifact.segments == []
+    assert outputs[2].artifact.segments, "the quiet tone went to the model (the tiny Whisper emits timestamps)"
+    assert outputs[0].artifact.duration == pytest.approx(3.0, abs=0.01)
+
+
+def test_A7_the_level_gate_measures_30ms_frames():
+    assert sound_seconds(np.zeros(16000, np.float32), -55) == 0.0
+    assert sound_seconds(_noise(-65, seconds=1.0), -55) == 0.0
+    assert sound_seconds(_noise(-30, seconds=1.0), -55) == pytest.approx(1.02, abs=0.01)  # 34 frames of 30 ms
+    assert sound_seconds(_sine(0.5, 16000, seconds=0.5), -15) == pytest.approx(0.51, abs=0.01)  # last one padded
+    gated_off = Transcriber(model="/never/loaded", min_speech_db=None)
+    assert [p.silent for p in gated_off.prepare([{"audio": Attachment.from_audio(_noise(-65), 16000)}])] == [False]
+
+
+@needs_offline_models
+@pytest.mark.slow
+def test_A7_real_whisper_gives_no_speech_for_room_tone_by_the_gate_or_by_vad():
+    """Whisper base says "You" for this room tone (-65 dBFS) when neither the gate nor VAD stops it."""
+    use_test_cache()
+    model = str(packaged.whisper_base())
+    room_tone = Attachment.from_audio(_noise(-65, seconds=4.0), 16000, name="room-tone.wav")
+    vad_only = Transcriber(model=model, device="cpu", cpu_threads=1, min_speech_db=None)
+    assert vad_only.execute(audio=room_tone).content == "(no speech)"  # Silero VAD: sound, but no voice
+    gate_only = Transcriber(model=model, device="cpu", cpu_threads=1, vad=False)
+    assert gate_only.execute(audio=room_tone).content == "(no speech)"  # the level gate, before the model
+    quiet_voice = Attachment.from_audio(Attachment.from_path(VOICE_NOTE).audio() * 0.01, 16000)  # 40 dB down
+    default = Transcriber(model=model, device="cpu", cpu_threads=1)
+    assert word_error_rate(VOICE_NOTE_TEXT, default.execute(audio=quiet_voice).content) < 0.25

@@ -63,9 +63,16 @@ def load_faster_whisper(what: str, model: str, device: str, cpu_threads: int = 0
     return FasterWhisperBundle(load_checked(what, model, build), f"{kind}:{index}" if index else kind)
 
 
-def transcribe(bundle: FasterWhisperBundle, samples: np.ndarray, language: str | None) -> dict[str, Any]:
-    """Transcribe 16 kHz mono samples; the segment generator is consumed here, inside the forward step."""
-    segments, info = bundle.model.transcribe(samples.astype(np.float32, copy=False), language=language)
+def transcribe(
+    bundle: FasterWhisperBundle, samples: np.ndarray, language: str | None, *, vad: bool = True
+) -> dict[str, Any]:
+    """Transcribe 16 kHz mono samples; the segment generator is consumed here, inside the forward step.
+
+    ``vad`` runs faster-whisper's Silero voice-activity filter first: audio with no voice in it
+    gives no segments (and so "(no speech)") instead of Whisper's invented "Thank you."
+    """
+    segments, info = bundle.model.transcribe(samples.astype(np.float32, copy=False), language=language,
+                                             vad_filter=vad)
     chunks = [{"timestamp": (float(s.start), float(s.end)), "text": s.text} for s in segments]
     return {
         "text": " ".join(c["text"].strip() for c in chunks),

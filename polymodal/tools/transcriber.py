@@ -8,6 +8,13 @@ and dtype are ours to choose). Audio is decoded and resampled to 16 kHz mono by 
 A CTranslate2 folder (the packaged Whisper base, or any faster-whisper conversion) runs through
 the faster-whisper backend instead (``backend="auto"`` picks it from the folder); both produce the
 same Transcript, and faster-whisper also reports the language it detected.
+
+Whisper invents text for audio without speech ("Thank you.", "You"), even for room tone far below
+anything audible (RELIABILITY A7). So "no speech" is decided before and inside the model: a level
+gate answers "(no speech)" without running the model when less than ``MIN_SOUND_SECONDS`` of the
+audio (in 30 ms frames) reaches ``min_speech_db`` dBFS RMS — silence, near-silence, a lone click;
+and on the faster-whisper backend its voice-activity detector (Silero VAD) drops the stretches that
+hold sound but no voice, so noise above the gate gives "(no speech)" too.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ from polymodal.tools.cache import load_checked
 from polymodal.tools.faster_whisper_backend import FasterWhisperBundle, is_ctranslate2_folder, load_faster_whisper
 from polymodal.tools.faster_whisper_backend import transcribe as fw_transcribe
 
-__all__ = ["Transcriber", "TranscriberArgs", "Transcript", "TranscriptSegment"]
+__all__ = ["Transcriber", "TranscriberArgs", "Transcript", "TranscriptSegment", "sound_seconds"]
 
 DEFAULT_MODEL = "openai/whisper-base"
 SAMPLE_RATE = 16000
 NO_SPEECH = "(no speech)"
-_SILENCE_PEAK = 1e-3  # below this peak amplitude there is nothing to transcribe (and Whisper would hallucinate)
+MIN_SOUND_SECONDS = 0.1
+"""Less sound than this over the level gate is no speech (a click, a tap on the microphone)."""
+_FRAME = SAMPLE_RATE * 30 // 1000  # 30 ms: a syllable's scale, where speech energy is measured
 
 
 class TranscriberArgs(BaseModel):
@@ -68,18 +77,25 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def sound_seconds(samples: np.ndarray, min_db: float) -> float:
+    """Seconds of 16 kHz ``samples`` whose 30 ms frames reach ``min_db`` dBFS RMS (a full-scale sine is -3)."""
+    if samples.size == 0:
+        return 0.0
+    padded = np.pad(samples, (0, -len(samples) % _FRAME)).astype(np.float64, copy=False)
+    power = np.mean(padded.reshape(-1, _FRAME) ** 2, axis=1)
+    return float(np.count_nonzero(power >= 10 ** (min_db / 10))) * _FRAME / SAMPLE_RATE
+
+
 @dataclass
 class _Prepared:
     samples: np.ndarray
     language: str | None
+    silent: bool
+    """No speech to transcribe: the level gate said so, and the model does not run on it."""
 
     @property
     def duration(self) -> float:
         return len(self.samples) / SAMPLE_RATE
-
-    @property
-    def silent(self) -> bool:
-        return self.samples.size == 0 or float(np.abs(self.samples).max()) < _SILENCE_PEAK
 
 
 class Transcriber(ModelTool):
@@ -98,6 +114,13 @@ class Transcriber(ModelTool):
     and no transformers architecture in its config), transformers for everything else."""
     cpu_threads: int = 0
     """faster-whisper's CPU threads (0: its default)."""
+    min_speech_db: float | None = -55.0
+    """The level gate: audio with less than 0.1 s of 30 ms frames at this RMS level (dBFS) or louder is
+    "(no speech)" and never reaches the model. -55 dBFS keeps a voice recorded 40 dB too quietly
+    (peaks under 0.01) and refuses room tone. None: only all-zero audio counts as silence."""
+    vad: bool = True
+    """faster-whisper backend: drop stretches without a voice (Silero VAD) before transcribing, so
+    noise above the level gate is not turned into text. The transformers backend has only the gate."""
 
     direct_answer: ClassVar[bool] = True
 
@@ -135,7 +158,16 @@ class Transcriber(ModelTool):
         return prepared.language
 
     def prepare(self, inputs: Any) -> list[_Prepared]:
-        return [_Prepared(item["audio"].audio(SAMPLE_RATE), item.get("language")) for item in inputs]
+        prepared = []
+        for item in inputs:
+            samples = item["audio"].audio(SAMPLE_RATE)
+            prepared.append(_Prepared(samples, item.get("language"), self._silent(samples)))
+        return prepared
+
+    def _silent(self, samples: np.ndarray) -> bool:
+        if samples.size == 0 or not np.any(samples):
+            return True
+        return self.min_speech_db is not None and sound_seconds(samples, self.min_speech_db) < MIN_SOUND_SECONDS
 
     def encode(self, bundle: Any, prepared: list[_Prepared]) -> dict[str, Any]:
         spoken = [p for p in prepared if not p.silent]
@@ -152,7 +184,7 @@ class Transcriber(ModelTool):
         if isinstance(bundle, FasterWhisperBundle):
             # faster-whisper takes one input per call, so each keeps its own language.
             pairs = zip(inputs, encoded["languages"], strict=True)
-            return [fw_transcribe(bundle, item["raw"], lang) for item, lang in pairs]
+            return [fw_transcribe(bundle, item["raw"], lang, vad=self.vad) for item, lang in pairs]
         generate_kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if encoded["language"]:
             generate_kwargs["language"] = encoded["language"]
