@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import io
 import os
 import stat
 import struct
 import threading
+import time
 import unicodedata
 import urllib.parse
 import uuid
@@ -176,6 +178,7 @@ class _Probe:
 
 
 Opener = Callable[[], IO[bytes]]
+_Stamp = tuple[int, int, int, int, int]
 
 
 def _probe(opener: Opener, head: bytes, source: str, limits: MediaLimits) -> _Probe:
@@ -382,6 +385,7 @@ class _Caches:
         self.lock = threading.Lock()
         self.image: Image.Image | None = None
         self.audio: dict[int, np.ndarray] = {}
+        self.stamp: _Stamp | None = None  # the checked file's identity, when it can be trusted (see _open)
 
     def __eq__(self, other: object) -> bool:  # caches are not identity: equal bytes, equal attachments
         return isinstance(other, _Caches)
@@ -449,11 +453,16 @@ class Attachment(BaseModel):
         given = Path(os.fsdecode(path))  # "~" stays literal: expanding it is the caller's decision
         source = _safe_name(str(given))
         resolved = _resolve_inside(given, source, limits)
-        _check_file(resolved, source, limits)
-        digest, head, size = _hash_file(resolved, source, limits)
-        probe = _probe(lambda: open(resolved, "rb"), head, source, limits)  # noqa: SIM115
+        _check_file(resolved, source, limits)  # from stat, before any open: opening a device can act
+        fp, before = _open_regular(resolved, source)
+        with fp:  # hashed and probed through this one descriptor: what is checked is what is read
+            _byte_cap(source, before.st_size, limits)
+            digest, head, size = _hash_stream(fp, source, limits)
+            probe = _probe(lambda: _reread(fp), head, source, limits)
+            if _stamp_of(os.fstat(fp.fileno())) != _stamp_of(before) or size != before.st_size:
+                raise AttachmentError(source, "changed while it was being attached")
         att = cls(name=given.name or source, path=resolved, size_bytes=size, sha256=digest, **vars(probe))
-        att._limits = limits
+        att._limits, att._caches.stamp = limits, _settled(before)
         return att
 
     @classmethod
@@ -537,14 +546,44 @@ class Attachment(BaseModel):
     # -- content -----------------------------------------------------------------------
 
     def _open(self) -> IO[bytes]:
+        """The bytes that were checked, opened again for a decode (a second turn, a video's sound track).
+
+        A file attached by path is read again later, so what was checked at attach time (A1, A2,
+        the hash) must hold for what is decoded now, whatever happened on disk in between:
+
+        - the allowed-roots check runs again, and the path must still resolve to itself (a folder
+          on the way swapped for a symlink is refused);
+        - the file is opened without following a symlink in its last component (a file swapped
+          for a symlink is refused, even one made between the check and the open);
+        - the open descriptor must be the same file, unchanged: same device, inode, size, and
+          modification and change times (``os.fstat``) as when it was attached. Otherwise — or when
+          that identity cannot be trusted (the file had changed less than 2 s before it was
+          attached, within a coarse timestamp's tick; or the attachment was deserialised) — the
+          content is hashed through that descriptor and must match ``sha256``;
+        - decoding then reads from that same descriptor.
+
+        Raises:
+            AttachmentError: the file moved, was replaced or changed since it was attached.
+        """
         if self._data is not None:
             return io.BytesIO(self._data)
         if self.path is None:
             raise AttachmentError(self.name, "has no bytes (deserialised without a path)")
+        if _resolve_inside(self.path, self.name, self._limits) != self.path:
+            raise AttachmentError(self.name, "no longer resolves to the file that was attached (a symbolic link "
+                                             "was put on its path)")
+        fp, now = _open_regular(self.path, self.name)
         try:
-            return open(self.path, "rb")  # noqa: SIM115
-        except OSError as exc:
-            raise AttachmentError(self.name, f"cannot read {self.path} ({_short(exc)})") from exc
+            if self._caches.stamp is None or _stamp_of(now) != self._caches.stamp:
+                digest, _head, _size = _hash_stream(fp, self.name, self._limits)
+                if digest != self.sha256:
+                    raise AttachmentError(self.name, "changed on disk since it was attached")
+                fp.seek(0)
+                self._caches.stamp = _settled(now)
+        except BaseException:
+            fp.close()
+            raise
+        return fp
 
     def read_bytes(self) -> bytes:
         """The raw bytes; a file changed on disk since it was attached is refused."""
@@ -678,7 +717,7 @@ def _byte_cap(source: str, size: int, limits: MediaLimits) -> None:
 
 
 def _check_file(resolved: Path, source: str, limits: MediaLimits) -> None:
-    """Stat before reading: missing, directories, FIFOs and devices (/dev/zero) are refused."""
+    """Stat before opening: missing, directories, FIFOs and devices (/dev/zero) are refused."""
     try:
         st = resolved.stat()
     except FileNotFoundError as exc:
@@ -694,21 +733,70 @@ def _check_file(resolved: Path, source: str, limits: MediaLimits) -> None:
         raise AttachmentError(source, "is empty (0 bytes)")
 
 
-def _hash_file(resolved: Path, source: str, limits: MediaLimits) -> tuple[str, bytes, int]:
-    """Stream the sha256 without holding the file; the head is kept for sniffing.
+_SETTLED_NS = 2_000_000_000  # file times tick coarsely: a change this recent may hide a second one
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+
+def _open_regular(path: Path, source: str) -> tuple[IO[bytes], os.stat_result]:
+    """Open a regular file for reading, never through a symlink in its last component.
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open (it is refused just after, from ``fstat``);
+    directories and devices (``/dev/zero``) are refused the same way, before any byte is read.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError as exc:
+        raise AttachmentError(source, "no such file") from exc
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the path
+        if getattr(exc, "errno", None) in (errno.ELOOP, errno.EMLINK):
+            raise AttachmentError(source, "is now a symbolic link (the file was replaced after it was checked)") \
+                from exc
+        raise AttachmentError(source, f"cannot read file ({_short(exc)})") from exc
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise AttachmentError(source, "is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise AttachmentError(source, "is not a regular file")
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _stamp_of(st: os.stat_result) -> _Stamp:
+    """What identifies one version of one file: device, inode, size, modification and change times."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _settled(st: os.stat_result) -> _Stamp | None:
+    """The file's stamp, or None when it changed too recently for its times to prove it unchanged later."""
+    recent = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _SETTLED_NS
+    return None if recent else _stamp_of(st)
+
+
+def _reread(fp: IO[bytes]) -> IO[bytes]:
+    """A second handle on ``fp``'s file, at its start; closing it leaves ``fp`` open."""
+    fp.seek(0)
+    return os.fdopen(os.dup(fp.fileno()), "rb")
+
+
+def _hash_stream(fp: IO[bytes], source: str, limits: MediaLimits) -> tuple[str, bytes, int]:
+    """Stream the sha256 of an open file from its start; the head is kept for sniffing.
 
     The cap is enforced again while reading, since the file may have grown after the stat.
     """
     digest, size = hashlib.sha256(), 0
     try:
-        with open(resolved, "rb") as fp:
-            head = fp.read(_HEAD)
-            chunk = head
-            while chunk:
-                digest.update(chunk)
-                size += len(chunk)
-                _byte_cap(source, size, limits)
-                chunk = fp.read(1 << 20)
+        fp.seek(0)
+        head = fp.read(_HEAD)
+        chunk = head
+        while chunk:
+            digest.update(chunk)
+            size += len(chunk)
+            _byte_cap(source, size, limits)
+            chunk = fp.read(1 << 20)
     except OSError as exc:
         raise AttachmentError(source, f"cannot read file ({_short(exc)})") from exc
     return digest.hexdigest(), head, size

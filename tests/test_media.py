@@ -114,15 +114,20 @@ def _peak_hz(samples: np.ndarray, rate: int) -> float:
 
 
 def _spy_on_open(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every path passed to open(), to prove a refusal happened before the file was opened."""
+    """Record every path passed to open() or os.open(), to prove a refusal happened before the file was opened."""
     opened: list[str] = []
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
     def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
         opened.append(str(file))
         return real_open(file, *args, **kwargs)
 
+    def os_spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(path))
+        return real_os_open(path, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(os, "open", os_spy)
     return opened
 
 
@@ -332,10 +337,9 @@ def test_duration_caps_say_how_to_raise_them() -> None:
     assert Attachment.from_bytes(_video(), "ok.mp4", video_cap_only).kind is Modality.VIDEO
 
 
-def test_duration_cap_holds_while_decoding_even_if_the_file_changed(tmp_path: Path) -> None:
-    path = _write(tmp_path, "memo.wav", _wav16(_sine(440, 0.2, 8000), 8000))
-    att = Attachment.from_path(path, MediaLimits(max_audio_seconds=0.5))
-    path.write_bytes(_wav16(_sine(440, 2.0, 8000), 8000))  # a header can lie; a swapped file too
+def test_duration_cap_holds_while_decoding_even_if_the_header_lied(tmp_path: Path) -> None:
+    att = Attachment.from_path(_write(tmp_path, "memo.wav", _wav16(_sine(440, 2.0, 8000), 8000)))
+    att._limits = MediaLimits(max_audio_seconds=0.5)  # as if the header had said 0.2 s: the probe passed
     with pytest.raises(MediaLimitError, match="max_audio_seconds"):
         att.audio()
 

@@ -7,15 +7,19 @@ model (the LLM is the boundary, the prompts are under test) and small function t
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
+from PIL import Image
 from support.fake_llm import ScriptedChatModel
 from support.media_files import write_wav
 from support.offline_models import VOICE_NOTE, VOICE_NOTE_TEXT, needs_offline_models, use_test_cache, word_error_rate
 
-from polymodal import Agent, Attachment, packaged, tool
+from polymodal import Agent, Attachment, AttachmentError, packaged, tool
 from polymodal.agent.planner import describe_history
+from polymodal.media import MediaLimits, _open_regular
 from polymodal.prompts.bounds import HISTORY_CHARS, REQUEST_CHARS, TOOL_RESULT_CHARS, TOOL_RESULTS_CHARS
 from polymodal.tools import Transcriber
 from polymodal.tools.transcriber import sound_seconds
@@ -149,3 +153,107 @@ def test_A7_real_whisper_gives_no_speech_for_room_tone_by_the_gate_or_by_vad():
     quiet_voice = Attachment.from_audio(Attachment.from_path(VOICE_NOTE).audio() * 0.01, 16000)  # 40 dB down
     default = Transcriber(model=model, device="cpu", cpu_threads=1)
     assert word_error_rate(VOICE_NOTE_TEXT, default.execute(audio=quiet_voice).content) < 0.25
+
+
+# ---------------------------------------------------------------- A2: what is decoded is what was checked
+
+
+@pytest.fixture
+def folders(tmp_path):
+    inside, outside = tmp_path / "inside", tmp_path / "outside"
+    inside.mkdir()
+    outside.mkdir()
+    return inside, outside
+
+
+def _png(path, color: tuple[int, int, int], size: tuple[int, int] = (16, 16), fmt: str = "PNG"):
+    Image.new("RGB", size, color).save(path, format=fmt)
+    return path
+
+
+def _opened_paths(monkeypatch) -> list[str]:
+    opened: list[str] = []
+    real = os.open
+
+    def spy(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    return opened
+
+
+@pytest.mark.parametrize("roots", [True, False], ids=["roots", "no-roots"])
+def test_A2_a_file_swapped_for_a_symlink_after_it_was_attached_is_not_read(folders, monkeypatch, roots):
+    inside, outside = folders
+    photo = _png(inside / "photo.png", (255, 0, 0))
+    secret = _png(outside / "secret.png", (0, 0, 255))
+    attachment = Attachment.from_path(photo, MediaLimits(allowed_roots=(inside,) if roots else None))
+    photo.unlink()
+    photo.symlink_to(secret)  # a second turn would now decode the secret
+    opened = _opened_paths(monkeypatch)
+    with pytest.raises(AttachmentError, match="outside the allowed folders" if roots else "no longer resolves"):
+        attachment.image()
+    assert not any("secret" in p for p in opened)
+
+
+def test_A2_a_video_sound_track_is_read_from_the_checked_file(folders, media):
+    inside, outside = folders
+    clip = inside / "clip.mp4"
+    clip.write_bytes(media.video(audio="tone").read_bytes())
+    other = outside / "other.mp4"
+    other.write_bytes(media.video(name="other.mp4", audio="silence").read_bytes())
+    video = Attachment.from_path(clip, MediaLimits(allowed_roots=(inside,)))
+    assert video.has_audio
+    clip.unlink()
+    clip.symlink_to(other)
+    with pytest.raises(AttachmentError, match="outside the allowed folders"):
+        video.audio()
+    with pytest.raises(AttachmentError, match="outside the allowed folders"), video.open_av():
+        pass
+
+
+def test_A2_a_folder_on_the_path_swapped_for_a_symlink_is_refused(folders):
+    inside, outside = folders
+    (inside / "album").mkdir()
+    attachment = Attachment.from_path(_png(inside / "album" / "photo.png", (255, 0, 0)))
+    (inside / "album").rename(inside / "album-old")
+    _png(outside / "photo.png", (0, 0, 255))
+    (inside / "album").symlink_to(outside)
+    with pytest.raises(AttachmentError, match="no longer resolves to the file that was attached"):
+        attachment.image()
+
+
+@pytest.mark.parametrize("keep_times", [False, True], ids=["rewritten", "rewritten-times-restored"])
+def test_A2_a_file_changed_in_place_after_it_was_attached_is_refused(tmp_path, keep_times):
+    path = _png(tmp_path / "photo.bmp", (255, 0, 0), fmt="BMP")
+    attachment = Attachment.from_path(path)
+    before = path.stat()
+    same_size = _png(tmp_path / "other.bmp", (0, 0, 255), fmt="BMP").read_bytes()
+    assert len(same_size) == before.st_size
+    with open(path, "r+b") as fp:  # the same inode, rewritten
+        fp.write(same_size)
+    if keep_times:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(AttachmentError, match="changed on disk since it was attached"):
+        attachment.image()
+
+
+def test_A2_an_unchanged_file_opens_again_and_again(tmp_path, monkeypatch):
+    path = _png(tmp_path / "photo.png", (255, 0, 0))
+    old = time.time() - 60
+    os.utime(path, (old, old))  # settled: its identity can be trusted (the change time moved, though)
+    attachment = Attachment.from_path(path)
+    for _ in range(3):
+        assert attachment.read_bytes() == path.read_bytes()
+    assert attachment.image().getpixel((0, 0)) == (255, 0, 0)
+    copy = Attachment.model_validate_json(attachment.model_dump_json())  # no identity: verified by hash
+    assert copy.image().getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_A2_the_last_path_component_is_never_followed(folders):
+    inside, outside = folders
+    link = inside / "link.png"
+    link.symlink_to(_png(outside / "secret.png", (0, 0, 255)))
+    with pytest.raises(AttachmentError, match="is now a symbolic link"):
+        _open_regular(link, "link.png")
