@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from polymodal import Agent, Router
+from polymodal import Agent, RetryPolicy, Router, Settings
 
 
 def main() -> None:
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--gguf", help="a GGUF chat model file")
     parser.add_argument("--min-score", type=float, default=0.30)
     parser.add_argument("--min-margin", type=float, default=0.05)
+    parser.add_argument("--llm-attempts", type=int, default=3, help="calls per LLM step when it fails transiently")
     args = parser.parse_args()
 
     llm = None
@@ -32,7 +33,7 @@ def main() -> None:
 
         llm = gguf_chat_model(args.gguf) if args.gguf else local_chat_model(args.llm)
     router = Router(min_score=args.min_score, min_margin=args.min_margin)
-    agent = Agent(llm=llm, router=router)
+    agent = Agent(llm=llm, router=router, settings=Settings(llm_retry=RetryPolicy(attempts=args.llm_attempts)))
     reply = agent.chat(args.prompt, attachments=args.attachments)
     print(reply.text)
     print(f"planned by: {reply.planner}; LLM calls: {reply.llm_calls}; fusion: {reply.fusion}")

@@ -26,6 +26,7 @@ from polymodal.integrations.langchain import MultimodalChain
 from polymodal.media import Attachment, MediaLimits, Modality
 from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, tool
 from polymodal.tools.video_summarizer import Timeline, VideoSummarizer
+from polymodal.transient import RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,7 @@ __all__ = [
     "PolymodalError",
     "Reply",
     "ResourceError",
+    "RetryPolicy",
     "Router",
     "Settings",
     "Step",

@@ -7,7 +7,7 @@ split by who has to act::
     PolymodalError
     ├── AttachmentError          a file is unreadable, unsupported, corrupt or not allowed
     │   └── MediaLimitError      a file is over a byte, pixel or duration cap (says how to raise it)
-    ├── PlanningError            no valid plan after the bounded re-asks (raw outputs attached)
+    ├── PlanningError            no valid plan after the bounded re-asks, or the planner LLM call failed
     │   └── PlanValidationError  one candidate plan broke the contract (fed back to the LLM)
     ├── ToolError                a tool failed while running (also a LangChain ToolException)
     │   ├── ToolTimeout          a tool ran past its deadline
@@ -39,7 +39,6 @@ __all__ = [
     "ResourceError",
     "ToolError",
     "ToolTimeout",
-    "exception_text",
 ]
 
 
