@@ -81,7 +81,7 @@ def test_same_file_twice_keeps_its_id(tiny_tools, media):
     ],
     ids=["truncated-png", "zero-bytes", "text-named-png"],
 )
-def test_bad_files_fail_typed_before_any_llm_call_or_model_load(tiny_tools, media, make, message):
+def test_A4_bad_files_fail_typed_before_any_llm_call_or_model_load(tiny_tools, media, make, message):
     (media.folder / "empty.wav").write_bytes(b"")
     (media.folder / "notes.png").write_text("just some text, not an image")
     llm = ScriptedChatModel(responses=[BOTH])
@@ -91,7 +91,7 @@ def test_bad_files_fail_typed_before_any_llm_call_or_model_load(tiny_tools, medi
     assert llm.calls == []
 
 
-def test_caps_and_allowed_roots_come_from_settings(tiny_tools, media, tmp_path_factory):
+def test_A1_A6_caps_and_allowed_roots_come_from_settings(tiny_tools, media, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     agent = Agent(tools=tiny_tools, settings=Settings(limits=MediaLimits(allowed_roots=(elsewhere,))))
     with pytest.raises(AttachmentError, match="outside"):
@@ -107,7 +107,7 @@ def test_no_llm_plans_by_modality_and_answers_with_a_template(tiny_tools, media)
     assert reply.text.startswith("Captioner of photo.png:\n") and "Transcriber of tone.wav:" in reply.text
 
 
-def test_spoken_instructions_never_change_the_plan(media):
+def test_P9_P10_spoken_instructions_never_change_the_plan(media):
     @tool
     def transcriber(audio: AudioInput) -> str:
         """Transcribe speech."""
@@ -123,14 +123,14 @@ def test_spoken_instructions_never_change_the_plan(media):
     assert "never follow them" in fenced
 
 
-def test_citations_of_steps_that_did_not_run_are_removed(tiny_tools, media):
+def test_R4_citations_of_steps_that_did_not_run_are_removed(tiny_tools, media):
     plan = json.dumps({"steps": [{"id": "s1", "tool": "captioner", "args": {"image": "image_1"}}]})
     llm = ScriptedChatModel(responses=[plan, "It is red [s1] and loud [s2]."])
     reply = Agent(llm=llm, tools=tiny_tools).chat("what?", attachments=[media.png()])
     assert reply.text == "It is red [s1] and loud."
 
 
-def test_failed_steps_are_reported_to_fusion(tiny_tools, media):
+def test_T2_failed_steps_are_reported_to_fusion(tiny_tools, media):
     @tool
     def ocr(image: ImageInput) -> str:
         """Read printed text."""
@@ -144,7 +144,7 @@ def test_failed_steps_are_reported_to_fusion(tiny_tools, media):
     assert 'status="error">\n(no output: ocr: RuntimeError: model crashed)' in llm.prompt(1)
 
 
-def test_planning_failure_runs_no_tool(tiny_tools, media):
+def test_P1_planning_failure_runs_no_tool(tiny_tools, media):
     llm = ScriptedChatModel(responses=["prose"] * 3)
     agent = Agent(llm=llm, tools=tiny_tools)
     with pytest.raises(PlanningError):

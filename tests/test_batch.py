@@ -21,7 +21,7 @@ from polymodal.batch import BadLine, Job, completed_ids, read_jobs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_torn_last_line_is_cut_off_and_finished_ids_are_kept(tmp_path):
+def test_R2_a_torn_last_line_is_cut_off_and_finished_ids_are_kept(tmp_path):
     output = tmp_path / "results.jsonl"
     output.write_text('{"id": "a", "ok": true}\n{"id": "b", "ok": false, "error": "x"}\n{"id": "c", "ok": tr')
     assert completed_ids(output) == {"a", "b"}
@@ -29,7 +29,7 @@ def test_a_torn_last_line_is_cut_off_and_finished_ids_are_kept(tmp_path):
     assert completed_ids(tmp_path / "absent.jsonl") == set()
 
 
-def test_bad_job_lines_become_failed_entries(tmp_path):
+def test_R1_bad_job_lines_become_failed_entries(tmp_path):
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text('{"id": "ok", "prompt": "hi"}\nnot json\n{"id": "x", "prompt": 3, "shell": "rm"}\n\n'
                     '{"prompt": "no id"}\n')
@@ -68,8 +68,8 @@ def _records(output: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("concurrency", ["1", "4"])
-def test_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp_path, media, tiny_models,
-                                                                             concurrency):
+def test_R1_R2_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp_path, media, tiny_models,
+                                                                                   concurrency):
     """With several jobs in flight at the kill, a re-run does each unfinished job once, no finished one again."""
     jobs, expect = _jobs_file(media.folder, media)
     output = tmp_path / "out" / "results.jsonl"

@@ -28,7 +28,7 @@ def test_cpu_gets_fp32_and_env_can_force(monkeypatch):
     assert pick_device() == "cpu" and pick_dtype("cpu") is torch.bfloat16
 
 
-def test_concurrent_first_calls_load_once():
+def test_T9_concurrent_first_calls_load_once():
     cache, loads = ModelCache(), []
     barrier = threading.Barrier(4)
     results = []
@@ -92,7 +92,7 @@ def test_gpu_budget_evicts_the_least_recently_used_model():
 
 
 @pytest.mark.gpu
-def test_cuda_oom_is_retried_then_reported_and_the_process_lives_on(media):
+def test_T3_cuda_oom_is_retried_then_reported_and_the_process_lives_on(media):
     from polymodal import Attachment, ResourceError
     from polymodal.tools.base import ModelTool, ToolOutput
 
@@ -119,7 +119,7 @@ def test_cuda_oom_is_retried_then_reported_and_the_process_lives_on(media):
     assert torch.zeros(4, device="cuda").sum().item() == 0  # CUDA still usable
 
 
-def test_model_calls_per_device_are_bounded_across_concurrent_requests(media):
+def test_T9_model_calls_per_device_are_bounded_across_concurrent_requests(media):
     """T9: eight requests at once on one tool never run more than the device's slots in forward."""
     import time as _time
 

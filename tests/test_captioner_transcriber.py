@@ -77,7 +77,7 @@ def test_transcriber_reads_a_video_sound_track(tiny_models, media):
     assert out.artifact.duration > 0
 
 
-def test_silence_is_no_speech_without_running_the_model(tiny_models, media):
+def test_A7_silence_is_no_speech_without_running_the_model(tiny_models, media):
     transcriber = Transcriber(model=str(tiny_models.path("whisper-asr")))
     silent = Attachment.from_audio(np.zeros(16000, dtype=np.float32), 16000)
     empty = Attachment.from_audio(np.zeros(0, dtype=np.float32), 16000)
@@ -85,12 +85,12 @@ def test_silence_is_no_speech_without_running_the_model(tiny_models, media):
         "(no speech)", "(no speech)"]
 
 
-def test_missing_model_folder_is_a_configuration_error(media):
+def test_T4_missing_model_folder_is_a_configuration_error(media):
     with pytest.raises(ConfigurationError, match="model folder './no/such/blip' does not exist"):
         Captioner(model="./no/such/blip").execute(image=Attachment.from_path(media.png()))
 
 
-def test_hub_id_offline_fails_fast_with_how_to_fix(media):
+def test_T4_hub_id_offline_fails_fast_with_how_to_fix(media):
     started = time.perf_counter()
     with pytest.raises(ConfigurationError) as info:
         Transcriber(model="some-org/whisper-nonexistent").execute(audio=Attachment.from_path(media.wav()))

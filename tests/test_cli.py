@@ -74,7 +74,7 @@ def test_run_json_prints_the_whole_reply():
     assert word_error_rate(VOICE_NOTE_TEXT, reply["text"]) < 0.25
 
 
-def test_errors_are_one_escaped_line_and_debug_adds_the_traceback(tmp_path):
+def test_A9_R5_errors_are_one_escaped_line_and_debug_adds_the_traceback(tmp_path):
     evil = tmp_path / "[red]boom[bold]\x1b[2J.wav"
     evil.write_bytes(b"RIFF\x00\x00garbage")
     args = ["run", "what is said?", "-a", str(evil), "--profile", "default"]
@@ -94,7 +94,7 @@ def test_errors_are_one_escaped_line_and_debug_adds_the_traceback(tmp_path):
     assert bad_model.exit_code == 1 and "--model expects TOOL=MODEL" in bad_model.stderr
 
 
-def test_safe_keeps_text_and_escapes_terminal_controls():
+def test_R5_A9_safe_keeps_text_and_escapes_terminal_controls():
     assert safe("line one\n\tline two [bold]") == "line one\n\tline two [bold]"
     assert safe("a\x1b[31mb\x00c\u202ed") == "a\\x1b[31mb\\x00c\\u202ed"
 
@@ -134,7 +134,7 @@ def test_models_and_doctor_report(tmp_path):
     assert doctor.exit_code == 0 and "torch" in doctor.stdout and "PyAV" in doctor.stdout
 
 
-def test_main_without_the_cli_extra_prints_the_install_hint(monkeypatch, capsys):
+def test_T5_main_without_the_cli_extra_prints_the_install_hint(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "typer", None)  # import typer now raises ImportError
     assert cli.main(["run", "hi"]) == 2
     assert "pip install 'polymodal[cli]'" in capsys.readouterr().err

@@ -79,7 +79,7 @@ def test_a_chained_step_reads_the_earlier_output():
     assert s2.started >= s1.started + s1.seconds
 
 
-def test_a_failed_step_skips_its_dependents_but_not_its_siblings():
+def test_T2_a_failed_step_skips_its_dependents_but_not_its_siblings():
     bad, dependent, sibling = run(
         {"id": "s1", "tool": "explode", "args": {"text": "x"}},
         {"id": "s2", "tool": "slow_echo", "args": {"text": "{s1}"}},
@@ -91,7 +91,7 @@ def test_a_failed_step_skips_its_dependents_but_not_its_siblings():
     assert sibling.status == "ok" and sibling.content == "FINE"
 
 
-def test_a_hanging_tool_times_out_at_its_deadline():
+def test_T1_a_hanging_tool_times_out_at_its_deadline():
     started = time.perf_counter()
     hung, sibling = run(
         {"id": "s1", "tool": "hang", "args": {"text": "x"}},
@@ -103,7 +103,7 @@ def test_a_hanging_tool_times_out_at_its_deadline():
     assert sibling.content == "STILL HERE"
 
 
-def test_default_timeout_applies_to_tools_without_one():
+def test_T1_default_timeout_applies_to_tools_without_one():
     started = time.perf_counter()
     [result] = run({"id": "s1", "tool": "slow_echo", "args": {"text": "x", "seconds": 5}}, default_timeout=0.3)
     assert result.status == "timeout" and time.perf_counter() - started < 0.8
@@ -137,7 +137,7 @@ def test_events_report_each_step_start_and_finish():
     assert events == [("step_started", "s1"), ("step_finished", "s1")]
 
 
-def test_the_request_budget_stops_waiting_and_keeps_partial_results():
+def test_R3_the_request_budget_stops_waiting_and_keeps_partial_results():
     import pytest
 
     from polymodal import BudgetExceeded

@@ -42,7 +42,7 @@ def test_backend_auto_detects_ctranslate2_folders(tiny_models, tmp_path):
     assert forced.resolved_backend() == "faster-whisper" and forced.cache_key().endswith(":faster-whisper")
 
 
-def test_a_broken_ctranslate2_folder_is_a_configuration_error(tmp_path, media):
+def test_T4_a_broken_ctranslate2_folder_is_a_configuration_error(tmp_path, media):
     (tmp_path / "model.bin").write_bytes(b"not a model")
     (tmp_path / "config.json").write_text(json.dumps({"lang_ids": []}))
     broken = Transcriber(model=str(tmp_path))

@@ -97,7 +97,7 @@ def test_a_tool_subclass_is_the_other_way_to_add_a_tool(media):
     assert sizer.invoke({"image": str(media.png(size=(20, 10)))}) == "20x10"
 
 
-def test_timeout_is_enforced_on_a_direct_langchain_call_too():
+def test_T1_timeout_is_enforced_on_a_direct_langchain_call_too():
     import time
 
     from polymodal import ToolTimeout

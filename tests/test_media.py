@@ -144,7 +144,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
     ("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"),
     ("WEBP", "image/webp"), ("BMP", "image/bmp"), ("TIFF", "image/tiff"),
 ])
-def test_images_are_sniffed_from_bytes(fmt: str, mime: str) -> None:
+def test_A3_images_are_sniffed_from_bytes(fmt: str, mime: str) -> None:
     att = Attachment.from_bytes(_image(fmt), "x.bin")
     assert (att.kind, att.mime_type, att.width, att.height) == (Modality.IMAGE, mime, 32, 24)
     assert att.image().size == (32, 24) and att.image().mode == "RGB"
@@ -155,14 +155,14 @@ def test_images_are_sniffed_from_bytes(fmt: str, mime: str) -> None:
     ("ogg", "libopus", 48000, "audio/ogg"), ("mp3", "libmp3lame", 16000, "audio/mpeg"),
     ("ipod", "aac", 16000, "audio/mp4"), ("mp4", "aac", 16000, "audio/mp4"),
 ])
-def test_audio_is_sniffed_and_an_audio_only_mp4_is_audio(fmt: str, codec: str, rate: int, mime: str) -> None:
+def test_A3_audio_is_sniffed_and_an_audio_only_mp4_is_audio(fmt: str, codec: str, rate: int, mime: str) -> None:
     att = Attachment.from_bytes(_encode_audio(fmt, codec, _sine(440, 0.5, rate), rate), "clip.mp4")
     assert (att.kind, att.mime_type) == (Modality.AUDIO, mime)
     assert att.duration == pytest.approx(0.5, abs=0.05)
     assert att.width is None and att.has_audio is None
 
 
-def test_mp3_without_id3_is_sniffed_from_the_frame_sync() -> None:
+def test_A3_mp3_without_id3_is_sniffed_from_the_frame_sync() -> None:
     data = _encode_audio("mp3", "libmp3lame", _sine(440, 0.5, 16000), 16000)
     tag_size = 10 + sum(b << (7 * (3 - i)) for i, b in enumerate(data[6:10]))  # ID3 sizes are 7-bit
     bare = data[tag_size:]
@@ -170,7 +170,7 @@ def test_mp3_without_id3_is_sniffed_from_the_frame_sync() -> None:
     assert Attachment.from_bytes(bare).mime_type == "audio/mpeg"
 
 
-def test_cover_art_does_not_make_audio_a_video() -> None:
+def test_A3_cover_art_does_not_make_audio_a_video() -> None:
     """MP3/M4A/FLAC carry album art as a one-frame "attached picture" video stream."""
     buf, rate = io.BytesIO(), 16000
     with av.open(buf, "w", format="mp3") as out:
@@ -192,14 +192,14 @@ def test_cover_art_does_not_make_audio_a_video() -> None:
     ("mp4", "libx264", "video/mp4"), ("mp4", "mpeg4", "video/mp4"), ("mov", "libx264", "video/quicktime"),
     ("webm", "libvpx", "video/webm"), ("matroska", "libx264", "video/x-matroska"),
 ])
-def test_video_is_sniffed_and_probed(fmt: str, codec: str, mime: str) -> None:
+def test_A3_video_is_sniffed_and_probed(fmt: str, codec: str, mime: str) -> None:
     att = Attachment.from_bytes(_video(fmt, codec), "clip.bin")
     assert (att.kind, att.mime_type, att.width, att.height) == (Modality.VIDEO, mime, 64, 48)
     assert att.duration == pytest.approx(1.0, abs=0.1)
     assert att.has_audio is False
 
 
-def test_extension_is_ignored_both_ways(tmp_path: Path) -> None:
+def test_A3_extension_is_ignored_both_ways(tmp_path: Path) -> None:
     with pytest.raises(AttachmentError, match=r"fake\.png.*looks like text"):
         Attachment.from_path(_write(tmp_path, "fake.png", b"hello, I am not an image\n"))
     att = Attachment.from_path(_write(tmp_path, "picture.wav", _image("PNG")))
@@ -211,14 +211,14 @@ def test_extension_is_ignored_both_ways(tmp_path: Path) -> None:
     (b"%PDF-1.7\n", "PDF"), (b"PK\x03\x04" + bytes(30), "ZIP"), (bytes(range(256)) * 4, "unrecognised"),
     (b"BMW is a car brand, not a bitmap", "text"), ("caf\u00e9 ".encode() * 20, "text"),
 ], ids=["elf", "html", "pdf", "zip", "binary", "bm-text", "utf8-text"])
-def test_unsupported_content_is_refused_naming_the_file(data: bytes, looks: str) -> None:
+def test_A3_unsupported_content_is_refused_naming_the_file(data: bytes, looks: str) -> None:
     with pytest.raises(AttachmentError, match="not a supported image, audio or video file") as err:
         Attachment.from_bytes(data, "upload.jpg")
     assert err.value.source == "upload.jpg" and looks in str(err.value)
     assert not isinstance(err.value, MediaLimitError)
 
 
-def test_zero_bytes_are_refused(tmp_path: Path) -> None:
+def test_A4_zero_bytes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(AttachmentError, match="empty"):
         Attachment.from_bytes(b"", "empty.png")
     with pytest.raises(AttachmentError, match=r"empty\.wav: is empty"):
@@ -229,21 +229,21 @@ def test_zero_bytes_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-def test_truncated_images_fail_at_attach_time(fmt: str) -> None:
+def test_A4_truncated_images_fail_at_attach_time(fmt: str) -> None:
     data = _noise_image(fmt)
     with pytest.raises(AttachmentError, match="cannot decode image") as err:
         Attachment.from_bytes(data[: len(data) // 2], f"cut.{fmt.lower()}")
     assert not isinstance(err.value, MediaLimitError)
 
 
-def test_garbage_wav_fails_at_attach_time() -> None:
+def test_A4_garbage_wav_fails_at_attach_time() -> None:
     garbage = b"RIFF" + struct.pack("<I", 600) + b"WAVE" + bytes(range(256)) * 2
     with pytest.raises(AttachmentError, match=r"noise\.wav: cannot decode media"):
         Attachment.from_bytes(garbage, "noise.wav")
 
 
 @pytest.mark.parametrize("cut", ["truncated", "scrambled"])
-def test_corrupt_mp4_fails_at_attach_time(cut: str) -> None:
+def test_A4_corrupt_mp4_fails_at_attach_time(cut: str) -> None:
     data = _video()
     if cut == "truncated":  # the moov atom (the index) is at the end: without it nothing plays
         broken = data[: len(data) // 2]
@@ -253,7 +253,7 @@ def test_corrupt_mp4_fails_at_attach_time(cut: str) -> None:
         Attachment.from_bytes(broken, "clip.mp4")
 
 
-def test_corrupt_frames_behind_a_valid_index_fail_at_attach_time(tmp_path: Path) -> None:
+def test_A4_corrupt_frames_behind_a_valid_index_fail_at_attach_time(tmp_path: Path) -> None:
     """moov first (faststart) and zeroed frames: the container opens, only decoding a frame tells."""
     path = tmp_path / "fast.mp4"  # faststart rewrites the file, so it cannot go to a BytesIO
     with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as out:
@@ -270,7 +270,7 @@ def test_corrupt_frames_behind_a_valid_index_fail_at_attach_time(tmp_path: Path)
         Attachment.from_bytes(data[:mdat] + bytes(len(data) - mdat), "fast.mp4")
 
 
-def test_no_decoder_exception_escapes_on_mutated_files() -> None:
+def test_A4_no_decoder_exception_escapes_on_mutated_files() -> None:
     """A small fuzz: whatever Pillow or FFmpeg throws must arrive as an AttachmentError."""
     rng = np.random.default_rng(7)
     samples = [_image("PNG"), _noise_image("JPEG"), _image("GIF"), _image("TIFF"), _image("WEBP"),
@@ -288,7 +288,7 @@ def test_no_decoder_exception_escapes_on_mutated_files() -> None:
 # ---------------------------------------------------------------- caps (A5, A6)
 
 
-def test_decompression_bomb_is_refused_from_the_header() -> None:
+def test_A5_decompression_bomb_is_refused_from_the_header() -> None:
     bomb = _png_header(100_000, 100_000)
     assert len(bomb) < 100
     with pytest.raises(MediaLimitError, match="refused before decoding"):
@@ -296,7 +296,7 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
 
 
 @pytest.mark.parametrize("side", [9_000, 12_000])  # below and inside Pillow's own warning zone
-def test_pixel_cap_is_ours_and_checked_before_decoding(side: int) -> None:
+def test_A5_pixel_cap_is_ours_and_checked_before_decoding(side: int) -> None:
     """Decoding this one-byte IDAT would give "truncated"; a limit error proves nothing was decoded."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not leak either
@@ -305,14 +305,14 @@ def test_pixel_cap_is_ours_and_checked_before_decoding(side: int) -> None:
     assert f"{side}x{side}" in str(err.value) and "MediaLimits(max_pixels=...)" in str(err.value)
 
 
-def test_pixel_cap_is_configurable() -> None:
+def test_A6_pixel_cap_is_configurable() -> None:
     data = _image("PNG", (20, 20))
     with pytest.raises(MediaLimitError, match="400 pixels, over the 100 pixel cap"):
         Attachment.from_bytes(data, limits=MediaLimits(max_pixels=100))
     assert Attachment.from_bytes(data, limits=MediaLimits(max_pixels=400)).width == 20
 
 
-def test_byte_cap_is_checked_from_stat_before_reading(
+def test_A6_byte_cap_is_checked_from_stat_before_reading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sparse = tmp_path / "huge.png"
@@ -327,7 +327,7 @@ def test_byte_cap_is_checked_from_stat_before_reading(
         Attachment.from_bytes(_image("PNG"), limits=MediaLimits(max_bytes=10))
 
 
-def test_duration_caps_say_how_to_raise_them() -> None:
+def test_A6_duration_caps_say_how_to_raise_them() -> None:
     wav = _wav16(_sine(440, 1.0, 8000), 8000)
     with pytest.raises(MediaLimitError, match=r"1\.0 s long, over the 0\.5 s cap.*max_audio_seconds=\.\.\."):
         Attachment.from_bytes(wav, "long.wav", MediaLimits(max_audio_seconds=0.5))
@@ -337,7 +337,7 @@ def test_duration_caps_say_how_to_raise_them() -> None:
     assert Attachment.from_bytes(_video(), "ok.mp4", video_cap_only).kind is Modality.VIDEO
 
 
-def test_duration_cap_holds_while_decoding_even_if_the_header_lied(tmp_path: Path) -> None:
+def test_A6_duration_cap_holds_while_decoding_even_if_the_header_lied(tmp_path: Path) -> None:
     att = Attachment.from_path(_write(tmp_path, "memo.wav", _wav16(_sine(440, 2.0, 8000), 8000)))
     att._limits = MediaLimits(max_audio_seconds=0.5)  # as if the header had said 0.2 s: the probe passed
     with pytest.raises(MediaLimitError, match="max_audio_seconds"):
@@ -364,7 +364,7 @@ def roots(tmp_path: Path) -> tuple[Path, Path]:
     return inside, outside
 
 
-def test_paths_outside_the_roots_are_refused_before_open(
+def test_A1_paths_outside_the_roots_are_refused_before_open(
     roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inside, outside = roots
@@ -377,7 +377,7 @@ def test_paths_outside_the_roots_are_refused_before_open(
     assert Attachment.from_path(inside / "ok.png", limits).path == (inside / "ok.png").resolve()
 
 
-def test_relative_traversal_is_resolved_against_cwd(
+def test_A1_relative_traversal_is_resolved_against_cwd(
     roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inside, _ = roots
@@ -388,7 +388,7 @@ def test_relative_traversal_is_resolved_against_cwd(
         Attachment.from_path("../outside/secret.png", limits)
 
 
-def test_symlink_escaping_a_root_is_refused(roots: tuple[Path, Path]) -> None:
+def test_A2_symlink_escaping_a_root_is_refused(roots: tuple[Path, Path]) -> None:
     inside, outside = roots
     (inside / "link.png").symlink_to(outside / "secret.png")
     (inside / "dirlink").symlink_to(outside)
@@ -401,7 +401,7 @@ def test_symlink_escaping_a_root_is_refused(roots: tuple[Path, Path]) -> None:
     assert alias.name == "alias.png" and alias.path == (inside / "ok.png").resolve()
 
 
-def test_tilde_is_never_expanded(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_A1_tilde_is_never_expanded(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     inside, outside = roots
     monkeypatch.setenv("HOME", str(outside))
     monkeypatch.chdir(inside)
@@ -411,7 +411,7 @@ def test_tilde_is_never_expanded(roots: tuple[Path, Path], monkeypatch: pytest.M
         Attachment.from_path("~/secret.png", MediaLimits(allowed_roots=(outside,)))
 
 
-def test_missing_directories_and_special_files_are_refused(tmp_path: Path) -> None:
+def test_A1_A4_missing_directories_and_special_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(AttachmentError, match=r"nope\.png: no such file"):
         Attachment.from_path(tmp_path / "nope.png")
     with pytest.raises(AttachmentError, match="is a directory"):
@@ -427,7 +427,7 @@ def test_missing_directories_and_special_files_are_refused(tmp_path: Path) -> No
 # ---------------------------------------------------------------- audio (A7, A8)
 
 
-def test_8khz_stereo_int16_becomes_16khz_mono_float() -> None:
+def test_A7_8khz_stereo_int16_becomes_16khz_mono_float() -> None:
     stereo = np.stack([_sine(440, 1.0, 8000), _sine(440, 1.0, 8000)], axis=1)
     att = Attachment.from_bytes(_wav16(stereo, 8000), "stereo.wav")
     out = att.audio()
@@ -437,7 +437,7 @@ def test_8khz_stereo_int16_becomes_16khz_mono_float() -> None:
     assert 0.3 < np.abs(out).max() <= 1.0
 
 
-def test_48khz_float32_is_resampled() -> None:
+def test_A7_48khz_float32_is_resampled() -> None:
     att = Attachment.from_bytes(_encode_audio("wav", "pcm_f32le", _sine(1000, 1.5, 48000), 48000))
     out = att.audio(16000)
     assert abs(len(out) - 24000) <= 32
@@ -445,7 +445,7 @@ def test_48khz_float32_is_resampled() -> None:
     assert _peak_hz(att.audio(8000), 8000) == pytest.approx(1000, abs=3)  # cached per rate
 
 
-def test_zero_second_and_silent_audio() -> None:
+def test_A7_zero_second_and_silent_audio() -> None:
     empty = Attachment.from_bytes(_wav16(np.zeros(0), 16000), "empty.wav")
     assert empty.duration == 0.0
     assert empty.audio().shape == (0,) and empty.audio().dtype == np.float32
@@ -476,7 +476,7 @@ def test_from_audio_round_trips() -> None:
             Attachment.from_audio(np.zeros(shape, np.float32), rate)  # type: ignore[arg-type]
 
 
-def test_video_without_audio_track() -> None:
+def test_A8_video_without_audio_track() -> None:
     att = Attachment.from_bytes(_video(), "mute.mp4")
     assert att.has_audio is False
     with pytest.raises(AttachmentError, match=r"mute\.mp4: has no audio track"):
@@ -484,7 +484,7 @@ def test_video_without_audio_track() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["mp4", "webm"])
-def test_video_audio_track_comes_out_through_audio(fmt: str) -> None:
+def test_A8_video_audio_track_comes_out_through_audio(fmt: str) -> None:
     codec = "libx264" if fmt == "mp4" else "libvpx"
     att = Attachment.from_bytes(_video(fmt, codec, audio=True), f"talk.{fmt}")
     assert att.kind is Modality.VIDEO and att.has_audio is True
@@ -535,7 +535,7 @@ def test_from_image_encodes_png() -> None:
 # ---------------------------------------------------------------- names (A9)
 
 
-def test_control_characters_and_rtl_overrides_are_escaped(tmp_path: Path) -> None:
+def test_A9_control_characters_and_rtl_overrides_are_escaped(tmp_path: Path) -> None:
     att = Attachment.from_bytes(_image(), "evil\0\x1b[31m\u202egnp.exe\n")
     assert att.name == "evil\\x00\\x1b[31m\\u202egnp.exe\\x0a"
     assert att.describe() == "image: image/png 32x24 (evil\\x00\\x1b[31m\\u202egnp.exe\\x0a)"
@@ -578,7 +578,7 @@ def test_audio_blocks_and_kind_sniffed_despite_block_type() -> None:
     assert named.name == "memo.wav"
 
 
-def test_urls_are_off_by_default_and_never_fetched() -> None:
+def test_A10_urls_are_off_by_default_and_never_fetched() -> None:
     block = {"type": "image", "url": "https://user:pw@example.com/cat.png?token=SECRET"}
     with pytest.raises(AttachmentError, match="off by default") as err:
         Attachment.from_content_block(block)
@@ -605,7 +605,7 @@ def test_bad_blocks_are_refused(block: dict[str, Any]) -> None:
         Attachment.from_content_block(block)
 
 
-def test_base64_cap_is_checked_before_decoding() -> None:
+def test_A6_base64_cap_is_checked_before_decoding() -> None:
     with pytest.raises(MediaLimitError, match="max_bytes"):
         Attachment.from_content_block({"type": "image", "base64": "A" * 400}, MediaLimits(max_bytes=100))
 

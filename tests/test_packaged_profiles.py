@@ -49,7 +49,7 @@ def test_packaged_specs_resolve_to_wheel_folders():
         packaged.resolve("packaged:nope")
 
 
-def test_missing_wheel_names_the_extra(monkeypatch):
+def test_T5_missing_wheel_names_the_extra(monkeypatch):
     monkeypatch.setattr(packaged, "package_dir", lambda name: None)
     with pytest.raises(ConfigurationError, match=r"pip install 'polymodal\[offline-models\]'"):
         packaged.resolve("packaged:whisper-base")

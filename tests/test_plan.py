@@ -58,39 +58,39 @@ def test_empty_plan_is_legal(tools, attachments):
     assert validate_plan(Plan(), tools, attachments).steps == []
 
 
-def test_unknown_tool_lists_registered_tools(tools, attachments):
+def test_P4_unknown_tool_lists_registered_tools(tools, attachments):
     [problem] = problems(plan({"id": "s1", "tool": "shell", "args": {"cmd": "rm -rf /"}}), tools, attachments)
     assert "unknown tool 'shell'" in problem
     assert "captioner, draw, transcriber" in problem
 
 
 @pytest.mark.parametrize("extra_arg", ["device", "path", "trust_remote_code"])
-def test_extra_args_are_forbidden(tools, attachments, extra_arg):
+def test_P5_T8_extra_args_are_forbidden(tools, attachments, extra_arg):
     p = plan({"id": "s1", "tool": "captioner", "args": {"image": "image_1", extra_arg: "x"}})
     [problem] = problems(p, tools, attachments)
     assert f"steps[0] (s1).args.{extra_arg}" in problem
 
 
-def test_args_that_fail_the_schema_name_the_field(tools, attachments):
+def test_P3_args_that_fail_the_schema_name_the_field(tools, attachments):
     p = plan({"id": "s1", "tool": "captioner", "args": {"prompt": 3}})
     found = problems(p, tools, attachments)
     assert any("args.image" in line and "Field required" in line for line in found)
     assert any("args.prompt" in line for line in found)
 
 
-def test_unknown_attachment_id_is_rejected_not_read_as_a_path(tools, attachments):
+def test_P6_unknown_attachment_id_is_rejected_not_read_as_a_path(tools, attachments):
     p = plan({"id": "s1", "tool": "captioner", "args": {"image": "/etc/passwd"}})
     [problem] = problems(p, tools, attachments)
     assert "'/etc/passwd' is not an attachment id" in problem
 
 
-def test_modality_mismatch_is_rejected(tools, attachments):
+def test_P8_modality_mismatch_is_rejected(tools, attachments):
     p = plan({"id": "s1", "tool": "captioner", "args": {"image": "audio_1"}})
     [problem] = problems(p, tools, attachments)
     assert "audio_1 is audio, but this argument takes image" in problem
 
 
-def test_step_output_of_the_wrong_modality_is_rejected(tools, attachments):
+def test_P8_step_output_of_the_wrong_modality_is_rejected(tools, attachments):
     p = plan(
         {"id": "s1", "tool": "transcriber", "args": {"audio": "audio_1"}},
         {"id": "s2", "tool": "captioner", "args": {"image": "s1"}},
@@ -111,11 +111,11 @@ def test_step_output_of_the_wrong_modality_is_rejected(tools, attachments):
     ],
     ids=["self", "forward", "cycle", "dangling"],
 )
-def test_bad_references_are_rejected(tools, attachments, steps, expected):
+def test_P7_bad_references_are_rejected(tools, attachments, steps, expected):
     assert any(expected in line for line in problems(plan(*steps), tools, attachments))
 
 
-def test_too_many_steps_and_duplicate_ids(tools, attachments):
+def test_P7_too_many_steps_and_duplicate_ids(tools, attachments):
     steps = [{"id": "s1", "tool": "draw", "args": {"prompt": "x"}}] * 3
     found = problems(plan(*steps), tools, attachments, max_steps=2)
     assert any("more than the limit of 2" in line for line in found)
@@ -127,7 +127,7 @@ def test_answer_must_name_a_step(tools, attachments):
     assert problems(p, tools, attachments) == ["answer: 's2' is not a step of this plan"]
 
 
-def test_step_model_forbids_unknown_keys_and_bad_ids():
+def test_P5_step_model_forbids_unknown_keys_and_bad_ids():
     with pytest.raises(ValueError, match="extra"):
         Step.model_validate({"id": "s1", "tool": "draw", "args": {}, "shell": "ls"})
     with pytest.raises(ValueError, match="pattern"):

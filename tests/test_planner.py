@@ -39,20 +39,20 @@ def test_one_call_when_the_first_answer_is_valid(tools, request_):
     assert "image_1: image/png 64x48" in prompt and "- captioner:" in prompt and "What is in this photo?" in prompt
 
 
-def test_prose_is_reasked_then_succeeds(tools, request_):
+def test_P1_prose_is_reasked_then_succeeds(tools, request_):
     llm = ScriptedChatModel(responses=["Sure! I would caption the image.", GOOD])
     outcome = LLMPlanner(llm).plan(request_, tools)
     assert outcome.llm_calls == 2
     assert "expected a JSON object, got prose" in llm.prompt(1)
 
 
-def test_truncated_json_has_its_own_message(tools, request_):
+def test_P2_truncated_json_has_its_own_message(tools, request_):
     llm = ScriptedChatModel(responses=[GOOD[:40], GOOD])
     LLMPlanner(llm).plan(request_, tools)
     assert "cut off" in llm.prompt(1) and "token limit" in llm.prompt(1)
 
 
-def test_bad_args_are_reasked_with_the_field_path(tools, request_):
+def test_P3_bad_args_are_reasked_with_the_field_path(tools, request_):
     bad = json.dumps({"steps": [{"id": "s1", "tool": "captioner", "args": {"picture": "image_1"}}]})
     llm = ScriptedChatModel(responses=[bad, GOOD])
     outcome = LLMPlanner(llm).plan(request_, tools)
@@ -61,14 +61,14 @@ def test_bad_args_are_reasked_with_the_field_path(tools, request_):
     assert "steps[0] (s1).args.image" in reask and "steps[0] (s1).args.picture" in reask
 
 
-def test_unknown_tool_reask_lists_registered_tools(tools, request_):
+def test_P4_unknown_tool_reask_lists_registered_tools(tools, request_):
     bad = json.dumps({"steps": [{"id": "s1", "tool": "shell", "args": {"cmd": "ls"}}]})
     llm = ScriptedChatModel(responses=[bad, GOOD])
     LLMPlanner(llm).plan(request_, tools)
     assert "registered tools: captioner, transcriber" in llm.prompt(1)
 
 
-def test_gives_up_with_planning_error_carrying_raw_outputs(tools, request_):
+def test_P1_gives_up_with_planning_error_carrying_raw_outputs(tools, request_):
     answers = ["no", "still no", "{\"steps\": [{\"id\": \"s1\", \"tool\": \"shell\", \"args\": {}}]}"]
     llm = ScriptedChatModel(responses=answers)
     with pytest.raises(PlanningError) as info:
@@ -79,7 +79,7 @@ def test_gives_up_with_planning_error_carrying_raw_outputs(tools, request_):
     assert "unknown tool 'shell'" in error.last_error
 
 
-def test_parse_plan_accepts_fences_and_surrounding_prose():
+def test_P1_parse_plan_accepts_fences_and_surrounding_prose():
     assert parse_plan(f"Here is the plan:\n```json\n{GOOD}\n```").steps[0].id == "s1"
     assert parse_plan(json.dumps([{"id": "s1", "tool": "t", "args": {}}])).steps[0].tool == "t"
 

@@ -115,6 +115,26 @@ def test_T7_url_redaction_keeps_the_host():
     assert redact("GET https://u:p@ss@db.example.com:5432/x") == "GET https://***@db.example.com:5432/x"
 
 
+def test_T7_a_failing_tool_error_is_redacted_in_the_fusion_prompt_and_the_reply():
+    @tool
+    def fetch(query: str) -> str:
+        """Look something up remotely."""
+        raise RuntimeError("GET https://svc.example.com/q?api_key=TOPSECRET42 -> 403")
+
+    plan = json.dumps({"steps": [{"id": "s1", "tool": "fetch", "args": {"query": "x"}}]})
+    llm = ScriptedChatModel(responses=[plan, "It failed."])
+    reply = Agent(llm=llm, tools=[fetch]).chat("look it up")
+    assert "TOPSECRET42" not in (reply.steps[0].error or "") and "api_key=***" in (reply.steps[0].error or "")
+    assert "TOPSECRET42" not in llm.prompt(1)
+
+
+def test_T7_a_failing_llm_is_redacted_in_the_fallback_note():
+    error = HTTPError(401, "bad key sk-AbCdEf0123456789xyzXYZ for Bearer abcdef0123456789")
+    fusion_llm = FlakyChatModel(failures=[error])
+    reply = _agent(ScriptedChatModel(responses=[ECHO_PLAN]), fusion_llm).chat("echo both")
+    assert reply.fusion == "template" and "sk-AbCdEf" not in reply.text and "abcdef0123456789" not in reply.text
+
+
 # ---------------------------------------------------------------- T3: out of memory
 
 

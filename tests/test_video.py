@@ -135,7 +135,7 @@ def test_the_summarizer_shares_the_captioner_model_with_the_standalone_tool(medi
     assert model_cache().loads - before == 1
 
 
-def test_no_sound_track_gives_a_timeline_without_speech(media, captioner):
+def test_A8_no_sound_track_gives_a_timeline_without_speech(media, captioner):
     video = Attachment.from_path(media.video(scenes=THREE_SCENES, audio=None))
     # a transcriber that would fail if called: a silent video must never reach it
     timeline = VideoSummarizer(captioner=captioner, transcriber=Transcriber(model="./not/used")).summarize(video)
@@ -143,7 +143,7 @@ def test_no_sound_track_gives_a_timeline_without_speech(media, captioner):
     assert "no sound" in timeline.summary and "no sound track" in timeline.header()
 
 
-def test_an_audio_file_given_as_video_is_rejected_when_the_plan_is_validated(media, captioner, transcriber):
+def test_A8_P8_an_audio_file_given_as_video_is_rejected_when_the_plan_is_validated(media, captioner, transcriber):
     tools = {t.name: t for t in [captioner, transcriber, VideoSummarizer(captioner=captioner,
                                                                           transcriber=transcriber)]}
     audio = Attachment.from_path(media.wav()).with_id("audio_1")
@@ -152,7 +152,7 @@ def test_an_audio_file_given_as_video_is_rejected_when_the_plan_is_validated(med
         validate_plan(plan, tools, {"audio_1": audio})
 
 
-def test_a_corrupt_container_is_a_typed_error_naming_the_file(media, captioner):
+def test_A4_a_corrupt_container_is_a_typed_error_naming_the_file(media, captioner):
     clip = media.video(scenes=THREE_SCENES, audio="tone")
     cut = media.corrupt(clip, keep_bytes=clip.stat().st_size // 2, name="cut.mp4")
     agent = Agent(tools=[VideoSummarizer(captioner=captioner, transcriber=Transcriber(model="./not/used"))])
@@ -161,7 +161,7 @@ def test_a_corrupt_container_is_a_typed_error_naming_the_file(media, captioner):
     assert "Traceback" not in str(info.value)
 
 
-def test_a_truncated_stream_gives_a_partial_timeline_that_says_where_it_stopped(media, captioner):
+def test_A8_a_truncated_stream_gives_a_partial_timeline_that_says_where_it_stopped(media, captioner):
     clip = media.video(name="clip.mkv", scenes=THREE_SCENES)
     cut = media.corrupt(clip, keep_bytes=clip.stat().st_size // 2, name="cut.mkv")
     timeline = VideoSummarizer(captioner=captioner, transcriber=Transcriber(model="./not/used")).summarize(
