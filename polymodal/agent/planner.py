@@ -142,7 +142,7 @@ class LLMPlanner:
     def _ask(
         self, messages: list[BaseMessage], config: RunnableConfig | None, raw_outputs: list[str]
     ) -> tuple[str, dict[str, Any] | None]:
-        """One planning answer; transient failures retried, any failure left a PlanningError (T6)."""
+        """One planning answer; transient failures retried, and a failure that remains is a PlanningError (T6)."""
         try:
             return call_with_retry(lambda: self._ask_once(messages, config), self.retry, what="planner LLM call")
         except Exception as exc:
