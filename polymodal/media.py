@@ -18,6 +18,7 @@ import binascii
 import errno
 import hashlib
 import io
+import itertools
 import os
 import stat
 import struct
@@ -627,30 +628,45 @@ class Attachment(BaseModel):
             return self._caches.audio[int(sample_rate)]
 
     def _decode_audio(self, rate: int) -> np.ndarray:
-        """Decode and resample with FFmpeg, then downmix; the duration cap holds even if the header lied.
+        """The whole sound at ``rate``: the streamed chunks of :meth:`iter_audio`, joined."""
+        chunks = list(self.iter_audio(rate))
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+    def iter_audio(self, sample_rate: int = 16000) -> Iterator[np.ndarray]:
+        """The sound as float32 mono chunks in [-1, 1] at ``sample_rate``, streamed and never cached.
+
+        For tools that walk a long recording window by window: memory holds one decoded chunk,
+        not the file. FFmpeg decodes and resamples; the duration cap holds even if the header lied.
 
         The downmix is the mean of the channels (as ``librosa.to_mono``): it never adds gain, so a
         loud stereo recording is neither louder nor clipped in mono, and identical channels come out
         at exactly their own level (A7). FFmpeg's own mono layout would sum the channels at 0.707
         each, +3 dB for a centred voice, and clip what was near full scale.
+
+        Raises:
+            AttachmentError: an image, no audio track, or a decoder failure (naming the file).
+            MediaLimitError: more sound than the duration cap.
         """
-        limits = self._limits
-        cap = limits.max_video_seconds if self.kind is Modality.VIDEO else limits.max_audio_seconds
-        chunks: list[np.ndarray] = []
+        if self.kind is Modality.IMAGE:
+            raise AttachmentError(self.name, "is an image, not audio")
+        if self.has_audio is False:
+            raise AttachmentError(self.name, "has no audio track")
+        rate = int(sample_rate)
+        cap = self._limits.max_video_seconds if self.kind is Modality.VIDEO else self._limits.max_audio_seconds
         total = 0
         with self.open_av() as container, _decoding(self.name, "cannot decode audio"):
             if not container.streams.audio:
                 raise AttachmentError(self.name, "has no audio track")
             resampler = av.AudioResampler(format="fltp", rate=rate)  # keeps the channels: mixed below
-            for frame in (*container.decode(container.streams.audio[0]), None):
+            # chain, not (*decode(...), None): a tuple would decode the whole track before the first chunk
+            for frame in itertools.chain(container.decode(container.streams.audio[0]), [None]):
                 for out in resampler.resample(frame):
                     planes = out.to_ndarray()  # (channels, samples)
-                    chunks.append(planes.mean(axis=0) if planes.shape[0] > 1 else planes[0])
+                    mono = planes.mean(axis=0) if planes.shape[0] > 1 else planes[0]
                     total += out.samples
+                    yield np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
                 if total > cap * rate:
                     _duration_cap(self.name, self.kind, total / rate, self._limits)
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
 
     @contextmanager
     def open_av(self) -> Iterator[Any]:

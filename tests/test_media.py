@@ -461,6 +461,15 @@ def test_decoded_audio_is_cached_and_read_only() -> None:
         first[0] = 1.0
 
 
+def test_iter_audio_streams_what_audio_decodes_without_caching_it() -> None:
+    att = Attachment.from_bytes(_wav16(_sine(440, 1.5, 8000), 8000), "tone.wav")
+    chunks = list(att.iter_audio(16000))
+    assert len(chunks) > 1 and all(c.dtype == np.float32 for c in chunks)  # decoded piece by piece
+    assert np.array_equal(np.concatenate(chunks), att.audio(16000))
+    with pytest.raises(AttachmentError, match=r"mute\.mp4: has no audio track"):
+        next(Attachment.from_bytes(_video(), "mute.mp4").iter_audio())
+
+
 def test_from_audio_round_trips() -> None:
     att = Attachment.from_audio(_sine(440, 0.5, 22050), 22050, "gen.wav")
     assert (att.kind, att.mime_type, att.name) == (Modality.AUDIO, "audio/wav", "gen.wav")

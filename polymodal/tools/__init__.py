@@ -8,10 +8,12 @@ from polymodal.tools.captioner import Captioner
 from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
 from polymodal.tools.dalle import DallEImageGenerator
 from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
+from polymodal.tools.faces import FaceBox, FaceDetector, HaarFaceDetector
 from polymodal.tools.frame_grabber import FrameGrabber
 from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
 from polymodal.tools.fusion_head import FusionHead
 from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
+from polymodal.tools.mood import Mood, MoodSpan, MoodWindow
 from polymodal.tools.ocr import OCR, OCRLine, OCRResult
 from polymodal.tools.speech_synthesizer import SpeechSynthesizer
 from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
@@ -27,9 +29,12 @@ __all__ = [
     "DallEImageGenerator",
     "EmotionRecognizer",
     "EmotionScores",
+    "FaceBox",
+    "FaceDetector",
     "FrameGrabber",
     "FunctionTool",
     "FusionHead",
+    "HaarFaceDetector",
     "ImageGenerator",
     "ImageGeneratorArgs",
     "ImageInput",
@@ -39,6 +44,9 @@ __all__ = [
     "LabelScore",
     "ModelCache",
     "ModelTool",
+    "Mood",
+    "MoodSpan",
+    "MoodWindow",
     "OCR",
     "OCRLine",
     "OCRResult",

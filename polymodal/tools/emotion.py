@@ -1,36 +1,68 @@
-"""Emotion recognition from a voice and/or a face: audio classifier + image classifier + late fusion.
+"""Emotion in a voice, a face, or a whole video call: per window, per face, fused, over time.
 
-- Voice: an audio-classification checkpoint (wav2vec2/HuBERT emotion models) on 16 kHz mono audio.
-  A video's sound track counts as audio. Loaded with ``AutoFeatureExtractor`` (``AutoProcessor``
-  fails for wav2vec2 classifiers, which have no CTC vocabulary).
-- Face: an image-classification checkpoint (facial-expression ViTs) on a face photo, or on a few
-  frames sampled evenly from a video. There is no face detector: whole frames are classified, so
-  the tool suits close-up, talking-head footage (crop faces first for anything else).
-- Fusion: labels are aligned by name (``hap`` = ``happy``...), then by default a weighted average
-  of the two distributions. Optionally a trained :class:`~polymodal.tools.fusion_head.FusionHead`
-  (concatenated embeddings -> linear classifier) replaces the average when both signals exist.
+- Voice: an audio-classification checkpoint (wav2vec2/HuBERT emotion models) on 16 kHz mono audio,
+  one window of the recording at a time. A video's sound track counts as audio. Loaded with
+  ``AutoFeatureExtractor`` (``AutoProcessor`` fails for wav2vec2 classifiers, which have no CTC
+  vocabulary). A silent window (RMS under ``silence_rms``) says "no voice" instead of classifying noise.
+- Faces: an image-classification checkpoint (facial-expression ViTs) on face *crops*. In a video,
+  ``frames`` frames per window are sampled, faces are found (:mod:`polymodal.tools.faces`, OpenCV's
+  Haar cascade), tracked by position (``face 1``, ``face 2``) and cropped; a frame without a face
+  says so instead of classifying the room. A photo with no face found is classified whole (it may
+  be a tight face crop already), with a note.
+- Fusion per window: labels are aligned by name (``hap`` = ``happy``...), the faces' distributions
+  are averaged, then a weighted average with the voice; or a trained
+  :class:`~polymodal.tools.fusion_head.FusionHead` (concatenated embeddings -> linear classifier)
+  when one is configured and both signals are there.
+- Over time (:mod:`polymodal.tools.mood`): windows of ``window`` seconds, adjacent equal labels
+  merged into a timeline per person/signal, and the changes told in words ("calm until 03:10, then
+  angry"). The call is streamed (:mod:`polymodal.tools.call_windows`): memory holds a batch of
+  windows' crops and sound, never the call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from polymodal.errors import AttachmentError, ConfigurationError, ToolError
+from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import ModelTool, ToolOutput
 from polymodal.tools.cache import load_checked
+from polymodal.tools.call_windows import (
+    WHOLE_PICTURE,
+    CallSource,
+    FaceSettings,
+    StreamState,
+    WindowInput,
+    iter_windows,
+)
+from polymodal.tools.faces import FaceDetector, FaceTracker, HaarFaceDetector
 from polymodal.tools.fusion_head import FusionHead
+from polymodal.tools.mood import (
+    FACES,
+    FUSED,
+    VOICE,
+    Fusion,
+    Mood,
+    MoodSpan,
+    MoodWindow,
+    WindowGrid,
+    clock,
+    describe_changes,
+    mean_distribution,
+    merge_windows,
+)
 
 __all__ = ["EmotionArgs", "EmotionRecognizer", "EmotionScores", "canonical_emotion"]
 
 DEFAULT_AUDIO_MODEL = "superb/wav2vec2-base-superb-er"
 DEFAULT_FACE_MODEL = "trpakov/vit-face-expression"
 SAMPLE_RATE = 16000
+_MIN_VOICE = SAMPLE_RATE // 10  # under 0.1 s of sound is no voice
 
 # Short or variant label names used by emotion checkpoints -> one vocabulary, so voice and face agree.
 _ALIASES = {
@@ -71,18 +103,69 @@ class EmotionArgs(BaseModel):
 
 
 class EmotionScores(BaseModel):
-    """The artifact of emotion_recognizer."""
+    """The artifact of emotion_recognizer: the overall mood, and how it went over time.
+
+    The first fields are the overall result (as before timelines existed); ``timeline`` has one
+    row per person/signal and run of equal labels, ``windows`` the per-window detail.
+    """
 
     label: str
-    """The most likely emotion after fusion."""
+    """The most likely emotion over the whole input, after fusion."""
     probabilities: dict[str, float]
-    """Fused distribution over emotions, most likely first (sums to 1)."""
+    """Fused distribution over emotions, averaged over the windows by duration, most likely first."""
     audio: dict[str, float] | None = None
-    """The voice model's own distribution, when there was audio."""
+    """The voice model's distribution, averaged over the windows with a voice."""
     face: dict[str, float] | None = None
-    """The face model's distribution averaged over the sampled frames, when there was a face."""
+    """The face model's distribution, averaged over the faces and the windows with a face."""
     frames: int = 0
-    fusion: Literal["audio", "face", "average", "head"]
+    """Frames (or photos) looked at for faces."""
+    fusion: Fusion
+    """``head`` or ``average`` when voice and face both counted somewhere, else ``audio`` or ``face``."""
+    timeline: list[MoodSpan] = Field(default_factory=list)
+    """Rows (start, end, who, label, probabilities): who is ``fused``, ``voice``, ``face 1``..., or
+    ``faces`` for "no face" stretches; adjacent windows with the same label are merged."""
+    windows: list[MoodWindow] = Field(default_factory=list)
+    """Per window: the voice's, each face's and the fused distribution."""
+    faces: list[str] = Field(default_factory=list)
+    """The faces told apart (``face 1``, ``face 2``...); ``frame`` when whole pictures were classified."""
+    window: float | None = None
+    """Seconds per window (None for a photo)."""
+    duration: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+    """What could not be used, said plainly (no sound track, no face found, decoding stopped...)."""
+
+    @property
+    def overall(self) -> Mood:
+        """The fused label with its probabilities, over the whole input."""
+        return Mood(label=self.label, probabilities=self.probabilities)
+
+    def changes(self, who: str = FUSED) -> str:
+        """``calm until 03:10, then frustrated``: the timeline of one person or signal in words."""
+        return describe_changes(self.timeline, who)
+
+    def text(self) -> str:
+        """What the tool returns as content: the overall label first, then the changes and notes."""
+        top = ", ".join(f"{k} {v:.2f}" for k, v in list(self.probabilities.items())[:3])
+        lines = [f"{self.label} ({top}; from {self._sources()})"]
+        if len(self.windows) > 1:
+            lines.append(f"Over time ({len(self.windows)} windows of {self.window:g} s): {self.changes()}.")
+            tracked = [name for name in self.faces if any(s.who == name for s in self.timeline)]
+            if self.audio is not None and tracked:
+                lines.append(f"Voice: {self.changes(VOICE)}.")
+            if len(tracked) > 1 or (tracked and self.audio is not None):
+                lines += [f"{name.capitalize()}: {self.changes(name)}." for name in tracked]
+            blank = [s for s in self.timeline if s.who == FACES]
+            if blank:
+                lines.append("No face in view: " + ", ".join(f"{clock(s.start)}-{clock(s.end)}" for s in blank) + ".")
+        lines += [f"Note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def _sources(self) -> str:
+        if self.fusion in ("audio", "face") and len(self.windows) <= 1:
+            return {"audio": "voice", "face": f"face in {self.frames} frame(s)"}[self.fusion]
+        what = {"audio": "voice", "face": "faces", "average": "voice and faces",
+                "head": "voice and faces, trained fusion"}[self.fusion]
+        return what if len(self.windows) <= 1 else f"{what}, {self.duration:.0f} s"
 
 
 @dataclass
@@ -97,20 +180,26 @@ class _Bundle:
 
 
 @dataclass
-class _Prepared:
-    name: str
-    audio: np.ndarray | None
-    frames: list[Any] = field(default_factory=list)
+class _Run:
+    """One input on its way through the windows: its source, face tracker, stream record and results."""
+
+    source: CallSource
+    grid: WindowGrid
+    faces: FaceSettings
+    state: StreamState = field(default_factory=StreamState)
+    windows: list[MoodWindow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class EmotionRecognizer(ModelTool):
-    """Recognises emotion in a voice, a face, or both (a video), fusing the two late."""
+    """Recognises emotion in a voice, faces, or both (a video call), per window and overall."""
 
     name: str = "emotion_recognizer"
     description: str = (
         "Recognise the emotion (happy, sad, angry, neutral...) expressed by a voice recording, a face "
-        "photo, or a video (its faces and its sound track together). Returns the most likely emotion "
-        "with probabilities. Use it for 'how does the speaker feel', 'is this person happy'."
+        "photo, or a video or call recording (the faces in it and its sound track together), and how "
+        "the mood changes over time. Returns the overall emotion with probabilities and a timeline. Use it "
+        "for 'how does the speaker feel', 'is this person happy', 'how did the people in this call feel'."
     )
     args_schema: type[BaseModel] = EmotionArgs
     model: str = DEFAULT_AUDIO_MODEL
@@ -119,14 +208,29 @@ class EmotionRecognizer(ModelTool):
     """Image-classification checkpoint for faces; None: voice only."""
     audio_weight: float = Field(default=0.5, ge=0.0)
     face_weight: float = Field(default=0.5, ge=0.0)
+    window: float = Field(default=8.0, ge=0.5, le=600.0)
+    """Seconds per window of the timeline (the last window takes the remainder)."""
     frames: int = Field(default=4, ge=1, le=64)
-    """Frames sampled evenly from a video for the face model."""
-    max_audio_seconds: float = 30.0
-    """Only the first this-many seconds are classified (wav2vec2 attention grows with the square)."""
+    """Frames sampled evenly from each window to look for faces."""
+    detect_faces: bool = True
+    """Classify face crops (needs the ``faces`` extra); False: whole frames and photos, as given."""
+    face_detector: FaceDetector | None = None
+    """Any object with ``detect(rgb) -> list[FaceBox]``; None: OpenCV's frontal-face Haar cascade."""
+    face_margin: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Context kept around a face box, as a fraction of its size on each side."""
+    max_faces: int = Field(default=4, ge=1)
+    """Largest faces classified per frame (the rest are ignored)."""
+    silence_rms: float = Field(default=0.003, ge=0.0)
+    """A window's sound quieter than this (root mean square, full scale 1.0) is "no voice"."""
+    max_duration: float = Field(default=7200.0, gt=0)
+    """Longest input accepted, in seconds (a MediaLimitError past it)."""
+    max_windows: int = Field(default=1000, ge=1)
+    """Most windows one input may need (a MediaLimitError past it)."""
     head: str | None = None
     """Folder of a trained FusionHead (see FusionHead.save); used when both voice and face are present."""
 
     direct_answer: ClassVar[bool] = True
+    _haar: HaarFaceDetector | None = PrivateAttr(default=None)
 
     def cache_key(self) -> str:
         return f"{super().cache_key()}|{self.face_model}|{self.head}"
@@ -146,12 +250,46 @@ class EmotionRecognizer(ModelTool):
         head = FusionHead.load(self.head) if self.head is not None else None
         return _Bundle(audio_model, extractor, face_model, image_processor, head, device, dtype)
 
-    # -- the ModelTool steps ---------------------------------------------------------------
+    # -- one input at a time, windows batched across inputs -------------------------------
 
-    def prepare(self, inputs: Sequence[dict[str, Any]]) -> list[_Prepared]:
-        return [self._prepare_one(item) for item in inputs]
+    def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
+        runs = [self._start(item) for item in inputs]  # bad files and caps fail before any model loads
+        bundle = self.bundle()
+        pending: list[tuple[_Run, WindowInput]] = []
+        for run, window in self._all_windows(runs):
+            pending.append((run, window))
+            if len(pending) >= max(1, self.batch_size):
+                self._classify(bundle, pending)
+                pending = []
+        if pending:
+            self._classify(bundle, pending)
+        results = [self._finish(run) for run in runs]
+        return [ToolOutput(content=scores.text(), artifact=scores) for scores in results]
 
-    def _prepare_one(self, item: dict[str, Any]) -> _Prepared:
+    def _all_windows(self, runs: list[_Run]) -> Iterator[tuple[_Run, WindowInput]]:
+        for run in runs:
+            for window in iter_windows(run.source, run.grid, self.frames, run.faces, run.state, rate=SAMPLE_RATE,
+                                       max_seconds=self.max_duration, max_windows=self.max_windows):
+                window.audio = self._voice(window.audio)
+                yield run, window
+
+    def _classify(self, bundle: _Bundle, pending: list[tuple[_Run, WindowInput]]) -> None:
+        outputs = self._run_chunk(bundle, [window for _, window in pending])
+        for (run, _), output in zip(pending, outputs, strict=True):
+            run.windows.append(output.artifact)
+        run, last = pending[-1]
+        if run.source.duration:
+            self.report_progress(f"{run.source.name}: mood up to {clock(last.end)} of {clock(run.source.duration)}",
+                                 last.end / run.source.duration)
+
+    def _voice(self, samples: np.ndarray | None) -> np.ndarray | None:
+        """The window's sound, or None when it is too short or silent to be a voice."""
+        if samples is None or samples.size < _MIN_VOICE:
+            return None
+        return samples if float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) >= self.silence_rms else None
+
+    def _start(self, item: dict[str, Any]) -> _Run:
+        """Check one input's media and caps, and say where its voice and faces come from."""
         audio_src: Attachment | None = item.get("audio")
         video: Attachment | None = item.get("video")
         image: Attachment | None = item.get("image")
@@ -160,22 +298,50 @@ class EmotionRecognizer(ModelTool):
         first = audio_src or video or image
         if first is None:  # the args schema forbids this; a direct execute() call skips the schema
             raise ToolError(self.name, "give at least one of 'audio', 'video' or 'image'")
-        prepared = _Prepared(name=first.id or first.name, audio=None)
-        if audio_src is not None:
-            samples = audio_src.audio(SAMPLE_RATE)[: int(self.max_audio_seconds * SAMPLE_RATE)]
-            prepared.audio = samples if samples.size >= SAMPLE_RATE // 10 else None  # under 0.1 s: no voice
-        if video is not None:
-            prepared.frames = _sample_frames(video, self.frames)
-        elif image is not None:
-            prepared.frames = [image.image()]
-        if prepared.frames and self.face_model is None:
-            prepared.frames = []
-        if prepared.audio is None and not prepared.frames:
-            msg = "has no usable voice (no or too short audio) and no face input for this recognizer"
-            raise AttachmentError(prepared.name, msg)
-        return prepared
+        name = first.id or first.name
+        if video is not None and video.kind is not Modality.VIDEO:
+            raise AttachmentError(video.name, f"is {video.kind.value}, not a video")
+        notes = []
+        if self.face_model is None:
+            video_for_faces, picture = None, None
+        else:
+            video_for_faces, picture = video, image.image() if image is not None else None
+        if audio_src is None and video_for_faces is None and picture is None:
+            raise AttachmentError(name, "has no usable voice (no sound) and no face input for this recognizer")
+        if video is not None and audio_src is None:
+            notes.append("the video has no sound track: faces only")
+        timed = [a.duration or 0.0 for a in (audio_src, video_for_faces) if a is not None]
+        duration = max(timed) if timed else None
+        grid = WindowGrid(window=self.window, duration=duration or None)
+        self._check_caps(name, duration, grid)
+        detector = self._detector() if (video_for_faces is not None or picture is not None) else None
+        source = CallSource(name, audio=audio_src, video=video_for_faces, image=picture, duration=duration)
+        return _Run(source, grid, FaceSettings(detector, self.face_margin, self.max_faces, FaceTracker()), notes=notes)
 
-    def encode(self, bundle: _Bundle, prepared: list[_Prepared]) -> dict[str, Any]:
+    def _check_caps(self, name: str, duration: float | None, grid: WindowGrid) -> None:
+        if duration is not None and duration > self.max_duration:
+            msg = (f"is {duration:.0f} s long, over the emotion recognizer's max_duration of {self.max_duration:g} s "
+                   "(raise it with EmotionRecognizer(max_duration=...))")
+            raise MediaLimitError(name, msg)
+        if grid.planned > self.max_windows:
+            msg = (f"needs {grid.planned} windows of {self.window:g} s, over the emotion recognizer's max_windows of "
+                   f"{self.max_windows} (raise EmotionRecognizer(max_windows=...) or its window length)")
+            raise MediaLimitError(name, msg)
+
+    def _detector(self) -> FaceDetector | None:
+        if not self.detect_faces:
+            return None
+        if self.face_detector is not None:
+            return self.face_detector
+        if self._haar is None:
+            detector = HaarFaceDetector()
+            detector._classifier()  # a missing 'faces' extra fails here, before any model loads
+            self._haar = detector
+        return self._haar
+
+    # -- the ModelTool steps, on windows ----------------------------------------------------
+
+    def encode(self, bundle: _Bundle, prepared: list[WindowInput]) -> dict[str, Any]:
         encoded: dict[str, Any] = {"audio": None, "face": None}
         voices = [p.audio for p in prepared if p.audio is not None]
         if voices:
@@ -188,9 +354,9 @@ class EmotionRecognizer(ModelTool):
                     group, sampling_rate=SAMPLE_RATE, padding=True, return_tensors="pt").items()}
                 for group in groups
             ]
-        frames = [frame for p in prepared for frame in p.frames]
-        if frames:
-            pixels = bundle.image_processor(images=frames, return_tensors="pt")
+        crops = [crop for p in prepared for crop in p.crops]
+        if crops and bundle.face_model is not None:
+            pixels = bundle.image_processor(images=crops, return_tensors="pt")
             encoded["face"] = {k: _to(v, bundle) for k, v in pixels.items()}
         return encoded
 
@@ -210,99 +376,133 @@ class EmotionRecognizer(ModelTool):
             out["face"] = (result.logits.float().softmax(-1), _pool(bundle.face_model, result.hidden_states[-1], None))
         return out
 
-    def decode(self, bundle: _Bundle, outputs: dict[str, Any], prepared: list[_Prepared]) -> list[ToolOutput]:
-        results = []
-        for item, voice, face in _per_input(outputs, prepared):
-            scores = self._fuse(bundle, item, voice, face)
-            top = ", ".join(f"{k} {v:.2f}" for k, v in list(scores.probabilities.items())[:3])
-            results.append(ToolOutput(content=f"{scores.label} ({top}; from {_sources(scores)})", artifact=scores))
-        return results
+    def decode(self, bundle: _Bundle, outputs: dict[str, Any], prepared: list[WindowInput]) -> list[ToolOutput]:
+        return [ToolOutput(content="", artifact=self._fuse(bundle, item, voice, faces))
+                for item, voice, faces in _per_input(outputs, prepared)]
 
     # -- fusion ----------------------------------------------------------------------------
 
-    def _fuse(self, bundle: _Bundle, item: _Prepared, voice: Any, face: Any) -> EmotionScores:
-        audio_dist = _distribution(bundle.audio_model, voice[0]) if voice is not None else None
-        face_dist = _distribution(bundle.face_model, face[0].mean(0)) if face is not None else None
-        if audio_dist is not None and face_dist is not None and bundle.head is not None:
-            embedding = np.concatenate([voice[1].numpy(), face[1].mean(0).numpy()])[None, :]
-            fused, how = dict(zip(bundle.head.labels, bundle.head.predict_proba(embedding)[0].tolist(),
-                                  strict=True)), "head"
-        elif audio_dist is not None and face_dist is not None:
-            fused, how = _weighted([(audio_dist, self.audio_weight), (face_dist, self.face_weight)]), "average"
-        elif audio_dist is not None:
-            fused, how = dict(audio_dist), "audio"
+    def _fuse(self, bundle: _Bundle, item: WindowInput, voice: Any, faces: dict[str, Any]) -> MoodWindow:
+        window = MoodWindow(start=item.start, end=item.end, frames=item.frames)
+        if voice is not None:
+            window.voice = dict(_distribution(bundle.audio_model, voice[0]))
+        for track, (probs, _) in faces.items():
+            window.faces[track] = dict(_distribution(bundle.face_model, probs.mean(0)))
+        face_dist = _weighted([(tuple(d.items()), 1.0) for d in window.faces.values()]) if window.faces else None
+        if window.voice is not None and face_dist is not None and bundle.head is not None:
+            import torch
+
+            face_embedding = torch.stack([emb.mean(0) for _, emb in faces.values()]).mean(0)
+            embedding = np.concatenate([voice[1].numpy(), face_embedding.numpy()])[None, :]
+            probs = bundle.head.predict_proba(embedding)[0].tolist()
+            fused, window.fusion = dict(zip(bundle.head.labels, probs, strict=True)), "head"
+        elif window.voice is not None and face_dist is not None:
+            fused = _weighted([(tuple(window.voice.items()), self.audio_weight),
+                               (tuple(face_dist.items()), self.face_weight)])
+            window.fusion = "average"
+        elif window.voice is not None:
+            fused, window.fusion = dict(window.voice), "audio"
+        elif face_dist is not None:
+            fused, window.fusion = face_dist, "face"
         else:
-            assert face_dist is not None
-            fused, how = dict(face_dist), "face"
-        ordered = dict(sorted(fused.items(), key=lambda kv: -kv[1]))
-        return EmotionScores(label=next(iter(ordered)), probabilities=ordered,
-                             audio=dict(audio_dist) if audio_dist else None,
-                             face=dict(face_dist) if face_dist else None,
-                             frames=len(item.frames), fusion=how)  # type: ignore[arg-type]
+            return window
+        window.fused = dict(sorted(fused.items(), key=lambda kv: -kv[1]))
+        return window
+
+    def _finish(self, run: _Run) -> EmotionScores:
+        """The overall mood, the merged timeline and the notes of one input."""
+        source, windows, notes = run.source, run.windows, run.notes
+        pictures = source.video is not None or source.image is not None
+        sampling = run.state.sampling
+        if sampling.stopped_at is not None:
+            notes.append(f"decoding stopped at {clock(sampling.stopped_at)} ({sampling.stop_reason}); "
+                         "the pictures after it are not covered")
+        tracks = _track_names(windows)
+        frames = sum(w.frames for w in windows)
+        if source.video is not None and self.detect_faces and not tracks:
+            notes.append(f"no face found in any of the {frames} sampled frames "
+                         "(the detector finds upright, frontal faces)")
+        elif source.image is not None and self.detect_faces and tracks == [WHOLE_PICTURE]:
+            notes.append("no face found in the photo; the whole photo was classified")
+        elif source.image is not None and len(tracks) > 1:
+            notes.append(f"{len(tracks)} faces in the photo; the overall label averages them")
+        fused = [(w.fused, w.end - w.start) for w in windows if w.fused is not None]
+        if not fused:
+            got = "no face in the sampled frames" if pictures else "no face input"
+            voice = "no sound track" if source.audio is None else "no voice (silent, or under 0.1 s of sound)"
+            raise AttachmentError(source.name, f"has no usable voice and no face: {voice}, {got}")
+        voices = [(w.voice, _span(w)) for w in windows if w.voice is not None]
+        face_parts = [(_weighted([(tuple(d.items()), 1.0) for d in w.faces.values()]), _span(w))
+                      for w in windows if w.faces]
+        if source.audio is not None and not voices:
+            notes.append("the sound has no voice (silent throughout)")
+        kinds = {w.fusion for w in windows if w.fusion is not None}
+        both = bool(voices) and bool(face_parts)
+        fusion: Fusion = ("head" if "head" in kinds else "average") if both else ("audio" if voices else "face")
+        probabilities = mean_distribution((dist, max(weight, 1e-3)) for dist, weight in fused)
+        end = max((w.end for w in windows), default=0.0)
+        return EmotionScores(
+            label=next(iter(probabilities)), probabilities=probabilities,
+            audio=mean_distribution(voices) if voices else None,
+            face=mean_distribution(face_parts) if face_parts else None, frames=frames, fusion=fusion,
+            timeline=merge_windows(windows, voice=source.audio is not None, faces=pictures), windows=windows,
+            faces=tracks, window=None if source.audio is None and source.video is None else self.window,
+            duration=end, notes=notes,
+        )
 
     # -- training data for a FusionHead ------------------------------------------------------
 
     def embeddings(self, inputs: Sequence[dict[str, Any]]) -> np.ndarray:
         """Concatenated (voice, mean face) embeddings, one row per input: the features a FusionHead learns from.
 
-        Every input needs both a voice and a face. Media arguments are Attachments (or paths).
+        Every input needs both a voice and a face in its first window (``window`` seconds): training
+        clips should be short, like the windows the head will see. Media arguments are Attachments
+        (or paths).
         """
-        resolved = [self.resolve_inputs(item, None) for item in inputs]
-        prepared = self.prepare(resolved)
-        if any(p.audio is None or not p.frames for p in prepared):
+        runs = [self._start(self.resolve_inputs(item, None)) for item in inputs]
+        firsts = [next(self._all_windows([run]))[1] for run in runs]
+        if any(w.audio is None or not w.crops for w in firsts):
             msg = f"{self.name}: every input needs both a voice and a face to build embeddings"
             raise ConfigurationError(msg)
         bundle = self.bundle()
         import torch
 
         with torch.inference_mode():
-            outputs = self.forward(bundle, self.encode(bundle, prepared))
-        rows = [np.concatenate([voice[1].numpy(), face[1].mean(0).numpy()]) for _, voice, face in
-                _per_input(outputs, prepared)]
+            outputs = self.forward(bundle, self.encode(bundle, firsts))
+        rows = []
+        for _, voice, faces in _per_input(outputs, firsts):
+            face = torch.stack([emb.mean(0) for _, emb in faces.values()]).mean(0)
+            rows.append(np.concatenate([voice[1].numpy(), face.numpy()]))
         return np.stack(rows).astype(np.float32)
 
 
-def _sample_frames(video: Attachment, count: int) -> list[Any]:
-    """``count`` frames at evenly spaced times (centres of equal slices), decoded in one pass."""
-    duration = video.duration or 0.0
-    targets = [(i + 0.5) * duration / count for i in range(count)] if duration > 0 else [0.0]
-    frames: list[Any] = []
-    last = None
-    with video.open_av() as container:
-        if not container.streams.video:
-            raise AttachmentError(video.name, "has no video track to read faces from")
-        stream = container.streams.video[0]
-        step = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
-        for frame in container.decode(stream):
-            last = frame
-            # A frame shows from its time until the next one: take it for every target in that span.
-            while len(frames) < len(targets) and (frame.time or 0.0) + step > targets[len(frames)]:
-                frames.append(frame.to_image().convert("RGB"))
-            if len(frames) == len(targets):
-                break
-    while last is not None and len(frames) < len(targets):  # a header that overstated the duration
-        frames.append(last.to_image().convert("RGB"))
-    if not frames:
-        raise AttachmentError(video.name, "has no decodable video frame")
-    return frames
-
-
-def _per_input(outputs: dict[str, Any], prepared: list[_Prepared]) -> list[tuple[_Prepared, Any, Any]]:
-    """Split the batched (probabilities, embeddings) back into one (voice, face) pair per input."""
-    rows, voice_at, frame_at = [], 0, 0
+def _per_input(outputs: dict[str, Any], prepared: list[WindowInput]) -> list[tuple[WindowInput, Any, dict[str, Any]]]:
+    """Split the batched (probabilities, embeddings) back per window: its voice, and its crops by track."""
+    rows, voice_at, crop_at = [], 0, 0
     for item in prepared:
-        voice = face = None
+        voice = None
         if item.audio is not None:
             probs, emb = outputs["audio"]
             voice = (probs[voice_at], emb[voice_at])
             voice_at += 1
-        if item.frames:
+        faces: dict[str, Any] = {}
+        if item.crops and "face" in outputs:
             probs, emb = outputs["face"]
-            n = len(item.frames)
-            face = (probs[frame_at : frame_at + n], emb[frame_at : frame_at + n])
-            frame_at += n
-        rows.append((item, voice, face))
+            for track in dict.fromkeys(item.tracks):
+                rows_of = [crop_at + i for i, name in enumerate(item.tracks) if name == track]
+                faces[track] = (probs[rows_of], emb[rows_of])
+            crop_at += len(item.crops)
+        rows.append((item, voice, faces))
     return rows
+
+
+def _track_names(windows: list[MoodWindow]) -> list[str]:
+    names = dict.fromkeys(name for w in windows for name in w.faces)
+    return sorted(names, key=lambda n: (len(n), n))
+
+
+def _span(window: MoodWindow) -> float:
+    return max(window.end - window.start, 1e-3)
 
 
 def _pool(model: Any, hidden: Any, mask: Any) -> Any:
@@ -334,11 +534,6 @@ def _weighted(parts: list[tuple[tuple[tuple[str, float], ...], float]]) -> dict[
             fused[label] = fused.get(label, 0.0) + weight * p / total_weight
     norm = sum(fused.values()) or 1.0
     return {label: p / norm for label, p in fused.items()}
-
-
-def _sources(scores: EmotionScores) -> str:
-    return {"audio": "voice", "face": f"face in {scores.frames} frame(s)",
-            "average": "voice and face", "head": "voice and face, trained fusion"}[scores.fusion]
 
 
 def _to(value: Any, bundle: _Bundle) -> Any:

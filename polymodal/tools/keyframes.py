@@ -14,7 +14,7 @@ records where (``Sampling.stopped_at``), so the caller can say "decoding stopped
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,17 @@ from PIL import Image
 from polymodal.errors import AttachmentError, MediaLimitError
 from polymodal.media import Attachment, Modality
 
-__all__ = ["Keyframe", "KeyframeSettings", "Sampling", "grab_frame", "hms", "iter_keyframes", "parse_time"]
+__all__ = [
+    "Keyframe",
+    "KeyframeSettings",
+    "Sampling",
+    "frames_at",
+    "grab_frame",
+    "hms",
+    "iter_frames",
+    "iter_keyframes",
+    "parse_time",
+]
 
 _THUMB = (32, 18)  # the scene distance is computed on this many pixels: cheap and blind to noise
 
@@ -91,7 +101,7 @@ def iter_keyframes(
     kept = 0
     last_thumb: np.ndarray | None = None
     last_kept = last_scanned = -float("inf")
-    for time, frame in _frames(video, sampling):
+    for time, frame in iter_frames(video, sampling):
         if max_seconds is not None and time > max_seconds:
             msg = (f"runs past {max_seconds:g} s of video, the summarizer's duration limit "
                    f"(raise it with {duration_hint})")
@@ -113,8 +123,12 @@ def iter_keyframes(
         yield Keyframe(time=time, image=_image(frame, settings.max_side), change=min(change, 1.0))
 
 
-def _frames(video: Attachment, sampling: Sampling) -> Iterator[tuple[float, Any]]:
-    """(time, frame) for every decoded frame; a mid-stream error ends the stream and is recorded."""
+def iter_frames(video: Attachment, sampling: Sampling) -> Iterator[tuple[float, Any]]:
+    """(time, PyAV frame) for every decoded frame, streamed; a mid-stream error ends it and is recorded.
+
+    Raises:
+        AttachmentError: no video stream, or not a single frame decodes.
+    """
     with video.open_av() as container:
         if not container.streams.video:
             raise AttachmentError(video.name, "has no video stream (only sound?): give it to the transcriber")
@@ -142,6 +156,31 @@ def _frames(video: Attachment, sampling: Sampling) -> Iterator[tuple[float, Any]
     if declared - sampling.duration > max(1.0, 0.05 * declared):  # a cut file often ends without an error
         sampling.stopped_at = sampling.duration
         sampling.stop_reason = f"the file ends early: frames stop at {sampling.duration:.1f} s of {declared:.1f} s"
+
+
+def frames_at(video: Attachment, times: Iterable[float], sampling: Sampling) -> Iterator[tuple[float, Any]]:
+    """(time asked, PyAV frame shown then) for each of the ascending ``times``, in one streamed pass.
+
+    The frame shown at ``t`` is the last one starting at or before ``t`` (the first frame for a
+    ``t`` before it). ``times`` is read lazily, so it may be endless: the stream ends the pass.
+    Times past the last frame by more than one frame's duration get nothing.
+    """
+    wanted = iter(times)
+    target = next(wanted, None)
+    previous: tuple[float, Any] | None = None
+    step = 0.0
+    for time, frame in iter_frames(video, sampling):
+        while target is not None and time > target + 1e-6:
+            yield target, (previous or (time, frame))[1]
+            target = next(wanted, None)
+        if previous is not None:
+            step = max(step, time - previous[0])
+        previous = (time, frame)
+        if target is None:
+            return
+    while target is not None and previous is not None and target < previous[0] + max(step, 1e-3):
+        yield target, previous[1]
+        target = next(wanted, None)
 
 
 def _thumbnail(frame: Any) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -190,12 +190,34 @@ def video_file(folder: Path, name: str = "clip.mp4", scenes: Sequence[tuple[RGB,
     count is :func:`video_frame_count`; the audio track (AAC for mp4/mov/mkv, MP3 for avi, Opus for
     webm) lasts as long as the video.
     """
+    width, height = size
+
+    def frames() -> Iterator[np.ndarray]:
+        for color, seconds in scenes:
+            arr = np.empty((height, width, 3), dtype=np.uint8)
+            arr[:] = np.asarray(color, dtype=np.uint8)
+            for _ in range(int(round(seconds * fps))):
+                yield arr
+
+    seconds = video_frame_count(scenes, fps) / fps
+    sound = None if audio is None else [tone(seconds, sample_rate, freq, silent=audio == "silence")]
+    return write_video(Path(folder) / name, frames(), fps, size, sound, sample_rate, video_codec)
+
+
+def write_video(path: Path, frames: Iterable[np.ndarray], fps: int, size: tuple[int, int],
+                audio: Iterable[np.ndarray] | None = None, sample_rate: int = 16_000,
+                video_codec: str | None = None) -> Path:
+    """Encode RGB ``frames`` (h, w, 3 uint8, streamed) and optional mono float ``audio`` chunks with PyAV.
+
+    Neither the frames nor the sound are held: a long generated call costs the memory of one frame
+    and one chunk. The codec follows the suffix as in :func:`video_file`.
+    """
     import av
 
     width, height = size
     if width % 2 or height % 2:
         raise ValueError(f"video size must be even for yuv420p, got {size}")
-    path = Path(folder) / name
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     vcodec = video_codec or pick_encoder(path.suffix, "video")
     with av.open(str(path), mode="w") as container:
@@ -207,30 +229,26 @@ def video_file(folder: Path, name: str = "clip.mp4", scenes: Sequence[tuple[RGB,
         if audio is not None:
             astream = container.add_stream(pick_encoder(path.suffix, "audio"), rate=sample_rate)
             astream.layout = "mono"
-        pts = 0
-        for color, seconds in scenes:
-            arr = np.empty((height, width, 3), dtype=np.uint8)
-            arr[:] = np.asarray(color, dtype=np.uint8)
-            for _ in range(int(round(seconds * fps))):
-                frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-                frame.pts, frame.time_base = pts, Fraction(1, fps)
-                pts += 1
-                container.mux(vstream.encode(frame))
+        for pts, arr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, fps)
+            container.mux(vstream.encode(frame))
         container.mux(vstream.encode(None))
-        if astream is not None:
-            _encode_audio(container, astream, pts / fps, sample_rate, freq, silent=audio == "silence")
+        if astream is not None and audio is not None:
+            _encode_audio(container, astream, audio, sample_rate)
     return path
 
 
-def _encode_audio(container: object, stream: object, seconds: float, sample_rate: int, freq: float,
-                  silent: bool) -> None:
-    """One mono float frame; PyAV's encoder resamples to the codec's format and re-chunks to frame_size."""
+def _encode_audio(container: object, stream: object, chunks: Iterable[np.ndarray], sample_rate: int) -> None:
+    """Mono float chunks in order; PyAV's encoder resamples to the codec's format and re-chunks to frame_size."""
     import av
 
-    frame = av.AudioFrame.from_ndarray(tone(seconds, sample_rate, freq, silent=silent)[None, :],
-                                       format="flt", layout="mono")
-    frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
-    container.mux(stream.encode(frame))  # type: ignore[attr-defined]
+    pts = 0
+    for chunk in chunks:
+        frame = av.AudioFrame.from_ndarray(np.asarray(chunk, dtype=np.float32)[None, :], format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = sample_rate, pts, Fraction(1, sample_rate)
+        pts += frame.samples
+        container.mux(stream.encode(frame))  # type: ignore[attr-defined]
     container.mux(stream.encode(None))  # type: ignore[attr-defined]
 
 

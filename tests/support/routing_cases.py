@@ -49,6 +49,7 @@ ROUTE_CASES: list[RouteCase] = [
     _case("Read the handwriting in this note.", ("image",), "ocr"),
     _case("Does the speaker sound angry or happy?", ("audio",), "emotion_recognizer"),
     _case("How does she feel in this recording?", ("audio",), "emotion_recognizer"),
+    _case("How did the people in this call feel?", ("video",), "emotion_recognizer"),
     _case("Draw a cat riding a skateboard.", (), "image_generator"),
     _case("Generate a poster of a mountain sunset.", (), "image_generator"),
     _case("Make a picture of a lighthouse in a storm.", (), "image_generator"),

@@ -449,6 +449,81 @@ def build_face_emotion(root: Path) -> Path:
     return _save(root / "face-emotion", model, ViTImageProcessorPil(size={"height": IMG, "width": IMG}))
 
 
+# What the "-tuned" emotion classifiers were taught (a two-sided call: the test bed's calm half and upset half).
+TUNED_FACES = {"none": "happy", "bgr": "angry"}
+"""astronaut_head tint -> label the tuned face classifier gives it."""
+TUNED_TONES = {220.0: "happy", 1760.0: "angry"}
+"""Tone frequency (Hz) -> label the tuned voice classifier gives it."""
+
+
+def _fine_tune(model: Any, batches: list[tuple[dict[str, Any], list[str]]], steps: int, lr: float) -> Any:
+    """A few full-batch Adam steps on labelled inputs, so a random classifier really tells them apart."""
+    import torch
+
+    labels = {v: k for k, v in model.config.id2label.items()}
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        for inputs, names in batches:
+            optimiser.zero_grad()
+            loss = model(**inputs, labels=torch.tensor([labels[n] for n in names])).loss
+            loss.backward()
+            optimiser.step()
+    return model.eval()
+
+
+def build_face_emotion_tuned(root: Path) -> Path:
+    """face-emotion fine-tuned on the astronaut's face: true colours -> happy, red/blue swapped -> angry.
+
+    Trained on jittered crops around the face (the boxes a detector gives vary), so it reads the
+    crops the emotion recognizer cuts out of a generated call. Needs scikit-image (the photo).
+    """
+    import numpy as np
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from .face_media import astronaut_head
+
+    base = build_face_emotion(root / "base")
+    processor = AutoImageProcessor.from_pretrained(base)
+    model = AutoModelForImageClassification.from_pretrained(base)
+    rng = np.random.default_rng(SEED)
+    images, names = [], []
+    for tint, label in TUNED_FACES.items():
+        head = Image.fromarray(astronaut_head(220, tint))
+        for _ in range(12):  # the face is about (55..150, 45..140) of the 220 px head; jitter the box
+            left, top = rng.integers(25, 65), rng.integers(15, 55)
+            side = int(rng.integers(100, 150))
+            images.append(head.crop((left, top, left + side, top + side)))
+            names.append(label)
+    _fine_tune(model, [(dict(processor(images=images, return_tensors="pt")), names)], steps=40, lr=3e-3)
+    shutil.rmtree(base)
+    return _save(root / "face-emotion-tuned", model, processor)
+
+
+def build_audio_emotion_tuned(root: Path) -> Path:
+    """audio-emotion fine-tuned on tones: 220 Hz -> happy, 1760 Hz -> angry (any phase, level, length)."""
+    import numpy as np
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    base = build_audio_emotion(root / "base")
+    extractor = AutoFeatureExtractor.from_pretrained(base)
+    model = AutoModelForAudioClassification.from_pretrained(base)
+    rng = np.random.default_rng(SEED)
+    clips, names = [], []
+    model.freeze_feature_encoder()  # the conv front end is most of the cost; the layers above learn enough
+    for freq, label in TUNED_TONES.items():
+        for _ in range(4):
+            seconds = float(rng.uniform(0.5, 1.2))
+            t = np.arange(int(seconds * SAMPLING_RATE)) / SAMPLING_RATE
+            clips.append((rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * freq * t + rng.uniform(0, 6.3))).astype("float32"))
+            names.append(label)
+    batch = dict(extractor(clips, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt"))
+    _fine_tune(model, [(batch, names)], steps=20, lr=5e-3)
+    shutil.rmtree(base)
+    return _save(root / "audio-emotion-tuned", model, extractor)
+
+
 IDEFICS_SPECIALS = ["<|endoftext|>", "<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
 # Idefics3/SmolVLM's template: "User:<image>question<end_of_utterance>\nAssistant:".
 IDEFICS_TEMPLATE = (
@@ -511,6 +586,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "qwen2-chat": build_qwen2_chat,
     "audio-emotion": build_audio_emotion,
     "face-emotion": build_face_emotion,
+    "audio-emotion-tuned": build_audio_emotion_tuned,
+    "face-emotion-tuned": build_face_emotion_tuned,
     "idefics3-chat": build_idefics3_chat,
 }
 NAMES: tuple[str, ...] = tuple(BUILDERS)
