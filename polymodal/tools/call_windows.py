@@ -67,12 +67,10 @@ class WindowInput:
 
 @dataclass
 class StreamState:
-    """What a pass saw: the video's sampling record, and how far the sound went."""
+    """What a pass saw: the video's sampling record (where decoding stopped), and whether the sound ended."""
 
     sampling: Sampling = field(default_factory=Sampling)
-    audio_seconds: float = 0.0
     audio_ended: bool = False
-    windows: int = 0
 
 
 def faces_in(image: Image.Image, time: float, faces: FaceSettings, *, photo: bool = False
@@ -110,7 +108,6 @@ class _AudioCursor:
                     self._state.audio_ended = True
                     break
                 self._buffer = chunk
-                self._state.audio_seconds += chunk.size / self._rate
             piece = self._buffer[: want - have]
             self._buffer = self._buffer[piece.size :]
             parts.append(piece)
@@ -120,12 +117,17 @@ class _AudioCursor:
 
 
 def iter_windows(source: CallSource, grid: WindowGrid, frames: int, faces: FaceSettings, state: StreamState, *,
-                 rate: int, max_seconds: float, max_windows: int, max_side: int = 1280) -> Iterator[WindowInput]:
+                 rate: int, max_seconds: float, max_windows: int, max_side: int = 1280,
+                 duration_hint: str = "a larger max_seconds", windows_hint: str = "a larger max_windows",
+                 ) -> Iterator[WindowInput]:
     """The windows of ``source`` in time order, each holding its sound and its faces.
+
+    ``frames`` frames per window are sampled (shrunk to ``max_side`` at most) and scanned for faces;
+    the sound is cut at the window's edges (``rate`` samples per second).
 
     Raises:
         MediaLimitError: the stream runs past ``max_seconds`` or needs more than ``max_windows``
-            windows (a header can understate the length).
+            windows (a header can understate the length); the hints name the settings to raise.
         AttachmentError: the video or the sound cannot be decoded.
     """
     if source.video is None and source.audio is None:  # a photo: one window of no length
@@ -140,8 +142,7 @@ def iter_windows(source: CallSource, grid: WindowGrid, frames: int, faces: FaceS
     while True:
         start, end = grid.bounds(index)
         if start >= max_seconds - 1e-6:
-            _over(source.name, f"runs past {max_seconds:g} s, the emotion recognizer's max_duration "
-                               "(raise it with EmotionRecognizer(max_duration=...))")
+            raise MediaLimitError(source.name, f"runs past {max_seconds:g} s (raise {duration_hint})")
         window = WindowInput(source.name, start, end)
         while pictures is not None:
             if pending is None:
@@ -168,9 +169,7 @@ def iter_windows(source: CallSource, grid: WindowGrid, frames: int, faces: FaceS
         if still is not None:  # a photo given with a recording is the face of every window
             window.crops, window.tracks, window.frames = list(still[0]), list(still[1]), 1
         if index >= max_windows:
-            _over(source.name, f"needs more than {max_windows} windows, the emotion recognizer's max_windows "
-                               "(raise EmotionRecognizer(max_windows=...) or its window length)")
-        state.windows += 1
+            raise MediaLimitError(source.name, f"needs more than {max_windows} windows (raise {windows_hint})")
         yield window
         if pictures is None and sound is None:
             return
@@ -182,7 +181,3 @@ def _picture(frame: Any, max_side: int) -> Image.Image:
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side))
     return image
-
-
-def _over(name: str, problem: str) -> None:
-    raise MediaLimitError(name, problem)

@@ -127,10 +127,11 @@ class EmotionScores(BaseModel):
     windows: list[MoodWindow] = Field(default_factory=list)
     """Per window: the voice's, each face's and the fused distribution."""
     faces: list[str] = Field(default_factory=list)
-    """The faces told apart (``face 1``, ``face 2``...); ``frame`` when whole pictures were classified."""
+    """The faces told apart (``face 1``, ``face 2``...); ``picture`` when whole pictures were classified."""
     window: float | None = None
     """Seconds per window (None for a photo)."""
     duration: float = 0.0
+    """Seconds covered by the windows (0 for a photo)."""
     notes: list[str] = Field(default_factory=list)
     """What could not be used, said plainly (no sound track, no face found, decoding stopped...)."""
 
@@ -269,7 +270,9 @@ class EmotionRecognizer(ModelTool):
     def _all_windows(self, runs: list[_Run]) -> Iterator[tuple[_Run, WindowInput]]:
         for run in runs:
             for window in iter_windows(run.source, run.grid, self.frames, run.faces, run.state, rate=SAMPLE_RATE,
-                                       max_seconds=self.max_duration, max_windows=self.max_windows):
+                                       max_seconds=self.max_duration, max_windows=self.max_windows,
+                                       duration_hint="EmotionRecognizer(max_duration=...)",
+                                       windows_hint="EmotionRecognizer(max_windows=...) or its window"):
                 window.audio = self._voice(window.audio)
                 yield run, window
 
