@@ -301,7 +301,7 @@ class EmotionRecognizer(ModelTool):
         first = audio_src or video or image
         if first is None:  # the args schema forbids this; a direct execute() call skips the schema
             raise ToolError(self.name, "give at least one of 'audio', 'video' or 'image'")
-        name = first.id or first.name
+        name = first.name  # errors name the file, not the conversation's id for it
         if video is not None and video.kind is not Modality.VIDEO:
             raise AttachmentError(video.name, f"is {video.kind.value}, not a video")
         notes = []
@@ -337,9 +337,7 @@ class EmotionRecognizer(ModelTool):
         if self.face_detector is not None:
             return self.face_detector
         if self._haar is None:
-            detector = HaarFaceDetector()
-            detector._classifier()  # a missing 'faces' extra fails here, before any model loads
-            self._haar = detector
+            self._haar = HaarFaceDetector().load()  # a missing 'faces' extra fails here, before any model loads
         return self._haar
 
     # -- the ModelTool steps, on windows ----------------------------------------------------

@@ -87,6 +87,11 @@ class HaarFaceDetector:
         self.cascade = cascade
         self._local = threading.local()  # a CascadeClassifier must not run on two threads at once
 
+    def load(self) -> HaarFaceDetector:
+        """Load the cascade now (on this thread), so a missing OpenCV fails early; returns self."""
+        self._classifier()
+        return self
+
     def _classifier(self) -> Any:
         classifier = getattr(self._local, "classifier", None)
         if classifier is None:
