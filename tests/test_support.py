@@ -17,8 +17,8 @@ from support.media_files import MediaFactory
 from support.tiny_models import EMOTION_LABELS, NAMES, SPEAKER_EMBEDDING_DIM, TinyModels
 
 EXPECTED_NAMES = {
-    "blip-caption", "blip-caption-varied", "vit-gpt2-caption", "blip2-opt", "blip2-t5", "blip-vqa", "whisper-asr", "clip",
-    "speecht5-tts", "speecht5-hifigan", "sd-tiny", "qwen2-chat", "audio-emotion", "face-emotion",
+    "blip-caption", "blip-caption-varied", "vit-gpt2-caption", "blip2-opt", "blip2-t5", "blip-vqa", "whisper-asr",
+    "clip", "speecht5-tts", "speecht5-hifigan", "sd-tiny", "qwen2-chat", "audio-emotion", "face-emotion",
     "idefics3-chat", "audio-emotion-tuned", "face-emotion-tuned",
 }
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitError, ToolError
 from polymodal.media import Attachment, Modality
-from polymodal.tools.base import ModelTool, ToolOutput
+from polymodal.tools.base import ModelTool, ToolOutput, current_deadline
 from polymodal.tools.cache import load_checked
 from polymodal.tools.call_windows import (
     WHOLE_PICTURE,
@@ -254,18 +254,34 @@ class EmotionRecognizer(ModelTool):
     # -- one input at a time, windows batched across inputs -------------------------------
 
     def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
-        runs = [self._start(item) for item in inputs]  # bad files and caps fail before any model loads
-        bundle = self.bundle()
+        """Stream each input's windows and classify them ``batch_size`` at a time, across inputs.
+
+        Inputs are checked first (bad files and caps fail before any model loads). Each batch of
+        windows goes through the micro-batcher when it is on, so concurrent calls share forwards.
+        """
+        runs = [self._start(item) for item in inputs]
         pending: list[tuple[_Run, WindowInput]] = []
         for run, window in self._all_windows(runs):
             pending.append((run, window))
             if len(pending) >= max(1, self.batch_size):
-                self._classify(bundle, pending)
+                self._classify(pending)
                 pending = []
         if pending:
-            self._classify(bundle, pending)
+            self._classify(pending)
         results = [self._finish(run) for run in runs]
         return [ToolOutput(content=scores.text(), artifact=scores) for scores in results]
+
+    def _run_windows(self, windows: list[WindowInput]) -> list[ToolOutput]:
+        """One batch of windows through the model: shared with concurrent callers when micro-batching is on.
+
+        The stream is not held as a batcher "caller": it submits batch after batch, and a batch
+        should not wait for the next one of the same call.
+        """
+        if not self.coalesces():
+            return self.run_prepared(windows)
+        from polymodal.tools.batching import batcher_for
+
+        return batcher_for(self).submit(windows, deadline=current_deadline())
 
     def _all_windows(self, runs: list[_Run]) -> Iterator[tuple[_Run, WindowInput]]:
         for run in runs:
@@ -276,8 +292,8 @@ class EmotionRecognizer(ModelTool):
                 window.audio = self._voice(window.audio)
                 yield run, window
 
-    def _classify(self, bundle: _Bundle, pending: list[tuple[_Run, WindowInput]]) -> None:
-        outputs = self._run_chunk(bundle, [window for _, window in pending])
+    def _classify(self, pending: list[tuple[_Run, WindowInput]]) -> None:
+        outputs = self._run_windows([window for _, window in pending])
         for (run, _), output in zip(pending, outputs, strict=True):
             run.windows.append(output.artifact)
         run, last = pending[-1]
