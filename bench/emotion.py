@@ -215,19 +215,19 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="polymodal-bench-emotion-"))
-    models = TinyModels(work / "models")
-    print(f"CPU, {torch.get_num_threads()} torch threads\n")
-    face_path(args, work, models)
-    if args.skip_rss:
-        return
-    print(f"\n{'whole call (tiny tuned models), 640x360 15 fps':<46}{'windows':>8}{'wall s':>10}{'x realtime':>11}"
-          f"{'peak RSS MiB':>14}")
-    for seconds in (60, 600):
-        windows, wall, rss = peak_rss(work, seconds, models, torch.get_num_threads())
-        row = f"{seconds // 60} min, timeline checked"
-        print(f"{row:<46}{windows:>8}{wall:>10.1f}{seconds / wall:>11.1f}{rss:>14.1f}")
-
+    with tempfile.TemporaryDirectory(prefix="polymodal-bench-emotion-") as folder:  # calls and models: removed
+        work = Path(folder)
+        models = TinyModels(work / "models")
+        print(f"CPU, {torch.get_num_threads()} torch threads\n")
+        face_path(args, work, models)
+        if args.skip_rss:
+            return
+        print(f"\n{'whole call (tiny tuned models), 640x360 15 fps':<46}{'windows':>8}{'wall s':>10}{'x realtime':>11}"
+              f"{'peak RSS MiB':>14}")
+        for seconds in (60, 600):
+            windows, wall, rss = peak_rss(work, seconds, models, torch.get_num_threads())
+            row = f"{seconds // 60} min, timeline checked"
+            print(f"{row:<46}{windows:>8}{wall:>10.1f}{seconds / wall:>11.1f}{rss:>14.1f}")
 
 if __name__ == "__main__":
     main()
