@@ -23,6 +23,8 @@ import tempfile  # noqa: E402
 # never write into the user's home.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="polymodal-test-cache-")
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
+# polymodal's own cache (assembled models, the router's anchor embeddings) goes to the shared test cache too.
+os.environ.setdefault("POLYMODAL_CACHE", os.path.join(tempfile.gettempdir(), "polymodal-test-cache"))
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
