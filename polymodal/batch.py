@@ -224,6 +224,7 @@ def reply_record(reply: Reply, files_dir: Path | None = None) -> dict[str, Any]:
         "planner": reply.planner,
         "fusion": reply.fusion,
         "llm_calls": reply.llm_calls,
+        "missing_tools": list(reply.missing_tools),
         "seconds": round(reply.seconds, 3),
         "attachment_ids": reply.attachment_ids,
         "plan": reply.plan.model_dump(mode="json"),

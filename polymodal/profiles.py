@@ -341,8 +341,12 @@ def _instantiate(cls: type[Tool], choice: ToolChoice, device: str | None, notes:
     return cls(**kwargs)
 
 
-def build_router(selection: Selection, notes: list[str] | None = None) -> Any | None:
-    """The router of the profile, when the router module is installed (None otherwise)."""
+def build_router(selection: Selection, notes: list[str] | None = None, device: str | None = None) -> Any | None:
+    """The router of the profile, knowing the tools the profile leaves out; None when it cannot run here.
+
+    The router is optional: when its model needs sentence-transformers and that is not installed,
+    the agent plans by attachment type, and a note (not an error) says so.
+    """
     if selection.router == "none":
         return None
     try:
@@ -351,7 +355,34 @@ def build_router(selection: Selection, notes: list[str] | None = None) -> Any | 
         if notes is not None:
             notes.append("router: polymodal.agent.router is not available; planning by attachment type")
         return None
-    return Router(model=packaged.resolve(selection.router) if selection.router else None)
+    router = Router(model=packaged.resolve(selection.router) if selection.router else None,
+                    unavailable=_left_out(selection, device))
+    problem = router.missing_dependency()
+    if problem is not None:
+        if notes is not None:
+            notes.append(f"router: off, planning by attachment type ({problem})")
+        logger.info("router off: %s", problem)
+        return None
+    return router
+
+
+def _left_out(selection: Selection, device: str | None) -> list[Tool]:
+    """The tools this selection disables, built with the default profile's settings (never loaded).
+
+    The router scores them like the others so that a request needing one is told which tool it
+    needs, instead of being answered by a tool that does something else.
+    """
+    left_out: list[Tool] = []
+    for choice in selection.tools.values():
+        if choice.enabled:
+            continue
+        try:
+            cls = tool_class(choice.name)
+        except ImportError:
+            continue
+        default = PROFILES["default"].tools.get(choice.name, {})
+        left_out.append(_instantiate(cls, ToolChoice(choice.name, dict(default), "profile default"), device, []))
+    return left_out
 
 
 def build_agent(
@@ -372,7 +403,7 @@ def build_agent(
     tools = build_tools(selection=selection, device=device, notes=notes)
     kwargs: dict[str, Any] = {"settings": settings}
     if "router" in inspect.signature(Agent.__init__).parameters:
-        router = build_router(selection, notes)
+        router = build_router(selection, notes, device)
         if router is not None:
             kwargs["router"] = router
     return Agent(llm, tools, **kwargs)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from polymodal.agent.conversation import Conversation, Turn
 from polymodal.agent.executor import Executor, StepResult
 from polymodal.agent.fusion import Fusion
+from polymodal.agent.missing import with_missing_note
 from polymodal.agent.plan import Plan
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, Tier
 from polymodal.agent.router import Router
@@ -72,6 +73,8 @@ class Reply(BaseModel):
     """How the answer was written: "llm", "template" or "passthrough"."""
     llm_calls: int = 0
     """LLM calls this request cost (planning attempts + fusion)."""
+    missing_tools: list[str] = Field(default_factory=list)
+    """Tools the request needed that this agent lacks; the text says how to get each. Non-empty: not fully answered."""
     seconds: float = 0.0
 
     def __str__(self) -> str:
@@ -88,6 +91,7 @@ class Reply(BaseModel):
             "planner": self.planner,
             "fusion": self.fusion,
             "llm_calls": self.llm_calls,
+            "missing_tools": list(self.missing_tools),
             "attachment_ids": list(self.attachment_ids),
             "artifact_ids": [a.id for a in self.artifacts],
             "steps": [{"id": s.id, "tool": s.tool, "status": s.status} for s in self.steps],
@@ -218,9 +222,10 @@ class Agent(Runnable[AgentInput, Reply]):
             on_token=(lambda piece: emit("token", piece)) if stream_answer else None, images=images,
         )
         produced = [self.conversation.attachments[i] for r in results for i in r.artifact_ids]
-        self.conversation.turns.append(Turn(user=text, reply=fused.text, attachment_ids=[a.id or "" for a in added]))
+        answer = with_missing_note(fused.text, outcome.missing_tools, ran=bool(results))
+        self.conversation.turns.append(Turn(user=text, reply=answer, attachment_ids=[a.id or "" for a in added]))
         reply = Reply(
-            text=fused.text,
+            text=answer,
             plan=outcome.plan,
             steps=results,
             artifacts=produced,
@@ -228,6 +233,7 @@ class Agent(Runnable[AgentInput, Reply]):
             planner=outcome.tier,
             fusion=fused.mode,
             llm_calls=outcome.llm_calls + fused.llm_calls,
+            missing_tools=list(outcome.missing_tools),
             seconds=time.perf_counter() - started,
         )
         emit("done", reply)

@@ -43,6 +43,9 @@ __all__ = [
 
 Tier = Literal["llm", "router", "defaults"]
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|which|who|where|when|why|how|is|are|does|do|can|could|count)\b", re.I)
+_TEXTUAL = re.compile(r"\b(read|text|written|writing|words?|say|says|sign|document|receipt|label|letter|screenshot|"
+                      r"transcribe|ocr)\b", re.I)
+_EMOTION = re.compile(r"\b(emotion|emotions|mood|feel|feels|feeling|angry|happy|sad|tone|upset|excited)\b", re.I)
 _GENERATE = re.compile(r"\b(draw|paint|generate|create|make|render|sketch|illustrate)\b.*\b(image|picture|photo|"
                        r"drawing|painting|poster|illustration|logo|art)\b|^\s*(draw|paint|sketch)\b", re.I)
 
@@ -68,6 +71,8 @@ class PlanOutcome:
     raw_outputs: list[str] = field(default_factory=list)
     reason: str = ""
     """Why this tier planned (the router's scores, or why it handed the request on)."""
+    missing_tools: list[str] = field(default_factory=list)
+    """Tools the request needs that the agent does not have: the plan leaves those parts out."""
 
 
 class Planner(Protocol):
@@ -389,9 +394,12 @@ class DefaultPlanner:
     """Plans with no LLM: one step per new attachment, by modality and the request's wording.
 
     image -> ``visual_qa`` when the request is a question and that tool exists, else
-    ``captioner``; audio -> ``transcriber``; video -> ``video_summarizer`` (else the transcriber);
-    no attachment and "draw/generate ... image" -> ``image_generator``. A follow-up question with
-    no new attachment goes to the most recent one.
+    ``captioner``, else ``ocr`` only when the request is about written text; audio ->
+    ``emotion_recognizer`` when it asks about feelings, else ``transcriber``; video ->
+    ``video_summarizer`` (else the transcriber); no attachment and "draw/generate ... image" ->
+    ``image_generator``. A follow-up question with no new attachment goes to the most recent one.
+    When the tool a request needs is not registered, the plan leaves that attachment out and
+    ``missing_tools`` names the tool, rather than answering with a tool that does something else.
     """
 
     def plan(
@@ -401,29 +409,47 @@ class DefaultPlanner:
         if not ids and request.attachments and _QUESTION.search(request.text):
             ids = [list(request.attachments)[-1]]
         steps: list[Step] = []
+        missing: list[str] = []
         for attachment_id in ids:
-            step = self._step_for(request.attachments[attachment_id], request.text, tools, f"s{len(steps) + 1}")
-            if step is not None:
-                steps.append(step)
+            attachment = request.attachments[attachment_id]
+            wants = [self._step_for(attachment, request.text, tools, f"s{len(steps) + 1}")]
+            if attachment.kind is Modality.AUDIO and _EMOTION.search(request.text):
+                # "does she sound sad?" is for the emotion tool; "what does she say, and ..." wants both
+                emotion = self._emotion_step(attachment, tools, f"s{len(steps) + 1}")
+                wants = [emotion, *(wants if _TEXTUAL.search(request.text) else [])]
+            for want in wants:
+                if isinstance(want, Step):
+                    steps.append(want.model_copy(update={"id": f"s{len(steps) + 1}"}))
+                elif want is not None and want not in missing:
+                    missing.append(want)
         if not ids and "image_generator" in tools and _GENERATE.search(request.text):
             steps.append(Step(id="s1", tool="image_generator", args={"prompt": clean_text(request.text)}))
-        plan = Plan(steps=steps, answer=steps[0].id if len(steps) == 1 else None)
+        plan = Plan(steps=steps, answer=steps[0].id if len(steps) == 1 and not missing else None)
         validate_plan(plan, tools, request.attachments)
-        return PlanOutcome(plan=plan, tier="defaults")
+        return PlanOutcome(plan=plan, tier="defaults", missing_tools=missing)
 
     @staticmethod
-    def _step_for(attachment: Attachment, text: str, tools: Mapping[str, Tool], step_id: str) -> Step | None:
+    def _step_for(attachment: Attachment, text: str, tools: Mapping[str, Tool], step_id: str) -> Step | str | None:
+        """The step for one attachment, or the name of the missing tool it needs, or None."""
         ref = attachment.id or ""
         if attachment.kind is Modality.IMAGE:
-            if "visual_qa" in tools and _QUESTION.search(text):
+            wanted = "visual_qa" if _QUESTION.search(text) else "captioner"
+            if "visual_qa" in tools and wanted == "visual_qa":
                 return Step(id=step_id, tool="visual_qa", args={"image": ref, "question": clean_text(text)})
             if "captioner" in tools:
                 return Step(id=step_id, tool="captioner", args={"image": ref})
-            if "ocr" in tools:  # e.g. the offline profile: reading the text is all it can do with an image
+            if "ocr" in tools and _TEXTUAL.search(text):  # reading the text is what was asked
                 arg = next((k for k, m in tools["ocr"].input_modalities.items() if m is Modality.IMAGE), "image")
                 return Step(id=step_id, tool="ocr", args={arg: ref})
+            return wanted
         if attachment.kind is Modality.VIDEO and "video_summarizer" in tools:
             return Step(id=step_id, tool="video_summarizer", args={"video": ref})
         if attachment.kind in (Modality.AUDIO, Modality.VIDEO) and "transcriber" in tools:
             return Step(id=step_id, tool="transcriber", args={"audio": ref})
         return None
+
+    @staticmethod
+    def _emotion_step(attachment: Attachment, tools: Mapping[str, Tool], step_id: str) -> Step | str:
+        if "emotion_recognizer" not in tools:
+            return "emotion_recognizer"
+        return Step(id=step_id, tool="emotion_recognizer", args={"audio": attachment.id or ""})

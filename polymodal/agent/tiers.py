@@ -14,6 +14,7 @@ from langchain_core.runnables import RunnableConfig
 
 from polymodal.agent.planner import DefaultPlanner, Planner, PlanningRequest, PlanOutcome
 from polymodal.agent.router import Router
+from polymodal.errors import MissingDependencyError
 from polymodal.tools.base import Tool
 
 __all__ = ["TieredPlanner"]
@@ -23,7 +24,8 @@ class TieredPlanner:
     """Router -> LLM planner (if any) -> defaults, as one :class:`~polymodal.agent.planner.Planner`.
 
     Args:
-        router: the embedding router; None skips the fast tier.
+        router: the embedding router; None skips the fast tier, and so does a router whose
+            optional dependency (sentence-transformers) is missing: the outcome's reason says so.
         llm_planner: asked when the router is unsure; None goes straight to ``defaults``. Its
             PlanningError (no valid plan after the re-asks) is raised, not papered over: a
             configured LLM that cannot plan is a failure the user should see.
@@ -42,10 +44,16 @@ class TieredPlanner:
     ) -> PlanOutcome:
         reason = "no router"
         if self.router is not None:
-            route = self.router.route(request, tools)
-            if route.plan is not None:
-                return PlanOutcome(plan=route.plan, tier="router", llm_calls=0, reason=f"router: {route.reason}")
-            reason = f"router {route.reason}"
+            try:
+                # With no LLM next, a close call is better decided by the router than by the defaults.
+                route = self.router.route(request, tools, decide_close=self.llm_planner is None)
+            except MissingDependencyError as exc:  # the router is optional: plan without it, and say why
+                reason = f"router off ({exc})"
+            else:
+                if route.plan is not None:
+                    return PlanOutcome(plan=route.plan, tier="router", llm_calls=0, reason=f"router: {route.reason}",
+                                       missing_tools=list(route.missing_tools))
+                reason = f"router {route.reason}"
         fallback = self.llm_planner if self.llm_planner is not None else self.defaults
         outcome = fallback.plan(request, tools, config=config)
         outcome.reason = f"{reason} -> {outcome.tier}" + (f": {outcome.reason}" if outcome.reason else "")
