@@ -64,7 +64,8 @@ _RESULT_NOUNS = (r"result|results|output|text|caption|captions|description|summa
                  r"answers|words|emotion|mood|label|labels|category|class|reading|translation|message")
 _BACK = re.compile(
     r"\b(?:it|them|that|its|their)\b|\b(?:the|this|that|these|those)\s+(?:" + _RESULT_NOUNS + r")\b|\bbased on\b|"
-    r"\bwhat (?:it|they) (?:says?|describes?|shows?|contains?|means?)\b", re.I)
+    r"\bwhat (?:it|they) (?:says?|describes?|shows?|contains?|means?)\b|\bwhat (?:is|was|gets) (?:said|written)\b",
+    re.I)
 _BACK_TO_MEDIA = re.compile(
     r"\b(?:it|them|its)\b|\b(?:the|that)\s+(?:result|output|picture|image|drawing|painting|poster|illustration|"
     r"generated \w+|new \w+|speech|audio|recording|clip|voice)\b", re.I)
@@ -85,8 +86,8 @@ _SPEECH_LEAD = re.compile(
     r"|(?:turn|convert|make)\s+(?:this|the)?\s*(?:text|sentence|phrase|message)?\s*(?:into|to)\s+(?:speech|audio))\s*",
     re.I)
 _SPEECH_TAIL = re.compile(r"\s*\b(?:out loud|aloud|in an? [\w-]+(?: [\w-]+)? voice|for me|to me|please)\b.*$", re.I)
-_LABEL_LEAD = re.compile(r".*\b(?:is|are|was|be|this|it|these|of|show|shows|showing|contain|contains|like|either|"
-                         r"between|whether|if|as|into)\s+", re.I)
+_LABEL_LEAD = re.compile(r".*(?:\b(?:is|are|was|be|this|it|these|of|show|shows|showing|contain|contains|like|either|"
+                         r"between|whether|if|as|into)\s+|:\s*)", re.I)
 _LABEL_TAIL = re.compile(r"(?:\s+(?:in|on|from|at)\s+(?:this|the|that|my)\s+\w+)?\s*[?.!]*\s*$", re.I)
 # What follows "so that I can ..." says why, not what: it sets the scene for the ask before it.
 _PURPOSE = re.compile(r",?\s+\b(?:so that|so (?:I|we|it|they) (?:can|could|may|might|will)|so it'?s|in order to)\b",
