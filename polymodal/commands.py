@@ -416,7 +416,8 @@ def _eval_tools(profile: str | None, config: Path | None, models: list[str] | No
 
 def _print_report(report: Any, show: str) -> None:
     summary = report.summary()
-    nodes, edges, ms = summary["node_counts"], summary["edge_counts"], summary["planning_ms"]
+    nodes, edges, ms, cpu = (summary["node_counts"], summary["edge_counts"], summary["planning_ms"],
+                             summary["planning_cpu_ms"])
     table = Table("metric", "value", title=f"planner: {safe(report.planner)}")
     rows = [
         ("cases", f"{summary['cases']} scored" + (f", {summary['skipped']} skipped" if summary["skipped"] else "")),
@@ -426,6 +427,7 @@ def _print_report(report: Any, show: str) -> None:
         ("LLM calls / request", f"{summary['llm_calls_per_request']:.2f}"),
         ("planning ms / request", f"mean {ms['mean']:.1f}, median {ms['median']:.1f}, p95 {ms['p95']:.1f} "
                                   "(after the first)"),
+        ("planning CPU ms / request", f"mean {cpu['mean']:.1f}, median {cpu['median']:.1f}, p95 {cpu['p95']:.1f}"),
         ("first request", f"{summary['first_seconds']:.2f} s (loads the router or LLM)"),
         ("tiers", ", ".join(f"{k} {v}" for k, v in summary["tiers"].items())),
     ]
