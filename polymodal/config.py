@@ -37,3 +37,7 @@ class Settings(BaseModel):
     llm_retry: RetryPolicy = RetryPolicy()
     """Retries of planner and fusion LLM calls that fail transiently (connection reset, timeout, 5xx, rate
     limit): attempts and backoff. Other failures are never retried."""
+    recent_attachments: int = Field(default=16, ge=0)
+    """Earlier attachments a turn can still use, most recently used first, besides its own new ones.
+    Older ones are released (the conversation drops them and their bytes) and prompts only count
+    them, so a long conversation does not get slower or bigger with every turn."""

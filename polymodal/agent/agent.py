@@ -199,12 +199,14 @@ class Agent(Runnable[AgentInput, Reply]):
         started = time.perf_counter()
         emit = on_event or (lambda _event, _payload: None)
         added = [self.conversation.add(Attachment.coerce(a, self.settings.limits)) for a in attachments]
+        self.conversation.release_older(self.settings.recent_attachments, protect=[a.id or "" for a in added])
         history = self.conversation.history[-self.settings.history_turns :] if self.settings.history_turns else []
         request = PlanningRequest(
             text=text,
             attachments=dict(self.conversation.attachments),
             new_attachment_ids=[a.id or "" for a in added],
             history=history,
+            released_attachments=self.conversation.released,
         )
         outcome = self.planner.plan(request, self.tools, config=config)
         emit("plan", outcome.plan)
@@ -216,10 +218,12 @@ class Agent(Runnable[AgentInput, Reply]):
             on_event=emit,
             budget_seconds=self.settings.max_seconds,
         )
+        self.conversation.touch(_attachment_refs(results))
         images = [a for a in added if a.kind.value == "image"] if self.multimodal_llm else []
         fused = self.fusion.answer(
             text, outcome.plan, results, attachments=self.conversation.attachments, history=history, config=config,
             on_token=(lambda piece: emit("token", piece)) if stream_answer else None, images=images,
+            released_attachments=self.conversation.released,
         )
         produced = [self.conversation.attachments[i] for r in results for i in r.artifact_ids]
         answer = with_missing_note(fused.text, outcome.missing_tools, ran=bool(results))
@@ -393,6 +397,12 @@ class _Independent(Runnable[AgentInput, Reply]):
 
     def invoke(self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any) -> Reply:
         return self.agent.fork().invoke(input, config, **kwargs)
+
+
+def _attachment_refs(results: Sequence[StepResult]) -> list[str]:
+    """The attachment ids the steps read (string arguments; ids that are not attachments are ignored)."""
+    return [item for r in results for value in r.args.values()
+            for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
 
 
 def _reply_message(value: Any) -> AIMessage:

@@ -73,6 +73,7 @@ class Fusion:
         config: RunnableConfig | None = None,
         on_token: Callable[[str], None] | None = None,
         images: Sequence[Attachment] = (),
+        released_attachments: int = 0,
     ) -> FusionOutcome:
         """Answer ``request`` from ``results``.
 
@@ -82,6 +83,8 @@ class Fusion:
                 citations removed (which streamed chunks cannot be).
             images: attachments to hand the chat model as image content blocks next to the prompt,
                 for chat models that read images natively (``Agent(multimodal_llm=True)``).
+            released_attachments: earlier attachments of the conversation that are no longer
+                available; the prompt counts them instead of listing them.
         """
         by_id = {r.id: r for r in results}
         direct = by_id.get(plan.answer or "")
@@ -116,7 +119,7 @@ class Fusion:
         prompt = render_prompt(
             "fusion",
             history=describe_history(history),
-            attachments=describe_attachments(attachments),
+            attachments=describe_attachments(attachments, released=released_attachments),
             results="\n\n".join(fence_result(r, share) for r in results) or "(no tools were run)",
             request=describe_request(request),
         )

@@ -59,6 +59,8 @@ class PlanningRequest:
     new_attachment_ids: Sequence[str] = ()
     history: Sequence[tuple[str, str]] = ()
     """(user text, reply text) of earlier turns, oldest first."""
+    released_attachments: int = 0
+    """Earlier attachments of the conversation no longer available (prompts only count them)."""
 
 
 @dataclass
@@ -331,7 +333,7 @@ def planner_prompt(request: PlanningRequest, tools: Mapping[str, Tool]) -> str:
     return render_prompt(
         "planner",
         tools="\n".join(describe_tool(tool) for tool in tools.values()) or "(no tools)",
-        attachments=describe_attachments(request.attachments),
+        attachments=describe_attachments(request.attachments, released=request.released_attachments),
         history=describe_history(request.history),
         schema=plan_schema(),
         request=describe_request(request.text),
@@ -361,9 +363,17 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
-def describe_attachments(attachments: Mapping[str, Attachment]) -> str:
-    """One ``describe()`` line per attachment: the planner sees metadata, never pixels."""
-    return "\n".join(f"- {a.describe()}" for a in attachments.values()) or "(none)"
+def describe_attachments(attachments: Mapping[str, Attachment], released: int = 0) -> str:
+    """One ``describe()`` line per attachment: the planner sees metadata, never pixels.
+
+    ``released`` earlier attachments are only counted: listing every file a long conversation
+    ever had would make each turn's prompt longer than the last.
+    """
+    lines = [f"- {a.describe()}" for a in attachments.values()]
+    if released:
+        lines.append(f"- ({released} earlier attachment{'s' if released != 1 else ''} of this conversation "
+                     "no longer available)")
+    return "\n".join(lines) or "(none)"
 
 
 def describe_history(
