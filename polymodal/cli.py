@@ -1,4 +1,4 @@
-"""The ``polymodal`` command: ``run``, ``chat``, ``batch``, ``eval``, ``models``, ``doctor``.
+"""The ``polymodal`` command: ``run``, ``chat``, ``batch``, ``serve``, ``eval``, ``models``, ``doctor``.
 
 The command line is an extra (``pip install 'polymodal[cli]'``: typer and rich). Without it,
 :func:`main` prints that install hint instead of crashing on an ImportError.

@@ -31,7 +31,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from polymodal.errors import ConfigurationError, PolymodalError
+from polymodal.errors import ConfigurationError, MissingDependencyError, PolymodalError
 
 app = typer.Typer(
     name="polymodal",
@@ -113,13 +113,13 @@ def _load_llm(spec: str | None, device: str | None) -> Any:
 
 
 def _agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
-           models: list[str] | None, debug: bool = False) -> Any:
+           models: list[str] | None, debug: bool = False, settings: Any = None) -> Any:
     from polymodal.profiles import build_agent
 
     notes: list[str] = []
     with err.status("loading tools…"):
         agent = build_agent(profile, _load_llm(llm, device), overrides=_overrides(models), config=config, device=device,
-                            notes=notes)
+                            notes=notes, settings=settings)
     for note in notes if debug else []:  # `polymodal models` shows the same facts as a table
         say(err, f"note: {note}", "dim")
     return agent
@@ -328,6 +328,48 @@ def models(
             table.add_row(*(Text(safe(cell)) for cell in row))
         out.print(table)
         say(out, "override a tool's model with --model TOOL=MODEL, POLYMODAL_MODEL_<TOOL>=MODEL or polymodal.toml")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port to listen on")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="POLYMODAL_API_KEY", help="required on every request when set (env POLYMODAL_API_KEY)",
+        show_default=False)] = None,
+    max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="turns answered at once")] = 4,
+    max_queue: Annotated[int, typer.Option("--max-queue", min=0, help="requests that may wait; past it, 429")] = 16,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="largest attachment, MB")] = 32.0,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="the web chat page at /")] = True,
+    preload: Annotated[bool, typer.Option("--preload/--no-preload", help="load every model at start-up")] = True,
+    profile: ProfileOpt = None,
+    config: ConfigOpt = None,
+    llm: LlmOpt = None,
+    device: DeviceOpt = None,
+    model: ModelOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve an OpenAI-compatible API at /v1 and a chat page at /, e.g. polymodal serve --profile offline"""
+    from polymodal.config import Settings
+    from polymodal.media import MediaLimits
+
+    with errors_as_lines(debug):
+        try:
+            import uvicorn
+
+            from polymodal.serving import ServeSettings, create_app
+        except ImportError as exc:
+            raise MissingDependencyError("polymodal serve", exc.name or "fastapi", "serve") from exc
+        limits = MediaLimits(max_bytes=int(max_upload_mb * 1024**2))
+        agent = _agent(profile, config, llm, device, model, debug, settings=Settings(limits=limits))
+        settings = ServeSettings(api_key=api_key or None, max_concurrency=max_concurrency, max_queue=max_queue,
+                                 max_request_bytes=max(64 * 1024**2, 2 * limits.max_bytes), ui=ui, preload=preload)
+        application = create_app(agent, settings)
+        where = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
+        say(err, f"polymodal: API at {where}/v1" + (f", chat page at {where}/" if ui else "") +
+            (" (API key required)" if api_key else ""))
+    uvicorn.run(application, host=host, port=port, log_level="debug" if debug else "info",
+                timeout_graceful_shutdown=30, ws="none")
 
 
 @app.command()

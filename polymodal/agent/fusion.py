@@ -29,7 +29,7 @@ from polymodal.prompts.bounds import ERROR_CHARS, clip, result_share
 from polymodal.redaction import redact
 from polymodal.transient import RetryPolicy, call_with_retry, is_transient
 
-__all__ = ["Fusion", "FusionOutcome", "template_answer"]
+__all__ = ["CitationFilter", "Fusion", "FusionOutcome", "keep_valid_citations", "template_answer"]
 
 # one id or a group: [s1], [s1, s9], [s1,s2], [s1; s2] (R4)
 _CITATION = re.compile(r"\s?\[\s*(s[0-9]{1,3}(?:\s*[,;]\s*s[0-9]{1,3})*)\s*\]", re.I)
@@ -224,3 +224,38 @@ def _sources(result: StepResult, attachments: Mapping[str, Attachment]) -> Itera
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item in attachments:
                 yield attachments[item].name
+
+
+class CitationFilter:
+    """Streams an answer with the citations :func:`keep_valid_citations` would remove already gone.
+
+    A streamed piece can end inside a citation (``"... loud [s"``), so whatever could still
+    become one (trailing whitespace, ``[``, ``[s12``) is held back until the next piece or
+    :meth:`finish` decides it. The pieces given out join to exactly
+    ``keep_valid_citations(whole_answer, results)``.
+
+    Args:
+        ok_steps: ids of the steps that ran successfully (their citations stay).
+    """
+
+    _PARTIAL = re.compile(r"\s?(?:\[(?:s[0-9]{0,3})?)?\Z")
+
+    def __init__(self, ok_steps: set[str]) -> None:
+        self.ok_steps = ok_steps
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        """Add a streamed piece; return the text that is now certain."""
+        self._pending += piece
+        match = self._PARTIAL.search(self._pending)
+        cut = match.start() if match else len(self._pending)
+        certain, self._pending = self._pending[:cut], self._pending[cut:]
+        return self._clean(certain)
+
+    def finish(self) -> str:
+        """The text still held back, once the stream has ended."""
+        rest, self._pending = self._pending, ""
+        return self._clean(rest)
+
+    def _clean(self, text: str) -> str:
+        return _CITATION.sub(lambda m: m.group(0) if m.group(1) in self.ok_steps else "", text)

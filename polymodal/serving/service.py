@@ -1,0 +1,247 @@
+"""The server's core, shared by the HTTP routes and the chat page: admit, run a turn, report it.
+
+Each turn runs on a worker thread (``max_concurrency`` of them) and on its own agent: a session's
+fork, or a fresh fork for a stateless request. Forks share the tools and the loaded models, so
+concurrent requests never wait behind one lock here; model calls that coincide are the tools
+layer's business (it bounds work per device and may batch it).
+
+:meth:`Service.start` returns a :class:`RunningTurn` as soon as the turn is admitted. Its
+``loaded`` future settles once the attachments are decoded and validated, which lets a
+streaming route still answer 413/422 with a proper status before it starts the event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from polymodal.agent import Agent, Reply, Turn
+from polymodal.agent.events import AgentEvent, Done
+from polymodal.media import Attachment
+from polymodal.serving.admission import Admission
+from polymodal.serving.artifacts import ArtifactStore
+from polymodal.serving.messages import LoadedTurn, TurnRequest, load_turn
+from polymodal.serving.protocol import ArtifactLink, PolymodalExtension, Timings
+from polymodal.serving.sessions import Session, SessionStore
+from polymodal.serving.settings import ServeSettings
+
+__all__ = ["RunningTurn", "Service", "TurnResult"]
+
+logger = logging.getLogger("polymodal.serving")
+
+
+@dataclass
+class TurnResult:
+    """A finished turn and what the response reports about it."""
+
+    reply: Reply
+    session: Session | None
+    artifacts: list[ArtifactLink]
+    timings: Timings
+
+    def extension(self) -> PolymodalExtension:
+        """The reply as the ``polymodal`` key of a response."""
+        reply = self.reply
+        return PolymodalExtension(
+            session_id=self.session.id if self.session else None,
+            planner=reply.planner,
+            fusion=reply.fusion,
+            llm_calls=reply.llm_calls,
+            plan=reply.plan.model_dump(mode="json"),
+            steps=[step.model_dump(mode="json") for step in reply.steps],
+            attachment_ids=list(reply.attachment_ids),
+            artifacts=self.artifacts,
+            timings=self.timings,
+            text=reply.text,
+        )
+
+
+class RunningTurn:
+    """A turn admitted and running: its events (when streamed), then its result."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.loaded: asyncio.Future[None] = loop.create_future()
+        """Settles when the attachments are validated (with their error, if any)."""
+        self.done: asyncio.Future[TurnResult] = loop.create_future()
+        for future in (self.loaded, self.done):  # a client that left never awaits them: no "never retrieved" noise
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def events(self) -> AsyncIterator[AgentEvent]:
+        """The turn's typed events as they happen (streamed turns only); ends when the turn ends."""
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    # -- called from the worker thread ---------------------------------------------------------
+
+    def _emit(self, event: AgentEvent) -> None:
+        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    def _settle(self, future: asyncio.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+        def settle() -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+        self._loop.call_soon_threadsafe(settle)
+
+    def _finish(self, result: TurnResult | None, error: BaseException | None) -> None:
+        self._settle(self.loaded, error=error)  # a no-op when the attachments were already fine
+        self._settle(self.done, result, error)
+        self._loop.call_soon_threadsafe(self._events.put_nowait, None)
+
+
+class Service:
+    """The agent behind a server: bounded admission, sessions, artifacts, readiness."""
+
+    def __init__(self, agent: Agent, settings: ServeSettings) -> None:
+        self.agent = agent
+        self.settings = settings
+        self.artifacts = ArtifactStore(max_bytes=settings.max_artifact_bytes, ttl=settings.session_ttl)
+        self.sessions = SessionStore(agent.fork, max_sessions=settings.max_sessions, ttl=settings.session_ttl,
+                                     max_bytes=settings.max_session_bytes, on_end=self.artifacts.drop_owner)
+        self.admission = Admission(settings.max_concurrency, settings.max_queue)
+        self.pool = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="polymodal-turn")
+        self.models: dict[str, str] = {}
+        """Per tool with a model: "loading", "ready" or "error: ..." (what ``/readyz`` reports)."""
+        self.warmed = threading.Event()
+        if not settings.preload:
+            self.warmed.set()
+
+    # -- readiness -----------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Load every tool's model once (run at start-up, on a thread); errors are kept, not raised."""
+        try:
+            for tool in self.agent.tools.values():
+                load = getattr(tool, "bundle", None)
+                if not callable(load):
+                    continue
+                self.models[tool.name] = "loading"
+                try:
+                    load()
+                    self.models[tool.name] = "ready"
+                except Exception as exc:  # reported by /readyz; the server stays up for the other tools
+                    self.models[tool.name] = f"error: {exc}"
+                    logger.warning("could not load the model of %s: %s", tool.name, exc)
+        finally:
+            self.warmed.set()
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether every model loaded, and the details."""
+        failed = {name: state for name, state in self.models.items() if state.startswith("error")}
+        ready = self.warmed.is_set() and not failed
+        return ready, {"ready": ready, "loading": not self.warmed.is_set(), "models": dict(self.models)}
+
+    def status(self) -> dict[str, int]:
+        """Load figures for ``/healthz``."""
+        return {"running": self.admission.running, "queued": self.admission.waiting, "sessions": len(self.sessions)}
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    async def start(self, request: TurnRequest, session: Session | None, *, stream: bool) -> RunningTurn:
+        """Admit a turn (429 when the queue is full) and start it on a worker thread."""
+        queued_at = time.perf_counter()
+        await self._admit(session)
+        loop = asyncio.get_running_loop()
+        running = RunningTurn(loop)
+        started = time.perf_counter()
+        queued = started - queued_at
+
+        def finished(_future: Any) -> None:  # on the loop, once the worker is done (even if nobody listens)
+            self._release(session, time.perf_counter() - started)
+
+        future = loop.run_in_executor(self.pool, self._work, request, session, stream, running, queued)
+        future.add_done_callback(finished)
+        return running
+
+    async def _admit(self, session: Session | None) -> None:
+        self.admission.reserve()
+        if session is not None:
+            session.busy += 1
+        locked = entering = False
+        try:
+            if session is not None:
+                await session.lock.acquire()
+                locked = True
+            entering = True
+            await self.admission.enter()
+        except BaseException:
+            if not entering:
+                self.admission.cancel()
+            if locked and session is not None:
+                session.lock.release()
+            if session is not None:
+                session.busy -= 1
+            raise
+
+    def _release(self, session: Session | None, seconds: float) -> None:
+        self.admission.leave(seconds)
+        if session is not None:
+            session.busy -= 1
+            session.last_used = self.sessions.clock()
+            session.lock.release()
+
+    def _work(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
+              queued: float) -> None:
+        result: TurnResult | None = None
+        error: BaseException | None = None
+        try:
+            result = self._turn(request, session, stream, running, queued)
+        except BaseException as exc:  # handed to whoever awaits the turn
+            error = exc
+        running._finish(result, error)
+
+    def _turn(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
+              queued: float) -> TurnResult:
+        started = time.perf_counter()
+        loaded = load_turn(request, self.agent.settings.limits)
+        running._settle(running.loaded)
+        decoded = time.perf_counter() - started
+        agent = session.agent if session is not None else self._stateless(loaded)
+        reply: Reply | None = None
+        if stream:
+            for event in agent.stream({"input": loaded.text, "attachments": loaded.attachments}):
+                running._emit(event)
+                if isinstance(event, Done):
+                    reply = event.reply
+            if reply is None:  # pragma: no cover - Agent.stream always ends with Done or raises
+                msg = "the agent's stream ended without a reply"
+                raise RuntimeError(msg)
+        else:
+            reply = agent.chat(loaded.text, loaded.attachments)
+        if session is not None:
+            self.sessions.trim(session)
+        owner = session.id if session is not None else None
+        links = [self._link(artifact, owner) for artifact in reply.artifacts]
+        total = queued + time.perf_counter() - started
+        timings = Timings(queued=queued, attachments=decoded, turn=reply.seconds, total=total)
+        return TurnResult(reply=reply, session=session, artifacts=links, timings=timings)
+
+    def _stateless(self, loaded: LoadedTurn) -> Agent:
+        """A fresh fork holding the history the messages carry (their media get ids, in order)."""
+        agent = self.agent.fork()
+        for text, attachments, reply in loaded.earlier:
+            ids = [agent.conversation.add(a).id or "" for a in attachments]
+            agent.conversation.turns.append(Turn(user=text, reply=reply, attachment_ids=ids))
+        return agent
+
+    def _link(self, artifact: Attachment, owner: str | None) -> ArtifactLink:
+        token = self.artifacts.put(artifact, owner)
+        return ArtifactLink(id=artifact.id or "", url=f"/v1/artifacts/{token}", kind=artifact.kind.value,
+                            mime_type=artifact.mime_type, size_bytes=artifact.size_bytes, width=artifact.width,
+                            height=artifact.height, duration=artifact.duration)
+
+    def close(self) -> None:
+        """Wait for turns still running (graceful shutdown), then stop the workers."""
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,123 @@
+"""Sessions: conversations the server remembers, each on its own copy of the agent.
+
+A session is an :meth:`Agent.fork` (same tools and loaded models, its own conversation), so one
+session's attachments are never visible to another. Its id is an unguessable token, which is what
+stops one client from naming another's session. The store is bounded three ways: how many
+sessions (the least recently used idle one ends to make room), how long an idle one lives, and
+how many attachment bytes one keeps (older attachments are released first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from polymodal.agent import Agent
+from polymodal.serving.errors import APIError
+
+__all__ = ["Session", "SessionStore"]
+
+
+@dataclass
+class Session:
+    """One remembered conversation."""
+
+    id: str
+    agent: Agent
+    last_used: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Turns of one conversation run one at a time, in the order they arrive."""
+    busy: int = 0
+    """Turns admitted and not finished: a busy session is never ended for room."""
+
+
+class SessionStore:
+    """Bounded sessions by id.
+
+    Args:
+        make_agent: a fresh agent for a new session (``agent.fork``).
+        max_sessions / ttl / max_bytes: the bounds (see :class:`~polymodal.serving.settings.ServeSettings`).
+        on_end: called with the id of every session that ends (its artifacts go with it).
+    """
+
+    def __init__(
+        self, make_agent: Callable[[], Agent], *, max_sessions: int, ttl: float, max_bytes: int,
+        on_end: Callable[[str], None] = lambda _id: None, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.make_agent = make_agent
+        self.max_sessions = max_sessions
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self.on_end = on_end
+        self.clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self) -> Session:
+        """A new session; ends the least recently used idle one when the store is full.
+
+        Raises:
+            APIError: 503 when every session is busy and none can end to make room.
+        """
+        self.sweep()
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                idle = [s for s in self._sessions.values() if not s.busy]
+                if not idle:
+                    msg = f"all {self.max_sessions} sessions are busy; try again shortly"
+                    raise APIError(503, msg, type="server_busy", code="too_many_sessions",
+                                   headers={"Retry-After": "5"})
+                self._end(min(idle, key=lambda s: s.last_used).id)
+            session = Session(id=f"sess_{secrets.token_urlsafe(18)}", agent=self.make_agent(), last_used=self.clock())
+            self._sessions[session.id] = session
+            return session
+
+    def get(self, session_id: str) -> Session:
+        """The live session ``session_id``, marked as used.
+
+        Raises:
+            APIError: 404 for an id that never existed, has ended or has expired.
+        """
+        self.sweep()
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                shown = session_id if len(session_id) <= 64 else session_id[:61] + "..."
+                msg = (f"unknown session {shown!r}: it never existed, was ended, or expired after "
+                       f"{self.ttl:g} s idle; POST /v1/sessions starts a new one")
+                raise APIError(404, msg, type="not_found_error", param="session_id", code="session_not_found")
+            session.last_used = self.clock()
+            return session
+
+    def end(self, session_id: str) -> bool:
+        """End a session now; False if there was none."""
+        with self._lock:
+            return self._end(session_id)
+
+    def sweep(self) -> None:
+        """End every idle session whose time to live has passed."""
+        now = self.clock()
+        with self._lock:
+            for session in list(self._sessions.values()):
+                if not session.busy and now - session.last_used > self.ttl:
+                    self._end(session.id)
+
+    def trim(self, session: Session) -> list[str]:
+        """Release what the session keeps beyond its bounds (after a turn); returns the released ids."""
+        agent = session.agent
+        return agent.conversation.release_older(agent.settings.recent_attachments, max_bytes=self.max_bytes)
+
+    def _end(self, session_id: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.agent.reset()
+        self.on_end(session_id)
+        return True
