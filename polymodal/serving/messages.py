@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from polymodal.errors import AttachmentError
 from polymodal.media import Attachment, MediaLimits
 from polymodal.serving.errors import APIError
 from polymodal.serving.protocol import AudioPart, ContentPart, FilePart, ImagePart, Message, TextPart
@@ -162,4 +163,7 @@ def _attach(ref: MediaRef, limits: MediaLimits) -> Attachment:
     if ref.path is None:
         return Attachment.from_content_block(ref.block, limits)
     roots = (Path(ref.root),) if ref.root else limits.allowed_roots
-    return Attachment.from_path(ref.path, limits.model_copy(update={"allowed_roots": roots}))
+    try:
+        return Attachment.from_path(ref.path, limits.model_copy(update={"allowed_roots": roots}))
+    except AttachmentError as exc:  # named as the user knows it, not by the server's upload path
+        raise type(exc)(ref.where, exc.problem) from exc
