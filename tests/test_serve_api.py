@@ -26,9 +26,9 @@ from PIL import Image
 from support.server import ServerThread
 
 from polymodal import Agent, Plan, Settings, Step, tool
-from polymodal.agent import PlanOutcome, PlanningRequest, validate_plan
-from polymodal.agent.fusion import CitationFilter, keep_valid_citations
+from polymodal.agent import PlanningRequest, PlanOutcome, validate_plan
 from polymodal.agent.executor import StepResult
+from polymodal.agent.fusion import CitationFilter, keep_valid_citations
 from polymodal.media import MediaLimits
 from polymodal.serving import SESSION_HEADER, ServeSettings, create_app
 from polymodal.tools import Captioner, ImageGenerator
@@ -245,7 +245,7 @@ def test_readyz_reports_a_model_that_cannot_load(tmp_path):
     agent = Agent(tools=[Captioner(model=str(tmp_path / "missing-model"))])
     with ServerThread(create_app(agent, ServeSettings(ui=False))) as running:
         deadline = time.monotonic() + 30
-        while (ready := httpx.get(running.url + "/readyz").json())["loading"] and time.monotonic() < deadline:
+        while httpx.get(running.url + "/readyz").json()["loading"] and time.monotonic() < deadline:
             time.sleep(0.05)
         response = httpx.get(running.url + "/readyz")
         assert response.status_code == 503 and "missing-model" in response.json()["models"]["captioner"]

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -100,7 +99,8 @@ def test_an_error_is_shown_as_a_readable_message(server, browser, tmp_path):
     page.locator("#ask textarea").fill("what is this?")
     page.keyboard.press("Enter")
     page.get_by_text("looks like text", exact=False).wait_for(timeout=30_000)
-    assert "Error: notes.png: not a supported image, audio or video file (looks like text)" in page.locator("#chat").inner_text()
+    shown = page.locator("#chat").inner_text()
+    assert "Error: notes.png: not a supported image, audio or video file (looks like text)" in shown
     page.close()
 
 
