@@ -271,12 +271,19 @@ def test_40_concurrent_requests_with_a_queue_of_8_get_429s_and_every_accepted_on
     settings = ServeSettings(ui=False, max_concurrency=2, max_queue=8, preload=False)
     with ServerThread(create_app(napping_agent(1.0), settings)) as running:
 
+        seen_running: set[int] = set()
+
         async def burst() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
                 body = {"model": "polymodal", "messages": ask("rest")}
-                return await asyncio.gather(*(http.post("/v1/chat/completions", json=body) for _ in range(40)))
+                requests = asyncio.gather(*(http.post("/v1/chat/completions", json=body) for _ in range(40)))
+                while not requests.done():  # watch the server work: turns run side by side, never more than 2
+                    seen_running.add((await http.get("/healthz")).json()["running"])
+                    await asyncio.sleep(0.05)
+                return await requests
 
         responses = asyncio.run(burst())
+        assert max(seen_running) == 2, seen_running
         statuses = sorted(r.status_code for r in responses)
         assert set(statuses) == {200, 429}, statuses
         accepted = [r for r in responses if r.status_code == 200]

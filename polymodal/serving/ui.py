@@ -83,6 +83,7 @@ def build_ui(service: Service) -> gr.Blocks:
         box.submit(respond, [box, chatbot, session], [chatbot, box, session], concurrency_limit=None,
                    api_name="chat")
         new.click(reset, [session], [chatbot, box, session], concurrency_limit=None, api_name="new_conversation")
+        chatbot.clear(reset, [session], [chatbot, box, session], api_visibility="private")  # the bin icon
     page.queue(default_concurrency_limit=None)
     return page
 
