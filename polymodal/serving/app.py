@@ -59,6 +59,7 @@ logger = logging.getLogger("polymodal.serving")
 
 SESSION_HEADER = "X-Polymodal-Session"
 _PROTECTED = ("/v1", "/healthz", "/readyz")
+_PARSE_INLINE = 256 * 1024  # bodies up to this size are parsed on the event loop (a thread hop costs more)
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
@@ -164,7 +165,9 @@ def _add_routes(app: FastAPI, service: Service) -> None:
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> Response:
-        body = _validated(ChatCompletionRequest, _json(await _read_body(request, settings.max_request_bytes)))
+        raw = await _read_body(request, settings.max_request_bytes)
+        # Parsing megabytes of base64 JSON takes a while: off the event loop, so other requests go on.
+        body = await asyncio.to_thread(_parse, raw) if len(raw) > _PARSE_INLINE else _parse(raw)
         _check_supported(body, settings)
         session_id = body.session_id or request.headers.get(SESSION_HEADER)
         session = service.sessions.get(session_id) if session_id else None
@@ -227,6 +230,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> ChatCompletionRequest:
+    parsed: ChatCompletionRequest = _validated(ChatCompletionRequest, _json(raw))
+    return parsed
 
 
 def _json(body: bytes) -> Any:
