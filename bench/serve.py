@@ -8,7 +8,9 @@ passed through as the answer) answers the same request both ways:
   to a real uvicorn server in a separate process (``--max-concurrency c``), the way a user runs it.
 
 Every answer of both ways is checked equal to the first direct answer. Printed per concurrency:
-requests per second, p50 and p95 latency, and the p50 difference (HTTP minus direct).
+requests per second, p50 and p95 latency, the p50 difference (HTTP minus direct), and what a
+request spends outside its turn (client latency minus the turn time the server reports: HTTP,
+JSON, base64, queueing and thread hops), which is the overhead itself, whatever the model costs.
 
     python bench/serve.py [--requests 64] [--rounds 4]
 """
@@ -132,9 +134,11 @@ def main() -> None:
         process, url = http_server(blip, level)
         clients: list[httpx.Client] = []
         try:
+            outside: list[float] = []
             sides = {"direct": lambda: agent.fork().chat("describe this photo", [image]).text,
-                     "http": _http_caller(url, body, clients)}
+                     "http": _http_caller(url, body, clients, outside)}
             sides["http"]()  # warm: the connection and the server's first request
+            outside.clear()
             latencies: dict[str, list[float]] = {side: [] for side in sides}
             walls = dict.fromkeys(sides, 0.0)
             for _ in range(args.rounds):  # interleaved, so drift in the machine's load hits both sides
@@ -147,7 +151,8 @@ def main() -> None:
                 print(f"{level:>11} {side:>6} {len(times) / walls[side]:8.1f} {p(times, 50) * 1000:8.1f} "
                       f"{p(times, 95) * 1000:8.1f}")
             added = p(latencies["http"], 50) - p(latencies["direct"], 50)
-            print(f"{'':>11} HTTP adds {1000 * added:+.1f} ms at p50")
+            print(f"{'':>11} HTTP adds {1000 * added:+.1f} ms at p50; per request, outside the turn itself: "
+                  f"p50 {1000 * p(outside, 50):.1f} ms, p95 {1000 * p(outside, 95):.1f} ms")
         finally:
             for client in clients:
                 client.close()
@@ -155,8 +160,14 @@ def main() -> None:
             process.wait(30)
 
 
-def _http_caller(url: str, body: dict[str, object], clients: list[Any]) -> Callable[[], str]:
-    """POST the request with one keep-alive connection per client thread; return the answer."""
+def _http_caller(url: str, body: dict[str, object], clients: list[Any],
+                 outside: list[float]) -> Callable[[], str]:
+    """POST the request with one keep-alive connection per client thread; return the answer.
+
+    ``outside`` gets, per request, the client's latency minus the turn's time inside the server
+    (``polymodal.timings.turn``, the same ``agent.chat`` work the direct side times): what HTTP,
+    JSON, base64, queueing and the thread hops cost.
+    """
     import httpx
 
     local = threading.local()
@@ -165,11 +176,16 @@ def _http_caller(url: str, body: dict[str, object], clients: list[Any]) -> Calla
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=url, timeout=120)
             clients.append(local.client)
+        started = time.perf_counter()
         response = local.client.post("/v1/chat/completions", json=body)
+        elapsed = time.perf_counter() - started
         response.raise_for_status()
-        return str(response.json()["choices"][0]["message"]["content"])
+        data = response.json()
+        outside.append(elapsed - data["polymodal"]["timings"]["turn"])
+        return str(data["choices"][0]["message"]["content"])
 
     return call
+
 
 if __name__ == "__main__":
     main()
