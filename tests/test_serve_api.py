@@ -349,6 +349,8 @@ def test_streamed_answer_tokens_join_to_the_final_text_with_bad_citations_remove
     ["It is red", " [", "s1", "] and", " [s", "9]", " loud [s1]."],
     ["a [s2]", "[s1]", " ", " [s3] b", " [s12", "34]"],
     ["[s9] starts", " and ends [s9]"],
+    ["grouped [s1,", " s9]", " and [S9; ", "s1 ] and [s9 ,s", "8] end"],
+    ["a [", "x] b [s1", "0] c"],
 ])
 def test_citation_filter_streams_exactly_what_the_whole_text_becomes(pieces):
     ok = {"s1"}

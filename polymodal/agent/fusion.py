@@ -93,7 +93,8 @@ class Fusion:
         if self.llm is None:
             return FusionOutcome(text=template_answer(results, attachments), llm_calls=0, mode="template")
         try:
-            text, calls = self._write(request, results, attachments, history, config, on_token, images)
+            text, calls = self._write(request, results, attachments, history, config, on_token, images,
+                                      released_attachments)
         except Exception as exc:  # noqa: BLE001 - any writer failure: the tools' outputs are still the answer
             return self._fallback(exc, results, attachments)
         return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=calls, mode="llm")
@@ -107,6 +108,7 @@ class Fusion:
         config: RunnableConfig | None,
         on_token: Callable[[str], None] | None,
         images: Sequence[Attachment],
+        released_attachments: int = 0,
     ) -> tuple[str, int]:
         """The writer model's answer and the calls it took; transient failures retried (T6).
 
@@ -189,7 +191,11 @@ def keep_valid_citations(text: str, results: Sequence[StepResult]) -> str:
     keeps only its ids of steps that succeeded, written ``[s1, s2]``; a group with none left is
     removed with the space before it. Ids are compared in lower case (``[S1]`` cites ``s1``).
     """
-    ok = {r.id for r in results if r.ok}
+    return _clean_citations(text, {r.id for r in results if r.ok})
+
+
+def _clean_citations(text: str, ok: set[str]) -> str:
+    """:func:`keep_valid_citations` given the ids of the steps that succeeded."""
 
     def keep(match: re.Match[str]) -> str:
         cited = [i.lower() for i in _CITED_ID.findall(match.group(1))]
@@ -229,16 +235,16 @@ def _sources(result: StepResult, attachments: Mapping[str, Attachment]) -> Itera
 class CitationFilter:
     """Streams an answer with the citations :func:`keep_valid_citations` would remove already gone.
 
-    A streamed piece can end inside a citation (``"... loud [s"``), so whatever could still
-    become one (trailing whitespace, ``[``, ``[s12``) is held back until the next piece or
-    :meth:`finish` decides it. The pieces given out join to exactly
-    ``keep_valid_citations(whole_answer, results)``.
+    A streamed piece can end inside a citation (``"... loud [s"``, ``"[s1, s"``), so whatever could
+    still become one (trailing whitespace, an open ``[`` followed only by ids, commas and spaces) is
+    held back until the next piece or :meth:`finish` decides it. The pieces given out join to
+    exactly ``keep_valid_citations(whole_answer, results)``.
 
     Args:
         ok_steps: ids of the steps that ran successfully (their citations stay).
     """
 
-    _PARTIAL = re.compile(r"\s?(?:\[(?:s[0-9]{0,3})?)?\Z")
+    _PARTIAL = re.compile(r"(?:\s?\[[sS0-9,;\s]{0,200}|\s)\Z")
 
     def __init__(self, ok_steps: set[str]) -> None:
         self.ok_steps = ok_steps
@@ -258,4 +264,4 @@ class CitationFilter:
         return self._clean(rest)
 
     def _clean(self, text: str) -> str:
-        return _CITATION.sub(lambda m: m.group(0) if m.group(1) in self.ok_steps else "", text)
+        return _clean_citations(text, self.ok_steps)
