@@ -7,6 +7,8 @@ to the process, not to one agent: every agent in a process shares the same loade
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.media import DEFAULT_LIMITS, MediaLimits
@@ -41,3 +43,7 @@ class Settings(BaseModel):
     """Earlier attachments a turn can still use, most recently used first, besides its own new ones.
     Older ones are released (the conversation drops them and their bytes) and prompts only count
     them, so a long conversation does not get slower or bigger with every turn."""
+    host: Literal["inprocess", "process", "ray"] | None = None
+    """Where model work runs (see :mod:`polymodal.hosts`): in this process, in worker processes that a
+    timeout can kill, or in Ray actors. None: ``POLYMODAL_HOST``, else in-process. A tool's own
+    ``host=`` wins over this."""

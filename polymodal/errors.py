@@ -45,6 +45,18 @@ __all__ = [
 class PolymodalError(Exception):
     """Base of every error polymodal raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable whatever the subclass's __init__ takes: errors cross into and out of worker
+        # processes and Ray actors (polymodal.hosts) and must come back as the same typed error.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[PolymodalError], args: tuple[Any, ...], state: dict[str, Any]) -> PolymodalError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class AttachmentError(PolymodalError):
     """An attachment cannot be used: unreadable, unsupported, corrupt, or outside allowed roots.

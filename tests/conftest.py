@@ -77,3 +77,17 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 def media(tmp_path: Path) -> MediaFactory:
     """Generated media files in this test's tmp_path: ``media.png()``, ``media.wav(seconds=2)``, ..."""
     return MediaFactory(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray instance for the whole session (2 CPUs, no dashboard); shut down at the end."""
+    ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+    if not ray.is_initialized():
+        # Workers import the test bed's helpers (support.*) by name, as the test process does; the
+        # node listens on loopback only.
+        path = os.pathsep.join([_TESTS_DIR, *filter(None, [os.environ.get("PYTHONPATH")])])
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield ray
+    ray.shutdown()

@@ -132,7 +132,7 @@ def test_a_caller_past_its_deadline_is_dropped_and_does_not_cancel_the_others():
     release = threading.Event()
     ran: list[list[int]] = []
 
-    def run(items: list[int]) -> list[int]:
+    def run(items: list[int], _deadline: float | None) -> list[int]:
         ran.append(list(items))
         if items == [0]:
             release.wait(5)  # the model is busy with an earlier call while the others queue

@@ -152,7 +152,8 @@ class Agent(Runnable[AgentInput, Reply]):
             self.planner = TieredPlanner(router, self.planner if llm is not None else None, DefaultPlanner())
         self.fusion = Fusion(fusion_llm or llm, retry=self.settings.llm_retry)
         self.executor = Executor(
-            self.tools, default_timeout=self.settings.step_timeout, max_parallel=self.settings.max_parallel
+            self.tools, default_timeout=self.settings.step_timeout, max_parallel=self.settings.max_parallel,
+            host=self.settings.host,
         )
         self.conversation = Conversation()
 

@@ -81,14 +81,17 @@ class Executor:
         tools: registered tools by name.
         default_timeout: seconds for a step whose tool sets no ``timeout`` (None: no limit).
         max_parallel: most steps running at once.
+        host: where model tools run their models (see :mod:`polymodal.hosts`); None: the default.
     """
 
     def __init__(
-        self, tools: Mapping[str, Tool], *, default_timeout: float | None = None, max_parallel: int = 4
+        self, tools: Mapping[str, Tool], *, default_timeout: float | None = None, max_parallel: int = 4,
+        host: str | None = None,
     ) -> None:
         self.tools = tools
         self.default_timeout = default_timeout
         self.max_parallel = max(1, max_parallel)
+        self.host = host
 
     def run(
         self,
@@ -213,7 +216,7 @@ class _Run:
         self._emit("step_started", result)
         deadline = self.running[step.id]
         ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id, progress=self._progress(step),
-                          deadline=None if deadline == float("inf") else deadline)
+                          deadline=None if deadline == float("inf") else deadline, host=self.ex.host)
         call = {"type": "tool_call", "name": tool.name, "args": result.args, "id": step.id}
         context = contextvars.copy_context()
 

@@ -98,6 +98,8 @@ class ToolContext:
     errors: list[BaseException] = field(default_factory=list)
     deadline: float | None = None
     """``time.monotonic()`` past which nobody waits for this step (a queued model call is dropped)."""
+    host: str | None = None
+    """Where model work runs for this request ("inprocess", "process", "ray"), unless the tool says."""
 
 
 _CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("polymodal_tool", default=None)
@@ -329,6 +331,14 @@ class ModelTool(Tool):
     """How long a call waits for others to share its forward (None: the tool's measured default).
     A lone call pays at most this; under load calls join the batch after the running one."""
 
+    host: str | None = None
+    """Where this tool's model runs: "inprocess", "process" or "ray" (None: the agent's
+    ``Settings.host``, else ``POLYMODAL_HOST``, else in-process). See :mod:`polymodal.hosts`."""
+    own_worker: bool = False
+    """With the process host: a worker process of this tool's own instead of its device's shared one."""
+    ray_actor_options: dict[str, Any] | None = None
+    """With the Ray host: the actor's resource request, e.g. ``{"num_gpus": 0.5, "num_cpus": 1}``."""
+
     coalesce_by_default: ClassVar[bool] = True
     default_max_wait_ms: ClassVar[float] = 50.0
     """Measured with bench/throughput.py: under load, eight concurrent jobs take tens of ms to reach a
@@ -370,12 +380,13 @@ class ModelTool(Tool):
         With micro-batching on (the default for tools whose model gains from batches), the prepared
         items join concurrent callers' items in shared batched calls (:mod:`polymodal.tools.batching`).
         """
+        host = self.host_name()
         if not self.coalesces():
             prepared = self.prepare(inputs)
-            return self.run_prepared(prepared) if prepared else []
+            return self.run_prepared(prepared, host=host, deadline=current_deadline()) if prepared else []
         from polymodal.tools.batching import batcher_for
 
-        batcher = batcher_for(self)
+        batcher = batcher_for(self, host)
         with batcher.caller():  # the batcher waits for this call while its inputs are prepared
             prepared = self.prepare(inputs)
             if not prepared:
@@ -383,8 +394,29 @@ class ModelTool(Tool):
             groups = [self.batch_group(p) for p in prepared]
             return batcher.submit(prepared, groups=groups, deadline=current_deadline())
 
-    def run_prepared(self, prepared: list[Any]) -> list[ToolOutput]:
-        """Load (once, through the cache) and run prepared items in chunks of ``batch_size``."""
+    def host_name(self) -> str:
+        """Where this call's model work runs: the tool's ``host``, else the request's, else the process default."""
+        if self.host:
+            return self.host
+        ctx = current_context()
+        if ctx is not None and ctx.host:
+            return ctx.host
+        from polymodal.hosts import default_host
+
+        return default_host()
+
+    def run_prepared(self, prepared: list[Any], *, host: str | None = None, deadline: float | None = None
+                     ) -> list[ToolOutput]:
+        """Run prepared items on ``host`` (where the model lives), giving up past ``deadline``."""
+        from polymodal.hosts import host_named
+
+        return host_named(host or self.host_name()).run(self, prepared, deadline)
+
+    def run_here(self, prepared: list[Any]) -> list[ToolOutput]:
+        """Load (once, through this process's cache) and run prepared items in chunks of ``batch_size``.
+
+        What every host ends up calling, in whichever process holds the model.
+        """
         bundle = self.bundle()
         outputs: list[ToolOutput] = []
         for chunk in _chunks(prepared, max(1, self.batch_size)):
@@ -443,7 +475,7 @@ class ModelTool(Tool):
 
 
 # Fields every tool has (LangChain's and Tool's own): they never change what a model computes.
-_BASE_FIELDS = frozenset(Tool.model_fields) | {"micro_batching"}
+_BASE_FIELDS = frozenset(Tool.model_fields) | {"micro_batching", "host"}
 
 
 @functools.cache

@@ -46,7 +46,8 @@ __all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batch
 
 logger = logging.getLogger(__name__)
 
-RunBatch = Callable[[list[Any]], list[Any]]
+RunBatch = Callable[[list[Any], float | None], list[Any]]
+"""Runs prepared items in one call; the second argument is the deadline of the batch's last waiter."""
 
 
 class _Turn:
@@ -58,6 +59,8 @@ class _Turn:
 _TURNS: set[_Turn] = set()
 _TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("polymodal_turn", default=None)
 _TURNS_LOCK = threading.Lock()
+# Set while a direct call (no agent turn) prepares its inputs for a batcher; cleared when it submits.
+_PREPARING: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("polymodal_preparing", default=None)
 
 
 @contextlib.contextmanager
@@ -180,17 +183,26 @@ class MicroBatcher:
         A call inside an agent turn is already known through the turn; a direct call (no agent)
         is counted here.
         """
-        anonymous = _TURN.get() is None
-        if anonymous:
-            with self._cond:
-                self._anonymous += 1
+        if _TURN.get() is not None:
+            yield
+            return
+        preparing = [True]  # until this call submits (or fails first)
+        token = _PREPARING.set(preparing)
+        with self._cond:
+            self._anonymous += 1
         try:
             yield
         finally:
-            if anonymous:
-                with self._cond:
-                    self._anonymous -= 1
-                    self._cond.notify()
+            _PREPARING.reset(token)
+            self._arrived(preparing)
+
+    def _arrived(self, preparing: list[bool] | None) -> None:
+        """A direct call stopped preparing (it submitted, or failed before): nothing more to wait for."""
+        if preparing and preparing[0]:
+            preparing[0] = False
+            with self._cond:
+                self._anonymous -= 1
+                self._cond.notify()
 
     def turn_ended(self, turn: _Turn) -> None:
         """Forget a finished turn; a batch waiting for it need not wait any longer."""
@@ -221,6 +233,7 @@ class MicroBatcher:
         request = _Request(len(items), deadline)
         keys = list(groups) if groups is not None else [None] * len(items)
         turn = _TURN.get()
+        self._arrived(_PREPARING.get())
         with self._cond:
             if turn is not None:
                 self._served.add(turn)
@@ -299,13 +312,15 @@ class MicroBatcher:
 
     def _call(self, items: list[_Item], requests: list[_Request]) -> list[Any]:
         values = [item.value for item in items]
+        deadlines = [r.deadline for r in requests]
+        deadline = None if any(d is None for d in deadlines) else max(d for d in deadlines if d is not None)
         self.stats.calls += 1
         self.stats.items += len(values)
         self.stats.largest = max(self.stats.largest, len(values))
         if self._fan_out is None:
-            outputs = self._run(values)
+            outputs = self._run(values, deadline)
         else:
-            outputs = self._fan_out([r.context for r in requests], lambda: self._run(values))
+            outputs = self._fan_out([r.context for r in requests], lambda: self._run(values, deadline))
         if len(outputs) != len(values):
             msg = f"{self.name}: a batch of {len(values)} gave {len(outputs)} outputs"
             raise RuntimeError(msg)
@@ -330,16 +345,25 @@ _BATCHERS: dict[str, MicroBatcher] = {}
 _BATCHERS_LOCK = threading.Lock()
 
 
-def batcher_for(tool: ModelTool) -> MicroBatcher:
-    """The process-wide batcher of ``tool``'s configuration (tools with equal signatures share one)."""
+def batcher_for(tool: ModelTool, host: str | None = None) -> MicroBatcher:
+    """The process-wide batcher of ``tool``'s configuration on ``host`` (equal signatures share one).
+
+    The batcher sits in front of the host: calls are coalesced here, then each batch goes to
+    wherever the model lives (:mod:`polymodal.hosts`).
+    """
     from polymodal.tools.base import fan_out_progress
 
-    key = tool.batch_signature()
+    host = host or tool.host_name()
+    key = f"{host}|{tool.batch_signature()}"
     with _BATCHERS_LOCK:
         batcher = _BATCHERS.get(key)
         if batcher is None:
             wait = tool.max_wait_ms if tool.max_wait_ms is not None else tool.default_max_wait_ms
-            batcher = MicroBatcher(tool.run_prepared, max_batch=tool.batch_size, max_wait_ms=wait,
+
+            def run(items: list[Any], deadline: float | None, tool: ModelTool = tool) -> list[Any]:
+                return tool.run_prepared(items, host=host, deadline=deadline)
+
+            batcher = MicroBatcher(run, max_batch=tool.batch_size, max_wait_ms=wait,
                                    name=tool.name, on_progress=fan_out_progress)
             _BATCHERS[key] = batcher
         return batcher

@@ -1,0 +1,120 @@
+"""The Ray host: each tool configuration's model lives in a Ray actor, placed by Ray over a cluster.
+
+One actor per tool configuration (class, model, settings), created on first use with the tool's
+``ray_actor_options`` (``{"num_gpus": 0.5}``: Ray's resources are logical, so fitting models into
+GPU memory stays the model cache's job inside the actor). The actor loads the model once and runs
+every batch the micro-batcher sends it. Ray is reached with ``ray.init()`` — the cluster named by
+``RAY_ADDRESS``, or a new local one — unless the program initialised Ray itself.
+
+- A call past its deadline kills the actor (``ray.kill``) and raises ``ToolTimeout``; the next call
+  gets a fresh actor.
+- A dead actor (its process crashed, its node went away) is replaced and the call retried once;
+  a second death is a ``ToolError`` naming the tool.
+- Errors raised inside the actor come back as the same typed polymodal errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from polymodal.errors import MissingDependencyError, PolymodalError, ToolError, ToolTimeout
+
+__all__ = ["RayHost", "ensure_ray", "import_ray"]
+
+logger = logging.getLogger(__name__)
+
+
+def import_ray(feature: str = "the ray host") -> Any:
+    """``import ray``, or a MissingDependencyError naming the extra that brings it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError(feature, "ray", "ray") from exc
+    return ray
+
+
+def ensure_ray(address: str | None = None) -> Any:
+    """Ray, initialised: already by the program, else at ``address`` / ``RAY_ADDRESS``, else a local one."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        target = address or os.environ.get("RAY_ADDRESS") or None
+        local = {} if target else {"_node_ip_address": "127.0.0.1"}  # a local instance listens on loopback only
+        ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+    return ray
+
+
+class _ModelActor:
+    """Holds one tool (and, once used, its model) inside a Ray worker."""
+
+    def __init__(self, tool: Any) -> None:
+        self.tool = tool
+
+    def run(self, prepared: list[Any]) -> list[Any]:
+        return list(self.tool.run_here(prepared))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayHost:
+    """Runs model steps in Ray actors, one per tool configuration."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._actors: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def run(self, tool: Any, prepared: list[Any], deadline: float | None) -> list[Any]:
+        ray = ensure_ray()
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+        for attempt in (1, 2):
+            actor = self.actor_for(tool)
+            ref = actor.run.remote(prepared)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            started = time.monotonic()
+            try:
+                return list(ray.get(ref, timeout=left))
+            except GetTimeoutError:
+                self._forget(tool, kill=True)
+                raise ToolTimeout(tool.name, time.monotonic() - started) from None
+            except RayActorError as exc:
+                self._forget(tool, kill=False)
+                if attempt == 2:
+                    msg = f"its Ray actor died twice running {getattr(tool, 'model', tool.name)} ({exc})"
+                    raise ToolError(tool.name, msg) from exc
+                logger.warning("the Ray actor of %s died; retrying once on a new one", tool.name)
+            except RayTaskError as exc:
+                cause = exc.cause
+                if isinstance(cause, PolymodalError):
+                    raise cause from None
+                raise ToolError(tool.name, f"{type(cause).__name__}: {cause}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def actor_for(self, tool: Any) -> Any:
+        """The live actor of ``tool``'s configuration, created (with its resource request) on first use."""
+        ray = ensure_ray()
+        key = tool.batch_signature()
+        with self._lock:
+            actor = self._actors.get(key)
+            if actor is None:
+                options = {"max_restarts": 0, **(getattr(tool, "ray_actor_options", None) or {})}
+                actor_class = ray.remote(**options)(_ModelActor)
+                actor = actor_class.remote(tool.model_copy(update={"callbacks": None}))
+                self._actors[key] = actor
+            return actor
+
+    def _forget(self, tool: Any, *, kill: bool) -> None:
+        with self._lock:
+            actor = self._actors.pop(tool.batch_signature(), None)
+        if actor is not None and kill:
+            ray = import_ray()
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - already dead is fine
+                logger.debug("ray.kill of a timed-out actor failed", exc_info=True)
