@@ -31,7 +31,7 @@ from polymodal.media import Attachment
 if TYPE_CHECKING:
     from polymodal.agent import Agent, Reply
 
-__all__ = ["BatchSummary", "Job", "completed_ids", "read_jobs", "reply_record", "run_batch"]
+__all__ = ["BatchSummary", "Job", "RayOptions", "completed_ids", "read_jobs", "reply_record", "run_batch", "run_one"]
 
 
 class Job(BaseModel):
@@ -50,6 +50,20 @@ class BadLine:
 
     id: str
     error: str
+
+
+@dataclass
+class RayOptions:
+    """Run a batch on Ray (``polymodal batch --ray``): where, with how many actors, building which agent."""
+
+    agent_factory: Callable[[], Agent]
+    """Builds the agent inside each actor; must pickle (a module-level function, or a partial of one)."""
+    address: str | None = None
+    """``auto``, ``ray://head:10001``, ...; None or "local": ``RAY_ADDRESS``, else a new local instance."""
+    actors: int | None = None
+    """Actors sharing the jobs (default: one per two CPUs of the cluster)."""
+    actor_options: dict[str, Any] | None = None
+    """Each actor's Ray resource request, e.g. ``{"num_gpus": 1}``."""
 
 
 @dataclass
@@ -274,6 +288,7 @@ def run_batch(
     on_start: Callable[[BatchSummary], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
     on_interrupt: Callable[[int], None] | None = None,
+    ray: RayOptions | None = None,
 ) -> BatchSummary:
     """Run every job not yet in ``output``, up to ``concurrency`` at once (models load once for all).
 
@@ -290,6 +305,8 @@ def run_batch(
         on_done: called with each record as it is written.
         on_interrupt: called on Ctrl-C with the number of jobs in flight, which are still waited
             for and written (a second Ctrl-C stops at once).
+        ray: run the jobs in Ray actors over a cluster instead of threads here (see
+            :mod:`polymodal.ray_batch`); each actor builds its own agent with ``ray.agent_factory``.
     """
     entries = list(read_jobs(jobs_path))
     recorded = recorded_results(output)
@@ -301,7 +318,7 @@ def run_batch(
     output.parent.mkdir(parents=True, exist_ok=True)
 
     def run(entry: Job | BadLine) -> dict[str, Any]:
-        return _run_one(agent.fork(), entry, jobs_path.parent, files_dir)
+        return run_one(agent.fork(), entry, jobs_path.parent, files_dir)
 
     def record(fh: IO[str], result: dict[str, Any]) -> None:
         append_line(fh, result)
@@ -313,7 +330,15 @@ def run_batch(
         if on_done is not None:
             on_done(result)
 
-    pool = JobPool(pending, run, concurrency)
+    pool: JobPool | Any
+    if ray is not None:
+        from polymodal.ray_batch import RayJobPool
+
+        pool = RayJobPool(pending, ray.agent_factory, base=jobs_path.parent, files_dir=files_dir,
+                          concurrency=concurrency, actors=ray.actors, address=ray.address,
+                          actor_options=ray.actor_options)
+    else:
+        pool = JobPool(pending, run, concurrency)
     with open(output, "a", encoding="utf-8") as fh:
         try:
             for result in pool:
@@ -325,6 +350,8 @@ def run_batch(
             for result in pool.drain():
                 record(fh, result)
             raise
+        finally:
+            pool.close()
     return summary
 
 
@@ -373,6 +400,9 @@ class JobPool:
         """Jobs started or queued whose results have not been handed out yet."""
         return self._remaining
 
+    def close(self) -> None:
+        """Nothing to release: the worker threads end when the jobs do."""
+
     def stop(self) -> None:
         """Start no more jobs (the ones in flight go on)."""
         while True:
@@ -395,7 +425,8 @@ class JobPool:
             yield record
 
 
-def _run_one(agent: Agent, entry: Job | BadLine, base: Path, files_dir: Path | None) -> dict[str, Any]:
+def run_one(agent: Agent, entry: Job | BadLine, base: Path, files_dir: Path | None) -> dict[str, Any]:
+    """One job's result record (a failure is a record too; nothing a job does escapes)."""
     if isinstance(entry, BadLine):
         return {"id": entry.id, "ok": False, "error": entry.error, "error_type": "ConfigurationError"}
     try:

@@ -239,6 +239,7 @@ class Tool(BaseTool):
         from langchain_core.tools.base import _format_output, _handle_tool_error, _handle_validation_error
 
         args = dict(call["args"])
+        content: Any
         artifact = None
         status = "success"
         try:
