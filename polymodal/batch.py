@@ -278,7 +278,7 @@ def plan_batch(entries: list[Job | BadLine], recorded: Mapping[str, bool], *, re
 
 
 def run_batch(
-    agent: Agent,
+    agent: Agent | None,
     jobs_path: Path,
     output: Path,
     *,
@@ -306,7 +306,8 @@ def run_batch(
         on_interrupt: called on Ctrl-C with the number of jobs in flight, which are still waited
             for and written (a second Ctrl-C stops at once).
         ray: run the jobs in Ray actors over a cluster instead of threads here (see
-            :mod:`polymodal.ray_batch`); each actor builds its own agent with ``ray.agent_factory``.
+            :mod:`polymodal.ray_batch`); each actor builds its own agent with ``ray.agent_factory``
+            (``agent`` may then be None).
     """
     entries = list(read_jobs(jobs_path))
     recorded = recorded_results(output)
@@ -317,7 +318,12 @@ def run_batch(
         on_start(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
 
+    if agent is None and ray is None:
+        msg = "run_batch needs an agent, or ray=RayOptions(...) whose actors build their own"
+        raise ConfigurationError(msg)
+
     def run(entry: Job | BadLine) -> dict[str, Any]:
+        assert agent is not None
         return run_one(agent.fork(), entry, jobs_path.parent, files_dir)
 
     def record(fh: IO[str], result: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -31,11 +32,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("RapidOCR").setLevel(logging.WARNING)
     from polymodal.commands import app
 
+    args = _bare_ray(list(argv) if argv is not None else sys.argv[1:])
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="polymodal", standalone_mode=True)
+        app(args=args, prog_name="polymodal", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def _bare_ray(args: list[str]) -> list[str]:
+    """``--ray`` with no address after it means "RAY_ADDRESS, or a local instance" (typer has no optional values)."""
+    fixed: list[str] = []
+    for i, arg in enumerate(args):
+        fixed.append(arg)
+        if arg == "--ray":
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if not _looks_like_address(following):
+                fixed.append("local")
+    return fixed
+
+
+def _looks_like_address(text: str) -> bool:
+    return text in ("auto", "local") or "://" in text or bool(re.fullmatch(r"[\w.-]+:\d+", text))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,14 +112,20 @@ def _load_llm(spec: str | None, device: str | None) -> Any:
     return loader(spec, device=device)
 
 
-def _agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
-           models: list[str] | None, debug: bool = False, settings: Any = None) -> Any:
+def cli_agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
+              models: list[str] | None, notes: list[str] | None = None, settings: Any = None) -> Any:
+    """The agent the command-line options describe (also what each Ray actor of ``batch --ray`` builds)."""
     from polymodal.profiles import build_agent
 
+    return build_agent(profile, _load_llm(llm, device), overrides=_overrides(models), config=config, device=device,
+                       notes=notes, settings=settings)
+
+
+def _agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
+           models: list[str] | None, debug: bool = False, settings: Any = None) -> Any:
     notes: list[str] = []
     with err.status("loading tools…"):
-        agent = build_agent(profile, _load_llm(llm, device), overrides=_overrides(models), config=config, device=device,
-                            notes=notes, settings=settings)
+        agent = cli_agent(profile, config, llm, device, models, notes, settings)
     for note in notes if debug else []:  # `polymodal models` shows the same facts as a table
         say(err, f"note: {note}", "dim")
     return agent
@@ -244,6 +250,12 @@ def batch(
         "--concurrency", "-j", min=1, help="jobs run at once; their model calls share batches (1: in file order)")] = 4,
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="run again the jobs whose recorded result failed")] = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="spread the jobs over a Ray cluster: --ray alone uses RAY_ADDRESS or starts a local one; "
+             "or give its address (auto, ray://head:10001)")] = None,
+    ray_actors: Annotated[int | None, typer.Option(
+        "--ray-actors", min=1, help="with --ray: actors sharing the jobs (default: one per 2 cluster CPUs)")] = None,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -287,9 +299,18 @@ def batch(
             progress.console.print(Text(f"stopping: finishing {in_flight} job(s) in flight "
                                         "(Ctrl-C again to stop now; a re-run does them)", style="yellow"))
 
+        ray_options = None
+        if ray is not None:
+            import functools
+
+            from polymodal.batch import RayOptions
+
+            recipe = functools.partial(cli_agent, profile, config, llm, device, model)
+            ray_options = RayOptions(recipe, address=None if ray == "local" else ray, actors=ray_actors)
         with progress:
             summary = run_batch(agent, jobs, output, files_dir=files_dir, concurrency=concurrency,
-                                retry_failed=retry_failed, on_start=started, on_done=done, on_interrupt=interrupted)
+                                retry_failed=retry_failed, on_start=started, on_done=done, on_interrupt=interrupted,
+                                ray=ray_options)
         failed = _failed_in(output)
         say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
         if failed:

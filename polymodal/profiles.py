@@ -170,9 +170,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, A
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         msg = f"config file {str(candidate)!r} is not valid TOML: {exc}"
         raise ConfigurationError(msg) from exc
-    unknown = set(data) - {"profile", "tools", "router", "device"}
+    unknown = set(data) - {"profile", "tools", "router", "device", "host"}
     if unknown:
-        msg = f"config file {str(candidate)!r}: unknown keys {sorted(unknown)} (known: profile, tools, router, device)"
+        msg = (f"config file {str(candidate)!r}: unknown keys {sorted(unknown)} "
+               "(known: profile, tools, router, device, host)")
         raise ConfigurationError(msg)
     return data, candidate
 
@@ -399,7 +400,10 @@ def build_agent(
     from polymodal.agent import Agent
 
     selection = select(profile, overrides, config=config)
-    device = device or _config_device(selection)
+    device = device or _config_value(selection, "device")
+    host = _config_value(selection, "host")
+    if settings is None and host:  # `host = "process"` in the config file; Settings(host=...) wins
+        settings = _settings_with_host(host, selection.config_path)
     tools = build_tools(selection=selection, device=device, notes=notes)
     kwargs: dict[str, Any] = {"settings": settings}
     if "router" in inspect.signature(Agent.__init__).parameters:
@@ -409,9 +413,23 @@ def build_agent(
     return Agent(llm, tools, **kwargs)
 
 
-def _config_device(selection: Selection) -> str | None:
+def _settings_with_host(host: str, path: Path | None) -> Settings:
+    from pydantic import ValidationError
+
+    from polymodal.config import Settings
+    from polymodal.hosts import HOST_NAMES
+
+    try:
+        return Settings.model_validate({"host": host})
+    except ValidationError:
+        msg = f"config file {str(path)!r}: host = {host!r} is not one of {', '.join(HOST_NAMES)}"
+        raise ConfigurationError(msg) from None
+
+
+def _config_value(selection: Selection, key: str) -> str | None:
+    """A top-level setting of the selection's config file (``device``, ``host``), if it has one."""
     if selection.config_path is None:
         return None
     data, _ = load_config(selection.config_path)
-    device = data.get("device")
-    return str(device) if device else None
+    value = data.get(key)
+    return str(value) if value else None

@@ -42,7 +42,9 @@ def ensure_ray(address: str | None = None) -> Any:
     ray = import_ray()
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
-        local = {} if target else {"_node_ip_address": "127.0.0.1"}  # a local instance listens on loopback only
+        # A local instance listens on loopback only; a driver joining one on this machine must say so too.
+        on_loopback = target is None or target.split("://")[-1].startswith(("127.", "localhost"))
+        local = {"_node_ip_address": "127.0.0.1"} if on_loopback else {}
         ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
     return ray
 
