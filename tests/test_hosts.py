@@ -8,6 +8,7 @@ subprocesses; the Ray tests run on one local Ray instance started once per test 
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -125,3 +126,29 @@ def test_a_dead_ray_actor_is_replaced_and_the_call_retried(ray_local):
     ray_local.kill(host_named("ray").actor_for(faulty))  # type: ignore[attr-defined]
     second = faulty.execute(text="two")
     assert second.content.startswith("two from ") and second.artifact != first
+
+
+def test_without_ray_the_ray_host_and_batch_say_which_extra_to_install(monkeypatch, tmp_path):
+    from polymodal import MissingDependencyError
+    from polymodal.batch import RayOptions, run_batch
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when the extra is not installed
+    with pytest.raises(MissingDependencyError, match=r"polymodal\[ray\]"):
+        Faulty(host="ray").execute(text="hi")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "prompt": "hi"}\n')
+    with pytest.raises(MissingDependencyError, match=r"polymodal\[ray\]"):
+        run_batch(None, jobs, tmp_path / "out.jsonl", ray=RayOptions(lambda: None))
+
+
+def test_the_host_comes_from_the_config_file_and_a_wrong_one_is_named(tmp_path):
+    from polymodal import ConfigurationError
+    from polymodal.profiles import build_agent
+
+    config = tmp_path / "polymodal.toml"
+    config.write_text('host = "process"\n[tools.captioner]\nhost = "ray"\n')
+    agent = build_agent("default", config=config)
+    assert agent.settings.host == "process" and agent.tools["captioner"].host == "ray"
+    config.write_text('host = "gpu-farm"\n')
+    with pytest.raises(ConfigurationError, match="gpu-farm"):
+        build_agent("default", config=config)
