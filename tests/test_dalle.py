@@ -181,10 +181,12 @@ def test_redaction_catches_key_shapes():
 @pytest.mark.enable_socket
 def test_budget_and_agent_plan(fake_api):
     tool = dalle(fake_api, max_images=1)
-    plan = json.dumps({"steps": [{"id": "s1", "tool": "image_generator", "args": {"prompt": "a red fox"}}],
-                       "answer": "s1"})
-    reply = Agent(llm=ScriptedChatModel(responses=[plan]), tools=[tool]).chat("draw a red fox")
-    assert reply.steps[0].ok and [a.id for a in reply.artifacts] == ["image_1"]
+    plan = json.dumps({"steps": [{"id": "s1", "tool": "image_generator", "args": {"prompt": "a red fox"}},
+                                 {"id": "s2", "tool": "image_generator", "args": {"prompt": "a blue fox"}}]})
+    reply = Agent(llm=ScriptedChatModel(responses=[plan, "two foxes [s1]"]), tools=[tool]).chat("draw two foxes")
+    assert sorted(s.error_type or "ok" for s in reply.steps) == ["BudgetExceeded", "ok"]  # one image per request
+    assert [a.id for a in reply.artifacts] == ["image_1"]
+    tool.execute(prompt="a direct call")  # outside any request: counted on the instance
     with pytest.raises(BudgetExceeded):
         tool.execute(prompt="another")
-    assert len(fake_api.requests) == 1
+    assert len(fake_api.requests) == 2

@@ -192,6 +192,17 @@ def test_no_llm_draw_request_goes_to_the_generator(generator):
     assert reply.artifacts and reply.artifacts[0].id == "image_1"
 
 
+def test_R3_the_image_budget_counts_per_request_so_a_long_running_agent_keeps_generating(tiny_models):
+    generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=2, max_images=1)
+    agent = Agent(tools=[generator])
+    for i in range(3):  # a server or a batch run: each request may make its one image
+        reply = agent.fork().chat(f"draw an image of lighthouse number {i}")
+        assert reply.steps[0].ok, reply.steps[0].error
+    generator.execute(prompt="a direct call", **SMALL)  # outside any request: counted on the instance
+    with pytest.raises(BudgetExceeded):
+        generator.execute(prompt="one direct call too many", **SMALL)
+
+
 def test_budget_failure_is_a_recorded_step_error(tiny_models):
     generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=2, max_images=1)
     plan = json.dumps({"steps": [{"id": f"s{i}", "tool": "image_generator",

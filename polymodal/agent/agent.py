@@ -35,7 +35,7 @@ from polymodal.config import Settings
 from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool
-from polymodal.tools.batching import request_in_flight
+from polymodal.tools.turns import request_in_flight
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool

@@ -19,7 +19,7 @@ What callers keep, whatever they share a batch with:
 
 How long to wait for company: a batch goes as soon as it is full, or as soon as no call can still
 join it — no direct call is preparing its inputs, and every agent turn in flight in the process
-(:func:`request_in_flight`) has already called this model. So a lone request never waits, and
+(:func:`polymodal.tools.turns.request_in_flight`) has already called this model. So a lone request never waits, and
 eight concurrent jobs fill a batch of eight instead of trickling in as batches of two or three
 while the previous batch's callers write their results. ``max_wait_ms`` bounds the wait whatever
 the count says (a turn in flight may never call this model).
@@ -38,11 +38,12 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from polymodal.tools.turns import Turn, current_turn, on_turn_end, turns_in_flight
+
 if TYPE_CHECKING:
     from polymodal.tools.base import ModelTool
 
-__all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled", "request_in_flight",
-           "requests_in_flight"]
+__all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,45 +51,8 @@ RunBatch = Callable[[list[Any], float | None], list[Any]]
 """Runs prepared items in one call; the second argument is the deadline of the batch's last waiter."""
 
 
-class _Turn:
-    """One agent turn in flight (compared by identity)."""
-
-    __slots__ = ("__weakref__",)
-
-
-_TURNS: set[_Turn] = set()
-_TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("polymodal_turn", default=None)
-_TURNS_LOCK = threading.Lock()
 # Set while a direct call (no agent turn) prepares its inputs for a batcher; cleared when it submits.
 _PREPARING: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("polymodal_preparing", default=None)
-
-
-@contextlib.contextmanager
-def request_in_flight() -> Iterator[None]:
-    """Count an agent turn as in flight while the block runs (its steps' threads inherit it).
-
-    A batcher waits for company only from turns that can still bring some: turns in flight that
-    have not called its model yet. So a lone request runs at once, and eight concurrent jobs
-    fill a batch of eight instead of trickling in as batches of two or three.
-    """
-    turn = _Turn()
-    with _TURNS_LOCK:
-        _TURNS.add(turn)
-    token = _TURN.set(turn)
-    try:
-        yield
-    finally:
-        _TURN.reset(token)
-        with _TURNS_LOCK:
-            _TURNS.discard(turn)
-        for batcher in batchers().values():
-            batcher.turn_ended(turn)
-
-
-def requests_in_flight() -> int:
-    """Agent turns running in this process right now."""
-    with _TURNS_LOCK:
-        return len(_TURNS)
 
 
 def micro_batching_enabled() -> bool:
@@ -173,7 +137,7 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
         self._anonymous = 0
-        self._served: set[_Turn] = set()
+        self._served: set[Turn] = set()
         self.stats = BatchStats()
 
     @contextlib.contextmanager
@@ -183,7 +147,7 @@ class MicroBatcher:
         A call inside an agent turn is already known through the turn; a direct call (no agent)
         is counted here.
         """
-        if _TURN.get() is not None:
+        if current_turn() is not None:
             yield
             return
         preparing = [True]  # until this call submits (or fails first)
@@ -204,7 +168,7 @@ class MicroBatcher:
                 self._anonymous -= 1
                 self._cond.notify()
 
-    def turn_ended(self, turn: _Turn) -> None:
+    def turn_ended(self, turn: Turn) -> None:
         """Forget a finished turn; a batch waiting for it need not wait any longer."""
         with self._cond:
             self._served.discard(turn)
@@ -212,9 +176,7 @@ class MicroBatcher:
 
     def _joiners(self) -> int:
         """Calls that may still join: direct calls preparing, turns in flight that have not called yet."""
-        with _TURNS_LOCK:
-            unserved = len(_TURNS - self._served)
-        return self._anonymous + unserved
+        return self._anonymous + len(turns_in_flight() - self._served)
 
     def submit(
         self, items: Sequence[Any], *, groups: Sequence[Hashable] | None = None, deadline: float | None = None
@@ -232,7 +194,7 @@ class MicroBatcher:
             return []
         request = _Request(len(items), deadline)
         keys = list(groups) if groups is not None else [None] * len(items)
-        turn = _TURN.get()
+        turn = current_turn()
         self._arrived(_PREPARING.get())
         with self._cond:
             if turn is not None:
@@ -373,3 +335,11 @@ def batchers() -> dict[str, MicroBatcher]:
     """Every batcher made in this process, by tool signature (for stats and tests)."""
     with _BATCHERS_LOCK:
         return dict(_BATCHERS)
+
+
+def _turn_ended(turn: Turn) -> None:
+    for batcher in batchers().values():
+        batcher.turn_ended(turn)
+
+
+on_turn_end(_turn_ended)

@@ -1,6 +1,13 @@
-"""A per-tool cap on generated media (RELIABILITY R3): a plan can ask for many images, a GPU pays.
+"""A per-request cap on generated media (RELIABILITY R3): a plan can ask for many images, a GPU pays.
 
-A generator reserves its images *before* any work, so concurrent steps of one tool can never
+The cap counts per agent turn (one ``chat``, one batch job, one HTTP request: see
+:mod:`polymodal.tools.turns`), so no single request — however its plan came out — makes more than
+``max_images``, while a long-running agent (a server, a 10,000-job batch) keeps generating for its
+next requests. A call outside any agent turn (a LangChain agent calling the tool directly, in a
+loop of its own) counts against the tool instance for its lifetime, since there is no request to
+count against; ``reset()`` starts that count again.
+
+A generator reserves its images *before* any work, so concurrent steps of one request can never
 overshoot the cap together; images that were reserved but not produced (the call failed) are
 given back.
 """
@@ -8,10 +15,12 @@ given back.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from polymodal.errors import BudgetExceeded
+from polymodal.tools.turns import Turn, current_turn
 
 __all__ = ["GenerationBudget", "run_within_budget"]
 
@@ -20,29 +29,47 @@ R = TypeVar("R")
 
 
 class GenerationBudget:
-    """Counts what one tool instance generated against ``limit`` (None: no cap). Thread-safe."""
+    """Counts what one tool generated per request against ``limit`` (None: no cap). Thread-safe."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
-        self.used = 0
+        self._direct = 0
+        self._per_turn: weakref.WeakKeyDictionary[Turn, int] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def reserve(self, wanted: int) -> int:
-        """Reserve up to ``wanted`` items; return how many fit (0 when the budget is spent)."""
+    @property
+    def used(self) -> int:
+        """Items generated so far by the current request (outside any request: by direct calls)."""
+        turn = current_turn()
         with self._lock:
-            granted = wanted if self.limit is None else max(0, min(wanted, self.limit - self.used))
-            self.used += granted
+            return self._direct if turn is None else self._per_turn.get(turn, 0)
+
+    def reserve(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` items for the current request; return how many fit (0: spent)."""
+        turn = current_turn()
+        with self._lock:
+            used = self._direct if turn is None else self._per_turn.get(turn, 0)
+            granted = wanted if self.limit is None else max(0, min(wanted, self.limit - used))
+            self._count(turn, used + granted)
             return granted
 
     def reset(self) -> None:
-        """Start counting from zero again (e.g. per user session of a long-running agent)."""
+        """Start the count of direct calls (outside any agent turn) from zero again."""
         with self._lock:
-            self.used = 0
+            self._direct = 0
 
     def release(self, unused: int) -> None:
         """Give back reserved items that were not produced."""
+        turn = current_turn()
         with self._lock:
-            self.used = max(0, self.used - unused)
+            used = self._direct if turn is None else self._per_turn.get(turn, 0)
+            self._count(turn, max(0, used - unused))
+
+    def _count(self, turn: Turn | None, value: int) -> None:
+        if turn is None:
+            self._direct = value
+        else:
+            self._per_turn[turn] = value
 
 
 def run_within_budget(
