@@ -15,24 +15,27 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel, ConfigDict, Field
 
+from polymodal.agent.agent_tool import AgentTool
 from polymodal.agent.conversation import Conversation, Turn
-from polymodal.agent.executor import Executor, StepResult
+from polymodal.agent.events import AgentEvent, astream_in_thread, stream_in_thread
+from polymodal.agent.executor import EventHook, Executor, StepResult
 from polymodal.agent.fusion import Fusion
+from polymodal.agent.inputs import AgentRequest, parse_agent_input
 from polymodal.agent.missing import with_missing_note
-from polymodal.agent.plan import Plan
-from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, Tier
+from polymodal.agent.plan import validate_plan
+from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, PlanOutcome
+from polymodal.agent.reply import Reply
 from polymodal.agent.router import Router
 from polymodal.agent.tiers import TieredPlanner
 from polymodal.config import Settings
-from polymodal.errors import ConfigurationError
+from polymodal.errors import ConfigurationError, PlanningError, PlanValidationError
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool
 from polymodal.tools.turns import request_in_flight
@@ -40,66 +43,12 @@ from polymodal.tools.turns import request_in_flight
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-    from polymodal.agent.events import AgentEvent
-    from polymodal.integrations.langchain import AgentRequest
-
 __all__ = ["Agent", "AgentInput", "Reply"]
 
 AttachmentLike = Any  # a path, bytes, a PIL image, (samples, rate), a content block, or an Attachment
-EventHook = Callable[[str, Any], None]
 AgentInput = Any
 """A string; a dict ``{"input": text, "attachments": [...]}``; a HumanMessage (or a list of messages)
 whose content mixes text and image/audio/video/file content blocks; or a prompt value."""
-
-
-class Reply(BaseModel):
-    """The answer to one request, with everything that produced it."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    text: str
-    """The fused answer."""
-    plan: Plan
-    """The validated plan that ran."""
-    steps: list[StepResult] = Field(default_factory=list)
-    """Per step: id, tool, args, output (text and artifact), error, timing."""
-    artifacts: list[Attachment] = Field(default_factory=list)
-    """Media the tools produced this turn (generated images, speech), each with its id."""
-    attachment_ids: list[str] = Field(default_factory=list)
-    """Ids given to the attachments of this request."""
-    planner: Tier = "llm"
-    """Which tier planned: "llm", "router" or "defaults"."""
-    fusion: str = "llm"
-    """How the answer was written: "llm", "template" or "passthrough"."""
-    llm_calls: int = 0
-    """LLM calls this request cost (planning attempts + fusion)."""
-    missing_tools: list[str] = Field(default_factory=list)
-    """Tools the request needed that this agent lacks; the text says how to get each. Non-empty: not fully answered."""
-    seconds: float = 0.0
-
-    def __str__(self) -> str:
-        return self.text
-
-    def to_message(self, *, include_media: bool = False) -> AIMessage:
-        """The reply as an ``AIMessage``, for chains and chat UIs that expect messages.
-
-        ``response_metadata`` carries the ids, the tiers and the cost. Generated media stay out of
-        the message unless ``include_media`` (then each becomes a base64 content block, which can
-        be large).
-        """
-        metadata = {
-            "planner": self.planner,
-            "fusion": self.fusion,
-            "llm_calls": self.llm_calls,
-            "missing_tools": list(self.missing_tools),
-            "attachment_ids": list(self.attachment_ids),
-            "artifact_ids": [a.id for a in self.artifacts],
-            "steps": [{"id": s.id, "tool": s.tool, "status": s.status} for s in self.steps],
-        }
-        content: Any = self.text
-        if include_media and self.artifacts:
-            content = [{"type": "text", "text": self.text}, *(a.to_content_block() for a in self.artifacts)]
-        return AIMessage(content=content, response_metadata=metadata)
 
 
 class Agent(Runnable[AgentInput, Reply]):
@@ -143,8 +92,7 @@ class Agent(Runnable[AgentInput, Reply]):
         self.tools = _by_name(lend_llm(tools, fusion_llm or llm))
         self.llm = llm
         self.planner: Planner = planner or (
-            LLMPlanner(llm, max_attempts=self.settings.planner_attempts, max_steps=self.settings.max_steps,
-                       retry=self.settings.llm_retry)
+            LLMPlanner(llm, max_attempts=self.settings.planner_attempts, retry=self.settings.llm_retry)
             if llm is not None
             else DefaultPlanner()
         )
@@ -208,8 +156,9 @@ class Agent(Runnable[AgentInput, Reply]):
             new_attachment_ids=[a.id or "" for a in added],
             history=history,
             released_attachments=self.conversation.released,
+            max_steps=self.settings.max_steps,
         )
-        outcome = self.planner.plan(request, self.tools, config=config)
+        outcome = self._checked(self.planner.plan(request, self.tools, config=config))
         emit("plan", outcome.plan)
         results = self.executor.run(
             outcome.plan,
@@ -244,6 +193,24 @@ class Agent(Runnable[AgentInput, Reply]):
         emit("done", reply)
         return reply
 
+    def _checked(self, outcome: PlanOutcome) -> PlanOutcome:
+        """Validate the plan of ANY planner (a custom ``planner=`` included) before a tool runs.
+
+        The built-in tiers validate their own plans; this gate makes the README's promise hold for
+        every planner: the plan names registered tools, existing attachments and earlier steps only,
+        and stays within ``Settings.max_steps``. A plan that breaks the contract is a PlanningError
+        here, never a ``KeyError`` from the middle of a run.
+        """
+        try:
+            validate_plan(outcome.plan, self.tools, self.conversation.attachments, max_steps=self.settings.max_steps)
+        except PlanValidationError as exc:
+            planner = type(self.planner).__name__
+            msg = f"{planner} ({outcome.tier} tier) returned an invalid plan, so no tool ran:\n" + "\n".join(
+                f"- {problem}" for problem in exc.problems)
+            raise PlanningError(msg, raw_outputs=outcome.raw_outputs, attempts=outcome.llm_calls,
+                                last_error=str(exc)) from exc
+        return outcome
+
     async def achat(
         self,
         text: str,
@@ -269,8 +236,6 @@ class Agent(Runnable[AgentInput, Reply]):
 
     def parse_input(self, input: AgentInput) -> AgentRequest:
         """Turn any accepted input (see :data:`AgentInput`) into text and validated attachments."""
-        from polymodal.integrations.langchain import parse_agent_input
-
         return parse_agent_input(input, self.settings.limits)
 
     def invoke(self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any) -> Reply:
@@ -301,8 +266,6 @@ class Agent(Runnable[AgentInput, Reply]):
     def _stream_request(
         self, inputs: Iterator[Any], config: RunnableConfig, *, request: AgentRequest
     ) -> Iterator[AgentEvent]:
-        from polymodal.agent.events import stream_in_thread
-
         for _ in inputs:  # the summary, already recorded by the chain run
             pass
         yield from stream_in_thread(lambda emit: self._respond(
@@ -327,8 +290,6 @@ class Agent(Runnable[AgentInput, Reply]):
     async def _astream_request(
         self, inputs: AsyncIterator[Any], config: RunnableConfig, *, request: AgentRequest
     ) -> AsyncIterator[AgentEvent]:
-        from polymodal.agent.events import astream_in_thread
-
         async for _ in inputs:
             pass
         async for event in astream_in_thread(lambda emit: self._respond(
@@ -380,8 +341,6 @@ class Agent(Runnable[AgentInput, Reply]):
         Each call is an independent request on a fresh conversation. The outer model chooses the
         file paths, so set ``Settings(limits=MediaLimits(allowed_roots=...))``.
         """
-        from polymodal.integrations.langchain import AgentTool
-
         fields: dict[str, Any] = {"agent": self}
         if name:
             fields["name"] = name

@@ -3,7 +3,7 @@
 ``Agent.stream`` yields, in order: :class:`PlanReady`; for each step :class:`StepStarted`, any
 :class:`StepProgress` reports, then :class:`StepFinished` (steps overlap when they run in
 parallel); :class:`AnswerToken` chunks while the fusion model streams; and :class:`Done` with the
-:class:`~polymodal.agent.agent.Reply`. Every event has a ``type`` string, so a UI can dispatch on
+:class:`~polymodal.agent.reply.Reply`. Every event has a ``type`` string, so a UI can dispatch on
 it without isinstance checks.
 
 Why a thread: the request path is synchronous (planner, executor threads, fusion) and reports
@@ -24,10 +24,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from polymodal.agent.agent import EventHook, Reply
+from polymodal.agent.executor import EventHook, StepResult
 from polymodal.agent.executor import StepProgress as _Progress
-from polymodal.agent.executor import StepResult
 from polymodal.agent.plan import Plan
+from polymodal.agent.reply import Reply
 
 __all__ = [
     "AgentEvent",

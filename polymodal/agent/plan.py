@@ -90,7 +90,7 @@ def validate_plan(
     """
     problems: list[str] = []
     if len(plan.steps) > max_steps:
-        problems.append(f"steps: {len(plan.steps)} steps, more than the limit of {max_steps}")
+        problems.append(f"steps: {len(plan.steps)} steps, more than the limit of {max_steps} (max_steps)")
     produced: dict[str, Modality] = {}  # step id -> output modality, for steps seen so far
     for index, step in enumerate(plan.steps):
         where = f"steps[{index}] ({step.id})"

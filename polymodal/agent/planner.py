@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 Tier = Literal["llm", "router", "defaults"]
+DEFAULT_MAX_STEPS = 8
 _QUESTION = re.compile(r"\?\s*$|^\s*(what|which|who|where|when|why|how|is|are|does|do|can|could|count)\b", re.I)
 _TEXTUAL = re.compile(r"\b(read|text|written|writing|words?|say|says|sign|document|receipt|label|letter|screenshot|"
                       r"transcribe|ocr)\b", re.I)
@@ -61,6 +62,8 @@ class PlanningRequest:
     """(user text, reply text) of earlier turns, oldest first."""
     released_attachments: int = 0
     """Earlier attachments of the conversation no longer available (prompts only count them)."""
+    max_steps: int = DEFAULT_MAX_STEPS
+    """The most steps a plan may have: the agent's ``Settings.max_steps``, which every tier honours."""
 
 
 @dataclass
@@ -93,7 +96,8 @@ class LLMPlanner:
     Args:
         llm: any LangChain chat model.
         max_attempts: total calls allowed (1 + re-asks) before PlanningError.
-        max_steps: the most steps a plan may have.
+        max_steps: the most steps a plan may have; None (default): the request's ``max_steps``
+            (inside an Agent, its ``Settings.max_steps``).
         structured: use the model's structured-output mode (``with_structured_output``). None
             (default) uses it when the model class implements native tool calling, plain JSON
             parsed from text otherwise.
@@ -106,7 +110,7 @@ class LLMPlanner:
         llm: BaseChatModel,
         *,
         max_attempts: int = 3,
-        max_steps: int = 8,
+        max_steps: int | None = None,
         structured: bool | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -121,6 +125,7 @@ class LLMPlanner:
     ) -> PlanOutcome:
         messages: list[BaseMessage] = [HumanMessage(content=planner_prompt(request, tools))]
         raw_outputs: list[str] = []
+        max_steps = self.max_steps if self.max_steps is not None else request.max_steps
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             retry=retry_if_exception_type(PlanValidationError),
@@ -133,7 +138,7 @@ class LLMPlanner:
                     raw_outputs.append(raw)
                     try:
                         plans = parse_plans(raw) if parsed is None else [_plan_from_dict(parsed)]
-                        plan = _first_valid(plans, tools, request.attachments, self.max_steps)
+                        plan = _first_valid(plans, tools, request.attachments, max_steps)
                     except PlanValidationError as exc:
                         messages += [AIMessage(content=clip(raw, REQUEST_CHARS, "your answer")),
                                      HumanMessage(content=_reask(exc))]
@@ -435,7 +440,7 @@ class DefaultPlanner:
         if not ids and "image_generator" in tools and _GENERATE.search(request.text):
             steps.append(Step(id="s1", tool="image_generator", args={"prompt": clean_text(request.text)}))
         plan = Plan(steps=steps, answer=steps[0].id if len(steps) == 1 and not missing else None)
-        validate_plan(plan, tools, request.attachments)
+        validate_plan(plan, tools, request.attachments, max_steps=request.max_steps)
         return PlanOutcome(plan=plan, tier="defaults", missing_tools=missing)
 
     @staticmethod

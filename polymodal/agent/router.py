@@ -296,7 +296,7 @@ class Router:
         direct = len(steps) == 1 and not missing and _answers_alone(tools[steps[0].tool], only or draft.request.text)
         plan = Plan(steps=steps, answer=steps[0].id if direct else None)
         try:
-            validate_plan(plan, tools, draft.request.attachments)
+            validate_plan(plan, tools, draft.request.attachments, max_steps=draft.request.max_steps)
         except PlanValidationError as exc:  # never hand on a plan the contract rejects: the next tier plans
             return Route(None, parts, f"the routed plan is invalid: {exc.problems[0]}")
         summary = ", ".join(f"{p.tool} {p.scores[0][1]:.2f}" + (f" ({p.cue})" if p.cue else "") for p in parts)

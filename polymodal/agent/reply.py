@@ -1,0 +1,69 @@
+"""The answer to one request, with everything that produced it (plan, steps, media, cost).
+
+Its own module so that what consumes a Reply (the streamed events, the agent-as-a-tool) can name
+it without importing the Agent: no import cycle inside the agent layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from pydantic import BaseModel, ConfigDict, Field
+
+from polymodal.agent.executor import StepResult
+from polymodal.agent.plan import Plan
+from polymodal.agent.planner import Tier
+from polymodal.media import Attachment
+
+__all__ = ["Reply"]
+
+
+class Reply(BaseModel):
+    """The answer to one request, with everything that produced it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    text: str
+    """The fused answer."""
+    plan: Plan
+    """The validated plan that ran."""
+    steps: list[StepResult] = Field(default_factory=list)
+    """Per step: id, tool, args, output (text and artifact), error, timing."""
+    artifacts: list[Attachment] = Field(default_factory=list)
+    """Media the tools produced this turn (generated images, speech), each with its id."""
+    attachment_ids: list[str] = Field(default_factory=list)
+    """Ids given to the attachments of this request."""
+    planner: Tier = "llm"
+    """Which tier planned: "llm", "router" or "defaults"."""
+    fusion: str = "llm"
+    """How the answer was written: "llm", "template" or "passthrough"."""
+    llm_calls: int = 0
+    """LLM calls this request cost (planning attempts + fusion)."""
+    missing_tools: list[str] = Field(default_factory=list)
+    """Tools the request needed that this agent lacks; the text says how to get each. Non-empty: not fully answered."""
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_message(self, *, include_media: bool = False) -> AIMessage:
+        """The reply as an ``AIMessage``, for chains and chat UIs that expect messages.
+
+        ``response_metadata`` carries the ids, the tiers and the cost. Generated media stay out of
+        the message unless ``include_media`` (then each becomes a base64 content block, which can
+        be large).
+        """
+        metadata = {
+            "planner": self.planner,
+            "fusion": self.fusion,
+            "llm_calls": self.llm_calls,
+            "missing_tools": list(self.missing_tools),
+            "attachment_ids": list(self.attachment_ids),
+            "artifact_ids": [a.id for a in self.artifacts],
+            "steps": [{"id": s.id, "tool": s.tool, "status": s.status} for s in self.steps],
+        }
+        content: Any = self.text
+        if include_media and self.artifacts:
+            content = [{"type": "text", "text": self.text}, *(a.to_content_block() for a in self.artifacts)]
+        return AIMessage(content=content, response_metadata=metadata)
