@@ -1,0 +1,135 @@
+"""The layout is the architecture: media <- tools <- agent <- integrations, serving, CLI, no cycles.
+
+Every ``import`` in polymodal's source is read with ``ast`` — module-level, function-local and
+``TYPE_CHECKING`` ones alike, since a lazy import is still a dependency — and two rules are
+checked: no module imports a module of a higher layer, and the module graph has no cycle. A new
+module of an unknown place counts as the top layer (an application): nothing below may import it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "polymodal"
+
+# Lowest first. A module belongs to the layer of the longest prefix listed here.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("core", ("polymodal.errors", "polymodal.redaction", "polymodal.prompts")),
+    ("media", ("polymodal.media",)),
+    ("tools", ("polymodal.tools", "polymodal.packaged", "polymodal.llms")),
+    ("agent", ("polymodal.agent", "polymodal.config")),
+]
+TOP = "applications"  # integrations, serving, batch, CLI, profiles, the package's own __init__, anything new
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer(module: str) -> int:
+    """Index of ``module``'s layer (len(LAYERS) for the top one)."""
+    best, best_len = len(LAYERS), -1
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = index, len(prefix)
+    return best
+
+
+def layer_name(index: int) -> str:
+    return LAYERS[index][0] if index < len(LAYERS) else TOP
+
+
+def imports(module: str, path: Path) -> Iterator[tuple[str, int]]:
+    """(imported polymodal module, line) for every import in the file, wherever it sits."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "polymodal":
+                    yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".") if is_package else module.split(".")[:-1]
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            if base.split(".")[0] != "polymodal":
+                continue
+            for alias in node.names:  # `from polymodal.agent import events` imports a module
+                submodule = f"{base}.{alias.name}"
+                yield (submodule if submodule in MODULES else base), node.lineno
+
+
+GRAPH = {module: sorted({name for name, _ in imports(module, path)} - {module}) for module, path in MODULES.items()}
+
+
+def test_the_source_tree_was_found():
+    assert {"polymodal.agent.agent", "polymodal.tools.base", "polymodal.media"} <= set(MODULES)
+    assert all(target in MODULES for targets in GRAPH.values() for target in targets), "an import of no module"
+
+
+def test_no_module_imports_a_higher_layer():
+    violations = []
+    for module, path in MODULES.items():
+        for target, line in imports(module, path):
+            if layer(target) > layer(module):
+                violations.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {module} ({layer_name(layer(module))}) "
+                                  f"imports {target} ({layer_name(layer(target))})")
+    assert not violations, "imports of a higher layer:\n" + "\n".join(violations)
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as [a, b, ..., a], or None (iterative DFS, three colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in graph:
+        if state.get(root):
+            continue
+        path, stack = [root], [iter(graph[root])]
+        state[root] = 1
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                return path[path.index(child):] + [child]
+            elif not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append(iter(graph.get(child, [])))
+    return None
+
+
+def test_there_is_no_import_cycle():
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+@pytest.mark.parametrize(("graph", "cyclic"), [
+    ({"a": ["b"], "b": ["c"], "c": ["a"]}, True),
+    ({"a": ["b", "c"], "b": ["c"], "c": []}, False),
+    ({"a": ["a"]}, True),
+])
+def test_the_cycle_finder_finds_cycles(graph, cyclic):
+    assert (find_cycle(graph) is not None) is cyclic
+
+
+def test_function_local_imports_count(tmp_path):
+    # The cycle this test was written for hid in function bodies: agent.py imported the integrations
+    # layer inside methods, and events.py imported agent.py back.
+    source = tmp_path / "x.py"
+    source.write_text("def f():\n    from polymodal.integrations.langchain import AgentTool\n")
+    assert [name for name, _ in imports("polymodal.agent.x", source)] == ["polymodal.integrations.langchain"]
+    assert layer("polymodal.integrations.langchain") > layer("polymodal.agent.x") > layer("polymodal.tools.base")
+    assert layer("polymodal.serving.app") == len(LAYERS)  # a new package defaults to the top layer
