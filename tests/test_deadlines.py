@@ -1,0 +1,109 @@
+"""Deadlines are on time, and what depends on a step that did not finish is skipped, transitively.
+
+The tools block on an event the test holds (tests/support/blocking.py), so a deadline is never
+a race between a sleep and a timer: the call must come back while the tool is still blocked,
+and the time recorded for the step must be close to the timeout (a deadline made 1.9x late
+fails here; before, loose wall-clock bounds let it pass).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from langchain_core.messages import ToolMessage
+from support.blocking import Gate, blocking_tool
+
+from polymodal import ToolTimeout
+from polymodal.agent.executor import Executor
+from polymodal.agent.plan import Plan
+from polymodal.tools import tool
+
+TIMEOUT = 1.0
+LATE = 0.5  # allowed lateness: scheduling on a loaded 2-core machine, far below 1.9x
+
+
+@tool
+def echo(text: str) -> str:
+    """Repeat the text."""
+    return text.upper()
+
+
+@tool
+def explode(text: str) -> str:
+    """Always fails."""
+    raise RuntimeError(f"boom on {text}")
+
+
+@pytest.fixture
+def gate():
+    gate = Gate()
+    yield gate
+    gate.release.set()
+
+
+def run(tools, *steps: dict, **kwargs):
+    plan = Plan.model_validate({"steps": list(steps)})
+    return Executor({t.name: t for t in tools}, **kwargs).run(plan, {})
+
+
+def test_the_executor_abandons_a_blocked_step_at_its_deadline(gate):
+    hung, sibling = run([blocking_tool(gate, timeout=TIMEOUT), echo],
+                        {"id": "s1", "tool": "blocker", "args": {"text": "x"}},
+                        {"id": "s2", "tool": "echo", "args": {"text": "still here"}})
+    assert gate.entered.is_set() and not gate.finished.is_set(), "run() waited for the blocked tool"
+    assert hung.status == "timeout" and hung.error_type == "ToolTimeout" and f"{TIMEOUT:g} s" in (hung.error or "")
+    assert TIMEOUT <= hung.seconds < TIMEOUT + LATE, f"recorded {hung.seconds:.2f} s for a {TIMEOUT} s deadline"
+    assert sibling.content == "STILL HERE"
+
+
+def test_the_default_timeout_is_a_deadline_too(gate):
+    (hung,) = run([blocking_tool(gate)], {"id": "s1", "tool": "blocker", "args": {"text": "x"}},
+                  default_timeout=TIMEOUT)
+    assert hung.status == "timeout" and not gate.finished.is_set()
+    assert TIMEOUT <= hung.seconds < TIMEOUT + LATE
+
+
+def test_a_direct_call_raises_tool_timeout_on_time(gate):
+    blocker = blocking_tool(gate, timeout=TIMEOUT)
+    started = time.perf_counter()
+    message = blocker.invoke({"type": "tool_call", "id": "c1", "name": "blocker", "args": {"text": "x"}})
+    elapsed = time.perf_counter() - started
+    assert not gate.finished.is_set(), "the direct call waited for the blocked tool"
+    assert isinstance(message, ToolMessage) and message.status == "error" and "timed out after 1 s" in message.content
+    assert TIMEOUT <= elapsed < TIMEOUT + LATE, f"returned after {elapsed:.2f} s for a {TIMEOUT} s deadline"
+    blocker.handle_tool_error = False
+    with pytest.raises(ToolTimeout):
+        blocker.invoke({"text": "again"})
+
+
+def test_a_tool_that_answers_in_time_is_not_cut_off(gate):
+    gate.release.set()
+    (done,) = run([blocking_tool(gate, timeout=30)], {"id": "s1", "tool": "blocker", "args": {"text": "x"}})
+    assert done.status == "ok" and done.content == "x"
+
+
+def test_dependents_of_a_timed_out_step_and_their_dependents_are_skipped(gate):
+    hung, child, grandchild, other = run(
+        [blocking_tool(gate, timeout=0.3), echo],
+        {"id": "s1", "tool": "blocker", "args": {"text": "x"}},
+        {"id": "s2", "tool": "echo", "args": {"text": "about {s1}"}},
+        {"id": "s3", "tool": "echo", "args": {"text": "s2"}},
+        {"id": "s4", "tool": "echo", "args": {"text": "independent"}},
+    )
+    assert hung.status == "timeout"
+    assert child.status == "skipped" and "s1" in (child.error or "")
+    assert grandchild.status == "skipped" and "s2" in (grandchild.error or "")
+    assert other.status == "ok" and other.content == "INDEPENDENT"
+    assert child.content is None and grandchild.content is None
+
+
+def test_grandchildren_of_a_failed_step_are_skipped():
+    bad, child, grandchild = run(
+        [explode, echo],
+        {"id": "s1", "tool": "explode", "args": {"text": "x"}},
+        {"id": "s2", "tool": "echo", "args": {"text": "{s1}"}},
+        {"id": "s3", "tool": "echo", "args": {"text": "then {s2}"}},
+    )
+    assert (bad.status, child.status, grandchild.status) == ("error", "skipped", "skipped")
+    assert "s2" in (grandchild.error or "")
