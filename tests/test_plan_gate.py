@@ -79,7 +79,8 @@ def test_a_custom_planners_invalid_plan_is_a_planning_error_and_nothing_runs(too
 
 
 def test_a_custom_planners_valid_plan_runs(tools, ran):
-    plan = Plan(steps=[Step(id="s1", tool="echo", args={"text": "a"}), Step(id="s2", tool="echo", args={"text": "{s1}"})])
+    plan = Plan(steps=[Step(id="s1", tool="echo", args={"text": "a"}),
+                       Step(id="s2", tool="echo", args={"text": "{s1}"})])
     reply = Agent(tools=tools, planner=FixedPlanner(plan)).chat("go")
     assert [s.content for s in reply.steps] == ["A", "A"] and ran == ["echo:a", "echo:A"]
 

@@ -102,7 +102,8 @@ def test_every_listed_container_is_sniffed_and_decodes(name):
     (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"), (b"RIFF\x00\x00\x00\x00AVI LIST", "x-msvideo"),
     (b"\x00\x00\x00\x18ftypqt  ", "quicktime"), (b"\x00\x00\x00\x18ftypisom", "mp4"),
     (b"\x00\x00\x00\x18ftypavif", "avif"), (b"\x00\x00\x00\x18ftypavis", "avif"),
-    (b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\x82\x84webm", "webm"), (b"\x1a\x45\xdf\xa3\x9fB\x82\x88matroska", "x-matroska"),
+    (b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\x82\x84webm", "webm"),
+    (b"\x1a\x45\xdf\xa3\x9fB\x82\x88matroska", "x-matroska"),
     (b"\xff\xfb\x90\x00", "mpeg"), (b"\xff\xf1\x50\x80", "aac"), (b"ID3\x04\x00", "mpeg"),
     (b"BM" + bytes(12) + (40).to_bytes(4, "little"), "bmp"),
 ], ids=lambda value: value if isinstance(value, str) else None)
