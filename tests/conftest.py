@@ -37,7 +37,14 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from support.media_files import MediaFactory  # noqa: E402
+from support.skips import (  # noqa: E402, F401 - hooks: gpu tests skip without CUDA; other skips fail in CI
+    pytest_collection_modifyitems,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
 from support.tiny_models import TinyModels  # noqa: E402
+
+pytest_plugins = ["pytester"]  # tests/test_skips.py runs the skip policy on small generated suites
 
 _torch_threads_set = False
 
@@ -48,20 +55,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _torch_threads_set and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
         _torch_threads_set = True
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``gpu`` unless CUDA is available (torch imported only if such tests exist)."""
-    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
-    if not gpu_items:
-        return
-    import torch
-
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
-    for item in gpu_items:
-        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

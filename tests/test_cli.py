@@ -146,7 +146,6 @@ SIGN_TEXT = "COFFEE SHOP Open daily from 7 to 19 Fresh bread every morning"
 @pytest.mark.slow
 @needs_offline_models
 def test_run_reads_printed_text_with_the_packaged_ocr():
-    pytest.importorskip("polymodal.tools.ocr", reason="the OCR tool is not in this tree yet")
     from support.offline_models import EXAMPLES, char_error_rate
 
     use_test_cache()
@@ -196,15 +195,12 @@ class _OneStep:
         return PlanOutcome(plan=Plan(steps=[Step(id="s1", tool=self.tool_name, args=self.args)]), tier="defaults")
 
 
-def test_llm_option_uses_the_local_llm_backends_when_installed(tiny_models):
-    import importlib.util
-
+def test_llm_option_plans_with_the_local_llm(tiny_models):
+    # The tiny random chat model answers every planning prompt with an empty string (greedy decoding
+    # of a fixed checkpoint: the same every run), so the request fails after exactly the allowed asks.
     folder = str(tiny_models.path("qwen2-chat"))
     result = runner.invoke(app, ["run", "hello", "--llm", folder, "--profile", "default", "--json"], env=NO_ROUTER)
     assert "Traceback" not in result.stderr
-    if importlib.util.find_spec("polymodal.llms") is None:
-        assert result.exit_code == 1 and "no local LLM backends" in result.stderr
-    elif result.exit_code == 0:  # a random tiny LLM may or may not write a valid plan; either way it was asked
-        assert json.loads(result.stdout)["llm_calls"] >= 1
-    else:
-        assert result.exit_code == 1 and "planner" in result.stderr
+    assert result.exit_code == 1, result.output
+    assert "the planner LLM gave no valid plan in 3 attempts" in result.stderr
+    assert "got prose: 'an empty answer'" in result.stderr

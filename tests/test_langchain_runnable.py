@@ -408,8 +408,9 @@ def test_multimodal_llm_gets_the_images_as_blocks_and_the_planner_never_does(cap
 
 # ------------------------------------------- long real tools (when their branches have landed) --
 async def test_diffusion_progress_in_astream_events_and_no_image_bytes_in_callbacks(tiny_models, media):
-    module = pytest.importorskip("polymodal.tools.image_generator", reason="image_generator not merged yet")
-    generator = module.ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=3)
+    from polymodal.tools.image_generator import ImageGenerator
+
+    generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=3)
     plan = json.dumps({"steps": [{"id": "s1", "tool": "image_generator", "args": {"prompt": "a red square",
                                                                                  "seed": 1}}]})
     recorder = Recorder()
@@ -421,6 +422,11 @@ async def test_diffusion_progress_in_astream_events_and_no_image_bytes_in_callba
     assert [name for name, _ in recorder.custom] == ["polymodal_progress"] * 3  # handlers see it too
     reply = seen[-1]["data"]["output"].reply
     assert reply.artifacts and reply.artifacts[0].kind.value == "image"
+    image_b64 = base64.b64encode(reply.artifacts[0].read_bytes()).decode()
+    serialised = json.dumps([dumpd(p) for p in recorder.payloads], default=str) + repr(recorder.payloads) + repr(
+        [e["data"] for e in seen if e["event"] != "on_chain_end"])
+    assert len(image_b64) > 200 and image_b64[100:300] not in serialised  # the generated image's bytes are nowhere
+    assert any(isinstance(p, ToolMessage) and isinstance(p.artifact, Attachment) for p in recorder.payloads)
     for payload in recorder.payloads:
         for leaf in _walk(payload):
             assert not isinstance(leaf, bytes | bytearray | memoryview | Image.Image), type(leaf)
@@ -428,8 +434,9 @@ async def test_diffusion_progress_in_astream_events_and_no_image_bytes_in_callba
 
 
 def test_video_summarizer_progress_reaches_the_stream(tiny_models, media):
-    module = pytest.importorskip("polymodal.tools.video_summarizer", reason="video_summarizer not merged yet")
-    summarizer = module.VideoSummarizer(
+    from polymodal.tools.video_summarizer import VideoSummarizer
+
+    summarizer = VideoSummarizer(
         captioner=Captioner(model=str(tiny_models.path("blip-caption")), max_new_tokens=3),
         transcriber=Transcriber(model=str(tiny_models.path("whisper-asr")), max_new_tokens=3), max_keyframes=2)
     plan = json.dumps({"steps": [{"id": "s1", "tool": "video_summarizer", "args": {"video": "video_1"}}],
