@@ -8,11 +8,16 @@ tiny checkpoints the tests use and need no model hub.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 for _name, _value in {
     "HF_HUB_OFFLINE": "1",
@@ -38,6 +43,77 @@ def median_seconds(fn: Callable[[], object], repeats: int, *, warm: bool = False
         fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+@contextmanager
+def work_folder(prefix: str = "polymodal-bench-") -> Iterator[Path]:
+    """A temporary folder for models and media, removed when the benchmark ends (even on failure)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class Mismatch(SystemExit):
+    """The two sides of a comparison did different work: the ratio would be meaningless."""
+
+
+def require_equal(what: str, a: object, b: object) -> None:
+    """Stop the benchmark (exit 1, naming ``what``) unless both sides produced the same outputs."""
+    if a != b:
+        raise Mismatch(f"bench: {what}: the two sides' outputs differ, so no ratio is reported\n  {a!r}\n  {b!r}")
+
+
+def require_close(what: str, a: Any, b: Any, tolerance: float) -> None:
+    """Like :func:`require_equal` for arrays (or lists of them): same shapes, values within ``tolerance``."""
+    import numpy as np
+
+    pairs = list(zip(a, b, strict=True)) if isinstance(a, list | tuple) else [(a, b)]
+    for index, (x, y) in enumerate(pairs):
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape:
+            raise Mismatch(f"bench: {what}[{index}]: shapes differ ({x.shape} vs {y.shape}), so no ratio is reported")
+        worst = float(np.abs(x - y).max()) if x.size else 0.0
+        if worst > tolerance:
+            raise Mismatch(f"bench: {what}[{index}]: outputs differ by {worst:g} (> {tolerance:g}), so no ratio is "
+                           "reported")
+
+
+@dataclass
+class Spread:
+    """A value measured on several repeats: its median and its range (load on a shared machine moves it)."""
+
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f} ({min(self.values):.2f}-{max(self.values):.2f})"
+
+
+def paired(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[Spread, Spread, Spread]:
+    """Time two sides interleaved (so load drift hits both), after one untimed call each.
+
+    Returns the seconds of each side and the per-repeat ratio ``first / second``, each with its
+    spread: a ratio that swings with machine load is reported as its median and range, not one run.
+    """
+    first(), second()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(max(1, repeats)):
+        for fn, times in ((first, a), (second, b)):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+    return Spread(a), Spread(b), Spread([x / y for x, y in zip(a, b, strict=True)])
+
+
+def texts(outputs: Sequence[Any]) -> list[str]:
+    """The ``content`` of each ToolOutput (what a comparison of two runs of a tool looks at)."""
+    return [getattr(o, "content", o) for o in outputs]
 
 
 def build_base_blip(root: Path) -> Path:

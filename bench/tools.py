@@ -6,9 +6,13 @@ For each case:
 - ``warm``: the median of later single calls (model already loaded);
 - ``1-by-1``: N inputs as N separate calls; ``batched``: the same N inputs as one ``execute_batch``
   (or, for visual_qa's ``questions`` case, one call carrying N questions);
-- ``ratio``: 1-by-1 / batched, i.e. the throughput gain of batching (1.0: none).
+- ``ratio``: 1-by-1 / batched, i.e. the throughput gain of batching (1.0: none), the median over
+  interleaved repeats with its range (the two sides run alternately, so load drift hits both).
 
-Outputs are checked equal before timing, so a speed-up never comes from doing something else.
+Outputs are checked equal before timing (batched == one-by-one, answers of N questions in one call
+== the N single answers) and the script stops with exit 1 when they differ: a speed-up never comes
+from doing something else. These are tiny models: the ratios measure Python and per-call overhead
+that batching saves, not model compute (see bench/video.py --size base for real-size compute).
 Cases are a plain list (:data:`CASES`): add a tool by appending a :class:`Case`.
 
 Run: ``python bench/tools.py [--repeats 5] [--n 8] [--only clip_matcher]``. Needs no model hub:
@@ -18,8 +22,9 @@ the tiny checkpoints are built into a temporary folder (OCR uses rapidocr's pack
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
-import sys
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import median_seconds
+from common import median_seconds, paired, require_equal, texts, work_folder
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="polymodal-bench-cache-"))  # onnxruntime's
+if "XDG_CACHE_HOME" not in os.environ:  # onnxruntime writes there when imported: a folder removed at exit
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="polymodal-bench-cache-")
+    atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 from polymodal.tools import OCR, Captioner, ClipMatcher, EmotionRecognizer, Transcriber, VisualQA  # noqa: E402
 
@@ -115,8 +122,15 @@ CASES: list[Case] = [
 
 
 
-def run_case(case: Case, models: Any, work: Path, n: int, repeats: int) -> dict[str, float]:
-    """Time one case; returns cold, warm, one_by_one, batched seconds and the ratio."""
+def outputs_of(case: Case, results: list[Any]) -> list[str]:
+    """What the two sides are compared on: each answer (the N-questions call holds N of them)."""
+    if case.singles is not None:
+        return [answer for result in results for answer in result.artifact.answers]
+    return texts(results)
+
+
+def run_case(case: Case, models: Any, work: Path, n: int, repeats: int) -> dict[str, Any]:
+    """Time one case; returns cold and warm seconds, and one-by-one vs batched with the ratio's spread."""
     from polymodal.tools import model_cache
 
     folder = work / case.name.split()[0]
@@ -129,13 +143,11 @@ def run_case(case: Case, models: Any, work: Path, n: int, repeats: int) -> dict[
     tool.execute(**singles[0])
     cold = time.perf_counter() - started
     warm = median_seconds(lambda: tool.execute(**singles[0]), repeats)
-    batched_contents = [o.content for o in tool.execute_batch(batch)]
-    single_contents = [tool.execute(**item).content for item in singles]
-    if case.singles is None and batched_contents != single_contents:
-        print(f"  warning: {case.name}: batched outputs differ from one-by-one", file=sys.stderr)
-    one_by_one = median_seconds(lambda: [tool.execute(**item) for item in singles], repeats)
-    batched = median_seconds(lambda: tool.execute_batch(batch), repeats)
-    return {"cold": cold, "warm": warm, "one_by_one": one_by_one, "batched": batched, "ratio": one_by_one / batched}
+    require_equal(f"{case.name}: batched vs one-by-one", outputs_of(case, tool.execute_batch(batch)),
+                  texts([tool.execute(**item) for item in singles]))
+    one_by_one, batched, ratio = paired(lambda: [tool.execute(**item) for item in singles],
+                                        lambda: tool.execute_batch(batch), repeats)
+    return {"cold": cold, "warm": warm, "one_by_one": one_by_one.median, "batched": batched.median, "ratio": ratio}
 
 
 def main() -> None:
@@ -149,15 +161,16 @@ def main() -> None:
     from support.tiny_models import TinyModels
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    work = Path(tempfile.mkdtemp(prefix="polymodal-bench-"))
-    models = TinyModels(work / "models")
     cases = [c for c in CASES if args.only in c.name]
-    print(f"N = {args.n} inputs per batch, median of {args.repeats}, {torch.get_num_threads()} torch thread(s)")
-    print(f"{'tool':<36}{'cold s':>9}{'warm s':>9}{'1-by-1 s':>10}{'batched s':>10}{'ratio':>7}")
-    for case in cases:
-        r = run_case(case, models, work, args.n, args.repeats)
-        print(f"{case.name:<36}{r['cold']:>9.3f}{r['warm']:>9.4f}{r['one_by_one']:>10.4f}"
-              f"{r['batched']:>10.4f}{r['ratio']:>7.2f}", flush=True)
+    print(f"N = {args.n} inputs per batch, tiny models, {torch.get_num_threads()} torch thread(s); "
+          f"medians of {args.repeats} interleaved repeats, ratio range in brackets; outputs checked equal first")
+    print(f"{'tool':<36}{'cold s':>9}{'warm s':>9}{'1-by-1 s':>10}{'batched s':>10}{'ratio':>19}")
+    with work_folder() as work:
+        models = TinyModels(work / "models")
+        for case in cases:
+            r = run_case(case, models, work, args.n, args.repeats)
+            print(f"{case.name:<36}{r['cold']:>9.3f}{r['warm']:>9.4f}{r['one_by_one']:>10.4f}"
+                  f"{r['batched']:>10.4f}{str(r['ratio']):>19}", flush=True)
 
 
 if __name__ == "__main__":

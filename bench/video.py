@@ -1,10 +1,13 @@
 """Video summarizer costs, measured side by side.
 
 1. Captioning N keyframes: one batched ``execute_batch`` call vs one call per frame, same model,
-   same images, same generation length. Ratio = per-frame / batched (target >= 3).
+   same images, same generation length; the captions of both sides are checked equal first (exit 1
+   otherwise). Ratio = per-frame / batched, the median over interleaved repeats with its range.
+   With ``tiny`` the ratio is Python overhead saved; ``base`` is real-size compute.
 2. Peak RSS of a whole summary (keyframes + captions + the sound track transcribed) of a 10 s and
    a 60 s generated 640x360 video, each in a fresh process. Streaming decode should make them
-   about equal: the frames are never held, only one caption batch of keyframes.
+   about equal: the frames are never held, only one caption batch of keyframes. Each run is checked
+   to have scanned every frame of its video (a flat RSS must not come from stopping early).
 
 Run: ``python bench/video.py [--size tiny|base] [--frames 16] [--repeats 3] [--device cpu|cuda]``.
 ``tiny`` is the test bed's tiny BLIP; ``base`` is a randomly initialised BLIP with the real
@@ -18,10 +21,9 @@ import argparse
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from common import build_base_blip, median_seconds
+from common import Spread, build_base_blip, paired, require_equal, work_folder
 
 COLOURS = [(255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 255, 255), (30, 30, 30), (200, 200, 0),
            (0, 200, 200), (200, 0, 200)]
@@ -29,7 +31,7 @@ COLOURS = [(255, 0, 0), (0, 160, 0), (0, 0, 255), (255, 255, 255), (30, 30, 30),
 
 
 
-def captioning(args: argparse.Namespace, work: Path, blip: str) -> tuple[float, float]:
+def captioning(args: argparse.Namespace, work: Path, blip: str) -> tuple[Spread, Spread, Spread]:
     from support.media_files import video_file
 
     from polymodal import Attachment
@@ -50,9 +52,8 @@ def captioning(args: argparse.Namespace, work: Path, blip: str) -> tuple[float, 
     def per_frame() -> list[str]:
         return [captioner.execute(image=im).content for im in images]
 
-    t_batched = median_seconds(batched, args.repeats, warm=True)
-    t_single = median_seconds(per_frame, args.repeats, warm=True)
-    return t_batched, t_single
+    require_equal("captions: batched vs one call per frame", batched(), per_frame())
+    return paired(per_frame, batched, args.repeats)
 
 
 def rss_child(video: str, blip: str, whisper: str, device: str | None) -> None:
@@ -69,11 +70,14 @@ def rss_child(video: str, blip: str, whisper: str, device: str | None) -> None:
 def peak_rss(work: Path, seconds: int, blip: str, whisper: str, device: str | None) -> tuple[int, int, float]:
     from support.media_files import video_file
 
+    fps = 25
     scenes = [(COLOURS[i % len(COLOURS)], 5.0) for i in range(seconds // 5)]
-    path = video_file(work, f"clip{seconds}.mp4", scenes=scenes, fps=25, size=(640, 360), audio="tone")
+    path = video_file(work, f"clip{seconds}.mp4", scenes=scenes, fps=fps, size=(640, 360), audio="tone")
     cmd = [sys.executable, __file__, "--rss-child", str(path), blip, whisper, device or ""]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
-    return int(out[0]), int(out[1]), int(out[2]) / 1024
+    keyframes, frames = int(out[0]), int(out[1])
+    require_equal(f"{seconds} s video: frames scanned", frames, seconds * fps)
+    return keyframes, frames, int(out[2]) / 1024
 
 
 def main() -> None:
@@ -91,23 +95,30 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from support.tiny_models import TinyModels
 
     threads = args.threads or (1 if args.size == "tiny" else torch.get_num_threads())
     torch.set_num_threads(threads)  # tiny models run 10-100x faster on one thread (OFFLINE.md)
-    work = Path(tempfile.mkdtemp(prefix="polymodal-bench-video-"))
+    with work_folder("polymodal-bench-video-") as work:
+        report(args, work)
+
+
+def report(args: argparse.Namespace, work: Path) -> None:
+    import torch
+    from support.tiny_models import TinyModels
+
     models = TinyModels(work / "models")
     blip = str(build_base_blip(work) if args.size == "base" else models.path("blip-caption"))
     whisper = str(models.path("whisper-asr"))
 
-    t_batched, t_single = captioning(args, work, blip)
+    single, batched, ratio = captioning(args, work, blip)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     print(f"captioning {args.frames} keyframes, BLIP {args.size}, {args.tokens} new tokens, {device}, "
-          f"{torch.get_num_threads()} CPU threads")
+          f"{torch.get_num_threads()} CPU threads; captions checked equal; "
+          f"medians of {args.repeats} interleaved repeats")
     print(f"{'measure':<44}{'median s':>10}")
-    print(f"{'one call per frame':<44}{t_single:>10.4f}")
-    print(f"{'one batched call':<44}{t_batched:>10.4f}")
-    print(f"{'  ratio per-frame / batched':<44}{t_single / t_batched:>10.2f}")
+    print(f"{'one call per frame':<44}{single.median:>10.4f}")
+    print(f"{'one batched call':<44}{batched.median:>10.4f}")
+    print(f"{'  ratio per-frame / batched (range)':<44}{str(ratio):>20}")
     if args.skip_rss:
         return
     print(f"\n{'whole summary (tiny BLIP + tiny Whisper)':<34}{'keyframes':>10}{'frames':>8}{'peak RSS MiB':>14}")
