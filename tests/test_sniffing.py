@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from polymodal import Attachment, AttachmentError, Modality
-from polymodal.media import _sniff
+from polymodal.media import _looks_like, _sniff
 
 RATE = 16000
 
@@ -127,3 +127,19 @@ def test_the_extension_never_decides(tmp_path):
     fake.write_bytes(b"RIFF\x00\x00\x00\x00AVI " + b"garbage" * 20)
     with pytest.raises(AttachmentError, match=r"clip\.avi"):
         Attachment.from_path(fake)
+
+
+@pytest.mark.parametrize(("head", "looks"), [
+    (b"\x7fELF\x02\x01\x01" + bytes(9), "an ELF executable"), (b"MZ\x90\x00\x03", "a Windows executable"),
+    (b"%PDF-1.7\n", "a PDF document"), (b"PK\x03\x04\x14\x00", "a ZIP archive"),
+    (b"  \n<!DOCTYPE html><html>", "HTML"), (b"<HTML><BODY>hi", "HTML"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg">', "SVG (not supported)"), (b'<?xml version="1.0"?>', "XML"),
+    (b"\x00\x00\x00\x18ftypheic", "a HEIC image (not supported: convert it to JPEG or PNG)"),
+    (b"plain words\tand tabs\r\nand lines\f", "text"), (("\u00e9t\u00e9 " * 1000).encode()[:4095], "text"),
+    (b"abc\xff\xfe\x00 def", "unrecognised binary data"), (bytes(range(256)), "unrecognised binary data"),
+], ids=["elf", "exe", "pdf", "zip", "html-indented", "html-upper", "svg", "xml", "heic", "text", "utf8-cut",
+        "bad-utf8", "binary"])
+def test_a_refusal_says_what_the_file_looks_like(head, looks):
+    assert _looks_like(head) == looks
+    with pytest.raises(AttachmentError, match="not a supported image, audio or video file"):
+        Attachment.from_bytes(head, "upload.jpg")
