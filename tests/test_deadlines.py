@@ -107,3 +107,19 @@ def test_grandchildren_of_a_failed_step_are_skipped():
     )
     assert (bad.status, child.status, grandchild.status) == ("error", "skipped", "skipped")
     assert "s2" in (grandchild.error or "")
+
+
+def test_the_request_budget_abandons_what_runs_and_skips_what_waits(gate):
+    from polymodal import BudgetExceeded
+
+    plan = Plan.model_validate({"steps": [
+        {"id": "s1", "tool": "blocker", "args": {"text": "x"}},
+        {"id": "s2", "tool": "echo", "args": {"text": "after {s1}"}},
+    ]})
+    with pytest.raises(BudgetExceeded, match=r"ran past its time budget \(1\.\d s\); 0 step\(s\) finished") as info:
+        Executor({"blocker": blocking_tool(gate), "echo": echo}).run(plan, {}, budget_seconds=TIMEOUT)
+    running, waiting = info.value.partial
+    assert not gate.finished.is_set()
+    assert running.status == "timeout" and running.error_type == "BudgetExceeded"
+    assert TIMEOUT <= running.seconds < TIMEOUT + LATE and "budget ran out after 1." in (running.error or "")
+    assert waiting.error == "not run: the request's time budget ran out" and waiting.status == "skipped"

@@ -80,3 +80,14 @@ def test_a_result_is_quoted_and_cannot_close_its_fence():
 def test_only_citations_of_successful_steps_stay(text, expected):
     results = [ok("s1", "echo", "x"), failed("s2", "echo", "boom")]
     assert keep_valid_citations(text, results) == expected
+
+
+def test_an_answer_in_content_blocks_is_read_as_its_text(attachments):
+    from langchain_core.messages import AIMessage
+    from support.fake_llm import ToolCallingChatModel
+
+    blocks = [{"type": "text", "text": "It is red "}, "and round [s1]", {"type": "reasoning", "reasoning": "hidden"}]
+    llm = ToolCallingChatModel(messages=[AIMessage(content=blocks)])
+    outcome = Fusion(llm).answer("q", Plan(steps=[Step(id="s1", tool="echo", args={})]), [ok("s1", "echo", "x")],
+                                 attachments=attachments)
+    assert outcome.text == "It is red and round [s1]"

@@ -153,3 +153,17 @@ def test_router_tier_honours_max_steps(media):
     assert two.plan is not None and len(two.plan.steps) == 2
     one = router.route(request(1), tools)
     assert one.plan is None and "more than the limit of 1" in one.reason  # handed on, never cut to one clause
+
+
+def test_an_unknown_attachment_is_named_with_the_ones_that_exist(tools, media):
+    from polymodal import Attachment
+
+    by_name = {t.name: t for t in tools}
+    plan = Plan(steps=[Step(id="s1", tool="captioner", args={"image": "image_3"})])
+    with pytest.raises(PlanValidationError, match=r"'image_3' is not an attachment id of this conversation "
+                                                  r"\(attachments: none\)"):
+        validate_plan(plan, by_name, {})
+    attachments = {i: Attachment.from_path(media.png(name=f"{i}.png", color=c)).with_id(i)
+                   for i, c in [("image_2", (1, 2, 3)), ("image_1", (4, 5, 6))]}
+    with pytest.raises(PlanValidationError, match=r"\(attachments: image_1, image_2\)"):
+        validate_plan(plan, by_name, attachments)
