@@ -52,9 +52,25 @@ def test_the_executor_abandons_a_blocked_step_at_its_deadline(gate):
                         {"id": "s1", "tool": "blocker", "args": {"text": "x"}},
                         {"id": "s2", "tool": "echo", "args": {"text": "still here"}})
     assert gate.entered.is_set() and not gate.finished.is_set(), "run() waited for the blocked tool"
-    assert hung.status == "timeout" and hung.error_type == "ToolTimeout" and f"{TIMEOUT:g} s" in (hung.error or "")
+    assert hung.status == "timeout" and hung.error_type == "ToolTimeout"
+    assert (hung.error or "").startswith(f"blocker: timed out after {TIMEOUT:g} s")
     assert TIMEOUT <= hung.seconds < TIMEOUT + LATE, f"recorded {hung.seconds:.2f} s for a {TIMEOUT} s deadline"
     assert sibling.content == "STILL HERE"
+
+
+@tool
+def nap(seconds: float) -> str:
+    """Sleep, then say so."""
+    time.sleep(seconds)
+    return "rested"
+
+
+def test_a_step_that_starts_late_is_timed_from_its_own_start(gate):
+    first, hung = run([nap, blocking_tool(gate, timeout=TIMEOUT)],
+                      {"id": "s1", "tool": "nap", "args": {"seconds": 0.6}},
+                      {"id": "s2", "tool": "blocker", "args": {"text": "after {s1}"}})
+    assert first.ok and hung.started >= 0.6 and hung.status == "timeout" and not gate.finished.is_set()
+    assert TIMEOUT <= hung.seconds < TIMEOUT + LATE, f"recorded {hung.seconds:.2f} s for a {TIMEOUT} s deadline"
 
 
 def test_the_default_timeout_is_a_deadline_too(gate):

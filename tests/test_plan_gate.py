@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Agent, ImageInput, PlanningError, Settings, tool
@@ -60,7 +61,8 @@ def steps(n: int) -> list[Step]:
 
 @pytest.mark.parametrize(("plan", "problem"), [
     (Plan(steps=[Step(id="s1", tool="echo", args={"text": "a"}), Step(id="s2", tool="echo", args={"text": "{s7}"})]),
-     "refers to s7"),
+     "steps[1] (s2).args.text: refers to s7, which is not an earlier step (steps may only use the outputs of "
+     "steps listed before them)"),
     (Plan(steps=[Step(id="s1", tool="echo", args={"text": "a"}), Step(id="s2", tool="shell", args={"cmd": "ls"})]),
      "unknown tool 'shell'; registered tools: captioner, echo"),
     (Plan(steps=[Step(id="s1", tool="echo", args={"text": "a"}), Step(id="s2", tool="captioner",
@@ -167,3 +169,82 @@ def test_an_unknown_attachment_is_named_with_the_ones_that_exist(tools, media):
                    for i, c in [("image_2", (1, 2, 3)), ("image_1", (4, 5, 6))]}
     with pytest.raises(PlanValidationError, match=r"\(attachments: image_1, image_2\)"):
         validate_plan(plan, by_name, attachments)
+
+
+def test_the_default_limit_is_eight_steps(tools):
+    by_name = {t.name: t for t in tools}
+    assert len(validate_plan(Plan(steps=steps(8)), by_name, {}).steps) == 8
+    with pytest.raises(PlanValidationError, match="9 steps, more than the limit of 8"):
+        validate_plan(Plan(steps=steps(9)), by_name, {})
+    with pytest.raises(PlanValidationError, match="unknown tool 'echo'; registered tools: none"):
+        validate_plan(Plan(steps=steps(1)), {}, {})
+
+
+@pytest.fixture
+def media_tools(tools):
+    from polymodal.tools import ClipMatcher, VisualQA
+
+    @tool
+    def paint(color: str) -> Image.Image:
+        """Paint a square of one colour."""
+        return Image.new("RGB", (8, 8), color)
+
+    # Model tools load nothing to validate a plan.
+    return {t.name: t for t in [*tools, paint, ClipMatcher(model="/never/loaded"), VisualQA(model="/never/loaded")]}
+
+
+def test_a_step_that_makes_an_image_feeds_an_image_argument(media_tools, media):
+    from polymodal import Attachment
+
+    image = {"image_1": Attachment.from_path(media.png()).with_id("image_1")}
+    plan = Plan(steps=[Step(id="s1", tool="paint", args={"color": "red"}),
+                       Step(id="s2", tool="captioner", args={"image": "s1"}),
+                       Step(id="s3", tool="clip_matcher", args={"images": ["s1", "image_1"], "labels": ["a"]})])
+    assert validate_plan(plan, media_tools, image) is plan
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    ({"images": ["s1", "image_9"], "labels": ["a"]}, "steps[1] (s2).args.images: 'image_9' is not an attachment id"),
+    ({"images": ["image_1", "audio_1"], "labels": ["a"]}, "steps[1] (s2).args.images: audio_1 is audio, but this "
+                                                          "argument takes image"),
+    ({"images": ["s1", "s0"], "labels": ["a"]}, "steps[1] (s2).args.images: refers to s0"),
+], ids=["unknown-after-a-step", "wrong-modality-in-a-list", "dangling-in-a-list"])
+def test_every_item_of_a_list_argument_is_checked(media_tools, media, args, problem):
+    from polymodal import Attachment
+
+    attachments = {"image_1": Attachment.from_path(media.png()).with_id("image_1"),
+                   "audio_1": Attachment.from_path(media.wav()).with_id("audio_1")}
+    plan = Plan(steps=[Step(id="s1", tool="paint", args={"color": "red"}),
+                       Step(id="s2", tool="clip_matcher", args=args)])
+    with pytest.raises(PlanValidationError) as info:
+        validate_plan(plan, media_tools, attachments)
+    assert any(line.startswith(problem) for line in info.value.problems), info.value.problems
+
+
+def test_schema_problems_name_the_nested_field_and_nothing_else(media_tools, media):
+    from polymodal import Attachment
+
+    image = {"image_1": Attachment.from_path(media.png()).with_id("image_1")}
+    plan = Plan(steps=[Step(id="s1", tool="visual_qa", args={"image": "image_1", "questions": ["ok?", 3]})])
+    with pytest.raises(PlanValidationError) as info:
+        validate_plan(plan, media_tools, image)
+    assert info.value.problems == ["steps[0] (s1).args.questions.1: Input should be a valid string (tool visual_qa)"]
+    not_an_id = Plan(steps=[Step(id="s1", tool="captioner", args={"image": 3})])
+    with pytest.raises(PlanValidationError) as info:
+        validate_plan(not_an_id, media_tools, image)
+    assert info.value.problems == ["steps[0] (s1).args.image: Input should be a valid string (tool captioner)"]
+
+
+def test_a_function_tools_return_annotation_says_what_a_later_step_receives():
+    from polymodal import Attachment, AudioInput
+    from polymodal.media import Modality
+
+    def make(returns):
+        def fn(text: str):
+            """Make something."""
+
+        fn.__annotations__["return"] = returns
+        return tool(fn).output_modality
+
+    assert [make(r) for r in (Image.Image, AudioInput, str, Attachment)] == [
+        Modality.IMAGE, Modality.AUDIO, Modality.TEXT, Modality.TEXT]

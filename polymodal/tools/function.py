@@ -8,7 +8,9 @@ tool takes that modality, and the planner passes an attachment id for it:
 - ``ImageInput`` / ``AudioInput`` / ``VideoInput``: it receives the :class:`Attachment` itself.
 
 The function returns text, ``(text, artifact)``, a PIL image or an Attachment (new media get an
-id in the conversation and can feed a later step), or a :class:`ToolOutput`.
+id in the conversation and can feed a later step), or a :class:`ToolOutput`. The return annotation
+tells plan validation what a later step receives: ``-> PIL.Image.Image`` (or ``-> ImageInput``,
+``AudioInput``, ``VideoInput``) lets a later step take the output as media; anything else is text.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ class FunctionTool(Tool):
     func: Callable[..., Any]
     decoded_images: frozenset[str] = frozenset()
     """Parameters that receive a decoded PIL image rather than the Attachment."""
+    returns: Modality = Modality.TEXT
+    """What the function's output is, from its return annotation (see the module docstring)."""
+
+    @property
+    def output_modality(self) -> Modality:  # type: ignore[override]  # per function; other tools: per class
+        return self.returns
 
     def execute_batch(self, inputs: Sequence[dict[str, Any]]) -> list[ToolOutput]:
         return [self._call(dict(item)) for item in inputs]
@@ -99,12 +107,15 @@ def tool(
             msg = f"tool {fn.__name__!r} needs a docstring or description=: the planner chooses tools by it"
             raise ConfigurationError(msg)
         schema, decoded = _args_schema(fn, _arg_docs(doc))
+        returned = get_type_hints(fn, include_extras=True).get("return")
+        returns = Modality.TEXT if returned is Attachment else (_media_modality(returned) or Modality.TEXT)
         return FunctionTool(
             name=name or fn.__name__,
             description=" ".join(text.split()),
             args_schema=schema,
             func=fn,
             decoded_images=frozenset(decoded),
+            returns=returns,
             timeout=timeout,
         )
 
