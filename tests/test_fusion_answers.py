@@ -12,7 +12,7 @@ from support.fake_llm import ScriptedChatModel
 
 from polymodal import Attachment
 from polymodal.agent.executor import StepResult
-from polymodal.agent.fusion import MAX_RESULT_CHARS, Fusion, fence_result, keep_valid_citations, template_answer
+from polymodal.agent.fusion import Fusion, fence_result, keep_valid_citations, template_answer
 from polymodal.agent.plan import Plan, Step
 
 
@@ -65,8 +65,8 @@ def test_a_result_is_quoted_and_cannot_close_its_fence():
     assert fenced.startswith('<tool_result step="s1" tool="ocr" status="ok">\n')
     assert fenced.endswith("\n</tool_result>") and fenced.count("</tool_result>") == 1
     assert "<\\/tool_result>" in fenced and "<\\tool_result step" in fenced
-    long = fence_result(ok("s1", "ocr", "x" * (MAX_RESULT_CHARS + 50)))
-    assert long.count("x") == MAX_RESULT_CHARS
+    long = fence_result(ok("s1", "ocr", "x" * 150), limit=100)
+    assert long.count("x") == 100 and "[... tool output cut here: 50 more characters not shown]" in long
     assert "(no output: boom)" in fence_result(failed("s2", "ocr", "boom"))
     assert "(no output: timeout)" in fence_result(failed("s3", "ocr", "", status="timeout"))
 

@@ -1,9 +1,11 @@
 """The layout is the architecture: media <- tools <- agent <- integrations, serving, CLI, no cycles.
 
-Every ``import`` in polymodal's source is read with ``ast`` — module-level, function-local and
-``TYPE_CHECKING`` ones alike, since a lazy import is still a dependency — and two rules are
-checked: no module imports a module of a higher layer, and the module graph has no cycle. A new
-module of an unknown place counts as the top layer (an application): nothing below may import it.
+Every ``import`` in polymodal's source is read with ``ast`` — module-level and function-local
+alike, since a lazy import is still a dependency — and two rules are checked: no module imports
+a module of a higher layer (``TYPE_CHECKING`` imports included), and the modules' runtime imports
+form no cycle (a ``TYPE_CHECKING`` import is a type reference, not a dependency, so two modules of
+one layer may name each other's types). A new module of an unknown place counts as the top layer
+(an application): nothing below may import it; add it to ``LAYERS`` where it belongs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "polymodal"
 
 # Lowest first. A module belongs to the layer of the longest prefix listed here.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("polymodal.errors", "polymodal.redaction", "polymodal.prompts")),
+    ("core", ("polymodal.errors", "polymodal.redaction", "polymodal.prompts", "polymodal.threads",
+              "polymodal.transient")),
     ("media", ("polymodal.media",)),
     ("tools", ("polymodal.tools", "polymodal.packaged", "polymodal.llms")),
     ("agent", ("polymodal.agent", "polymodal.config")),
@@ -50,10 +53,24 @@ def layer_name(index: int) -> str:
     return LAYERS[index][0] if index < len(LAYERS) else TOP
 
 
-def imports(module: str, path: Path) -> Iterator[tuple[str, int]]:
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside ``if TYPE_CHECKING:`` blocks."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for stmt in node.body:
+                found.update(id(inner) for inner in ast.walk(stmt))
+    return found
+
+
+def imports(module: str, path: Path, *, type_checking: bool = True) -> Iterator[tuple[str, int]]:
     """(imported polymodal module, line) for every import in the file, wherever it sits."""
     is_package = path.name == "__init__.py"
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    skip = set() if type_checking else _type_checking_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "polymodal":
@@ -71,7 +88,8 @@ def imports(module: str, path: Path) -> Iterator[tuple[str, int]]:
                 yield (submodule if submodule in MODULES else base), node.lineno
 
 
-GRAPH = {module: sorted({name for name, _ in imports(module, path)} - {module}) for module, path in MODULES.items()}
+GRAPH = {module: sorted({name for name, _ in imports(module, path, type_checking=False)} - {module})
+         for module, path in MODULES.items()}
 
 
 def test_the_source_tree_was_found():
@@ -129,7 +147,11 @@ def test_function_local_imports_count(tmp_path):
     # The cycle this test was written for hid in function bodies: agent.py imported the integrations
     # layer inside methods, and events.py imported agent.py back.
     source = tmp_path / "x.py"
-    source.write_text("def f():\n    from polymodal.integrations.langchain import AgentTool\n")
-    assert [name for name, _ in imports("polymodal.agent.x", source)] == ["polymodal.integrations.langchain"]
+    source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from polymodal.tools.base import Tool\n"
+                      "def f():\n    from polymodal.integrations.langchain import AgentTool\n")
+    found = {name for name, _ in imports("polymodal.agent.x", source)}
+    assert found == {"polymodal.integrations.langchain", "polymodal.tools.base"}
+    assert [name for name, _ in imports("polymodal.agent.x", source, type_checking=False)] == [
+        "polymodal.integrations.langchain"]
     assert layer("polymodal.integrations.langchain") > layer("polymodal.agent.x") > layer("polymodal.tools.base")
     assert layer("polymodal.serving.app") == len(LAYERS)  # a new package defaults to the top layer

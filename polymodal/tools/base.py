@@ -441,6 +441,11 @@ class ModelTool(Tool):
         """Items with equal groups may share one forward; override where per-call options differ."""
         return None
 
+    def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
+        """The batcher's progress hook (see :func:`fan_out_progress`); a method so that the batcher
+        gets it from the tool it serves, without importing this module back (no import cycle)."""
+        return fan_out_progress(contexts, call)
+
     def batch_signature(self) -> str:
         """Tools with equal signatures share a batcher: same class, model, device and settings."""
         values = {name: getattr(self, name) for name in _own_fields(type(self))}

@@ -116,7 +116,7 @@ class MicroBatcher:
         max_wait_ms: how long the first item of a batch waits for company.
         name: for logs and the worker thread's name.
         on_progress: wraps ``run`` so a report made inside it reaches every caller of the batch
-            (see :func:`polymodal.tools.base.fan_out_progress`); None runs ``run`` as it is.
+            (see :meth:`polymodal.tools.base.ModelTool.fan_out_progress`); None runs ``run`` as it is.
     """
 
     def __init__(
@@ -313,8 +313,6 @@ def batcher_for(tool: ModelTool, host: str | None = None) -> MicroBatcher:
     The batcher sits in front of the host: calls are coalesced here, then each batch goes to
     wherever the model lives (:mod:`polymodal.hosts`).
     """
-    from polymodal.tools.base import fan_out_progress
-
     host = host or tool.host_name()
     key = f"{host}|{tool.batch_signature()}"
     with _BATCHERS_LOCK:
@@ -326,7 +324,7 @@ def batcher_for(tool: ModelTool, host: str | None = None) -> MicroBatcher:
                 return tool.run_prepared(items, host=host, deadline=deadline)
 
             batcher = MicroBatcher(run, max_batch=tool.batch_size, max_wait_ms=wait,
-                                   name=tool.name, on_progress=fan_out_progress)
+                                   name=tool.name, on_progress=tool.fan_out_progress)
             _BATCHERS[key] = batcher
         return batcher
 
