@@ -43,7 +43,8 @@ TARGETS: dict[str, set[str] | None] = {
 }
 # The tests that guard those behaviours; all run without model checkpoints.
 TESTS = [
-    "tests/test_plan.py", "tests/test_plan_gate.py", "tests/test_executor.py", "tests/test_deadlines.py",
+    "tests/test_plan.py", "tests/test_plan_gate.py", "tests/test_executor.py", "tests/test_executor_records.py",
+    "tests/test_deadlines.py",
     "tests/test_settings_agent.py", "tests/test_citations.py", "tests/test_fusion_answers.py",
     "tests/test_error_redaction.py", "tests/test_redaction.py", "tests/test_sniffing.py",
 ]
