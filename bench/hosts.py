@@ -96,7 +96,8 @@ def batch_throughput(whisper: str, work: Path, jobs_count: int) -> dict[str, flo
     from support.batch_agents import tiny_transcriber_agent
     from support.media_files import wav_file
 
-    from polymodal.batch import RayOptions, run_batch
+    from polymodal.batch import run_batch
+    from polymodal.ray_batch import RayOptions
 
     tone = wav_file(work, seconds=1.0)
     jobs = work / "jobs.jsonl"
@@ -120,8 +121,8 @@ def batch_throughput(whisper: str, work: Path, jobs_count: int) -> dict[str, flo
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(common.ROOT / "tests"),
                                                                       str(common.ROOT)])}})
     try:
-        timed("ray-warm", ray=RayOptions(factory, actors=2))  # actors start and load: not the steady state
-        t_ray, remote = timed("ray", ray=RayOptions(factory, actors=2))
+        timed("ray-warm", pool=RayOptions(factory, actors=2))  # actors start and load: not the steady state
+        t_ray, remote = timed("ray", pool=RayOptions(factory, actors=2))
     finally:
         ray.shutdown()
     if local != remote:

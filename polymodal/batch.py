@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,7 +31,18 @@ from polymodal.media import Attachment
 if TYPE_CHECKING:
     from polymodal.agent import Agent, Reply
 
-__all__ = ["BatchSummary", "Job", "RayOptions", "completed_ids", "read_jobs", "reply_record", "run_batch", "run_one"]
+__all__ = [
+    "BatchSummary",
+    "Job",
+    "JobPool",
+    "Pool",
+    "PoolFactory",
+    "completed_ids",
+    "read_jobs",
+    "reply_record",
+    "run_batch",
+    "run_one",
+]
 
 
 class Job(BaseModel):
@@ -50,20 +61,6 @@ class BadLine:
 
     id: str
     error: str
-
-
-@dataclass
-class RayOptions:
-    """Run a batch on Ray (``polymodal batch --ray``): where, with how many actors, building which agent."""
-
-    agent_factory: Callable[[], Agent]
-    """Builds the agent inside each actor; must pickle (a module-level function, or a partial of one)."""
-    address: str | None = None
-    """``auto``, ``ray://head:10001``, ...; None or "local": ``RAY_ADDRESS``, else a new local instance."""
-    actors: int | None = None
-    """Actors sharing the jobs (default: one per two CPUs of the cluster)."""
-    actor_options: dict[str, Any] | None = None
-    """Each actor's Ray resource request, e.g. ``{"num_gpus": 1}``."""
 
 
 @dataclass
@@ -288,7 +285,7 @@ def run_batch(
     on_start: Callable[[BatchSummary], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
     on_interrupt: Callable[[int], None] | None = None,
-    ray: RayOptions | None = None,
+    pool: PoolFactory | None = None,
 ) -> BatchSummary:
     """Run every job not yet in ``output``, up to ``concurrency`` at once (models load once for all).
 
@@ -305,9 +302,9 @@ def run_batch(
         on_done: called with each record as it is written.
         on_interrupt: called on Ctrl-C with the number of jobs in flight, which are still waited
             for and written (a second Ctrl-C stops at once).
-        ray: run the jobs in Ray actors over a cluster instead of threads here (see
-            :mod:`polymodal.ray_batch`); each actor builds its own agent with ``ray.agent_factory``
-            (``agent`` may then be None).
+        pool: where the jobs run instead of threads here, e.g.
+            ``polymodal.ray_batch.RayOptions(factory)`` for Ray actors over a cluster, each building
+            its own agent (``agent`` may then be None).
     """
     entries = list(read_jobs(jobs_path))
     recorded = recorded_results(output)
@@ -318,8 +315,8 @@ def run_batch(
         on_start(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
 
-    if agent is None and ray is None:
-        msg = "run_batch needs an agent, or ray=RayOptions(...) whose actors build their own"
+    if agent is None and pool is None:
+        msg = "run_batch needs an agent, or a pool whose workers build their own (polymodal.ray_batch.RayOptions)"
         raise ConfigurationError(msg)
 
     def run(entry: Job | BadLine) -> dict[str, Any]:
@@ -336,29 +333,40 @@ def run_batch(
         if on_done is not None:
             on_done(result)
 
-    pool: JobPool | Any
-    if ray is not None:
-        from polymodal.ray_batch import RayJobPool
-
-        pool = RayJobPool(pending, ray.agent_factory, base=jobs_path.parent, files_dir=files_dir,
-                          concurrency=concurrency, actors=ray.actors, address=ray.address,
-                          actor_options=ray.actor_options)
-    else:
-        pool = JobPool(pending, run, concurrency)
+    jobs: Pool = pool(pending, jobs_path.parent, files_dir, concurrency) if pool else JobPool(pending, run, concurrency)
     with open(output, "a", encoding="utf-8") as fh:
         try:
-            for result in pool:
+            for result in jobs:
                 record(fh, result)
         except KeyboardInterrupt:
-            pool.stop()  # Ctrl-C: start nothing new, but write what the jobs in flight finish
+            jobs.stop()  # Ctrl-C: start nothing new, but write what the jobs in flight finish
             if on_interrupt is not None:
-                on_interrupt(pool.in_flight)
-            for result in pool.drain():
+                on_interrupt(jobs.in_flight)
+            for result in jobs.drain():
                 record(fh, result)
             raise
         finally:
-            pool.close()
+            jobs.close()
     return summary
+
+
+class Pool(Protocol):
+    """Runs a batch's jobs somewhere; iterating yields each job's record as it finishes."""
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def stop(self) -> None: ...
+
+    def drain(self) -> Iterator[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+PoolFactory = Callable[[list["Job | BadLine"], Path, "Path | None", int], Pool]
+"""Makes the pool for (pending jobs, the jobs file's folder, files folder, concurrency)."""
 
 
 class JobPool:

@@ -303,14 +303,14 @@ def batch(
         if ray is not None:
             import functools
 
-            from polymodal.batch import RayOptions
+            from polymodal.ray_batch import RayOptions
 
             recipe = functools.partial(cli_agent, profile, config, llm, device, model)
             ray_options = RayOptions(recipe, address=None if ray == "local" else ray, actors=ray_actors)
         with progress:
             summary = run_batch(agent, jobs, output, files_dir=files_dir, concurrency=concurrency,
                                 retry_failed=retry_failed, on_start=started, on_done=done, on_interrupt=interrupted,
-                                ray=ray_options)
+                                pool=ray_options)
         failed = _failed_in(output)
         say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
         if failed:

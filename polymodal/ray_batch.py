@@ -24,17 +24,21 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polymodal.batch import BadLine, Job, run_one
+
+if TYPE_CHECKING:
+    from polymodal.agent import Agent
 from polymodal.hosts.ray_host import ensure_ray
 
-__all__ = ["RayJobPool"]
+__all__ = ["RayJobPool", "RayOptions"]
 
 logger = logging.getLogger(__name__)
 
-AgentFactory = Callable[[], Any]
+AgentFactory = Callable[[], "Agent"]
 
 
 class _BatchActor:
@@ -50,6 +54,29 @@ class _BatchActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+@dataclass
+class RayOptions:
+    """Run a batch on Ray (``polymodal batch --ray``): where, with how many actors, building which agent.
+
+    A pool factory for :func:`polymodal.batch.run_batch`:
+    ``run_batch(None, jobs, out, pool=RayOptions(factory, actors=2))``.
+    """
+
+    agent_factory: AgentFactory
+    """Builds the agent inside each actor; must pickle (a module-level function, or a partial of one)."""
+    address: str | None = None
+    """``auto``, ``ray://head:10001``, ...; None or "local": ``RAY_ADDRESS``, else a new local instance."""
+    actors: int | None = None
+    """Actors sharing the jobs (default: one per two CPUs of the cluster)."""
+    actor_options: dict[str, Any] | None = None
+    """Each actor's Ray resource request, e.g. ``{"num_gpus": 1}``."""
+
+    def __call__(self, entries: list[Job | BadLine], base: Path, files_dir: Path | None, concurrency: int
+                 ) -> RayJobPool:
+        return RayJobPool(entries, self.agent_factory, base=base, files_dir=files_dir, concurrency=concurrency,
+                          actors=self.actors, address=self.address, actor_options=self.actor_options)
 
 
 class RayJobPool:

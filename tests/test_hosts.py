@@ -130,7 +130,8 @@ def test_a_dead_ray_actor_is_replaced_and_the_call_retried(ray_local):
 
 def test_without_ray_the_ray_host_and_batch_say_which_extra_to_install(monkeypatch, tmp_path):
     from polymodal import MissingDependencyError
-    from polymodal.batch import RayOptions, run_batch
+    from polymodal.batch import run_batch
+    from polymodal.ray_batch import RayOptions
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when the extra is not installed
     with pytest.raises(MissingDependencyError, match=r"polymodal\[ray\]"):
@@ -138,7 +139,7 @@ def test_without_ray_the_ray_host_and_batch_say_which_extra_to_install(monkeypat
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text('{"id": "a", "prompt": "hi"}\n')
     with pytest.raises(MissingDependencyError, match=r"polymodal\[ray\]"):
-        run_batch(None, jobs, tmp_path / "out.jsonl", ray=RayOptions(lambda: None))
+        run_batch(None, jobs, tmp_path / "out.jsonl", pool=RayOptions(lambda: None))
 
 
 def test_the_host_comes_from_the_config_file_and_a_wrong_one_is_named(tmp_path):

@@ -89,11 +89,7 @@ def imports(module: str, path: Path, *, type_checking: bool = True) -> Iterator[
 
 
 # Edges of a known cycle, named so that it stays visible until it is split; any other cycle fails.
-KNOWN_CYCLE_EDGES = {
-    # batch.run_batch hands jobs to ray_batch.RayJobPool, whose actors call batch.run_one back:
-    # Job, BadLine and run_one belong in a module of their own that both import.
-    ("polymodal.ray_batch", "polymodal.batch"),
-}
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 GRAPH = {module: sorted({name for name, _ in imports(module, path, type_checking=False)} - {module}
                         - {b for a, b in KNOWN_CYCLE_EDGES if a == module})
          for module, path in MODULES.items()}

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from support.batch_agents import tiny_transcriber_agent
 
-from polymodal.batch import RayOptions, run_batch
+from polymodal.batch import run_batch
+from polymodal.ray_batch import RayOptions
 
 pytestmark = pytest.mark.enable_socket  # Ray talks to its own processes on 127.0.0.1
 
@@ -57,7 +58,7 @@ def test_forty_jobs_with_corrupt_inputs_and_an_actor_killed_mid_run(ray_local, t
             killed.append(record["worker"])
             os.kill(int(record["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
 
-    summary = run_batch(None, jobs, output, concurrency=4, ray=RayOptions(factory, actors=2),  # agents live in actors
+    summary = run_batch(None, jobs, output, concurrency=4, pool=RayOptions(factory, actors=2),  # agents live in actors
                         on_done=kill_one_worker)
     records = _records(output)
     ids = [r["id"] for r in records]
