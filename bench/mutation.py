@@ -46,7 +46,8 @@ TESTS = [
     "tests/test_plan.py", "tests/test_plan_gate.py", "tests/test_executor.py", "tests/test_executor_records.py",
     "tests/test_deadlines.py",
     "tests/test_settings_agent.py", "tests/test_citations.py", "tests/test_fusion_answers.py",
-    "tests/test_error_redaction.py", "tests/test_reliability_tools.py", "tests/test_sniffing.py",
+    "tests/test_error_redaction.py", "tests/test_reliability_tools.py", "tests/test_reliability_runs.py",
+    "tests/test_sniffing.py",
 ]
 PYTEST_ARGS = ["-p", "no:randomly", "-q", "-k", "not router"]  # the router case needs an embedding model
 

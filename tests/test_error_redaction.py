@@ -54,3 +54,15 @@ class _Fixed:
         from polymodal.agent.planner import PlanOutcome
 
         return PlanOutcome(plan=self.fixed, tier="defaults")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"password": "hunter2"}', '{"password": "***"}'),
+    ('{\\"token\\": \\"abc123\\"}', '{\\"token\\": \\"***\\"}'),
+    ("api_key='xyz123' next", "api_key='***' next"),
+    ("api_key=xyz123&x=1", "api_key=***&x=1"),
+], ids=["json", "escaped-json", "single-quotes", "query"])
+def test_a_masked_value_keeps_its_quotes(text, expected):
+    from polymodal.redaction import redact
+
+    assert redact(text) == expected  # the surrounding JSON or code stays readable (and parseable)

@@ -22,6 +22,14 @@ def refuse(text: str) -> str:
 
 
 @tool
+def quota(text: str) -> str:
+    """Fails with LangChain's own ToolException (no polymodal error behind it)."""
+    from langchain_core.tools import ToolException
+
+    raise ToolException(f"quota exceeded for {text}")
+
+
+@tool
 def crash(text: str) -> str:
     """Fails with a library's exception."""
     raise KeyError(text)
@@ -50,7 +58,7 @@ def chatty(text: str) -> str:
     return text
 
 
-TOOLS = {t.name: t for t in (refuse, crash, two_images, size, chatty)}
+TOOLS = {t.name: t for t in (refuse, quota, crash, two_images, size, chatty)}
 
 
 def run(*steps: dict, events: list | None = None):
@@ -61,9 +69,11 @@ def run(*steps: dict, events: list | None = None):
 
 
 def test_errors_are_recorded_by_kind():
-    (polite, rude), _ = run({"id": "s1", "tool": "refuse", "args": {"text": "this"}},
-                            {"id": "s2", "tool": "crash", "args": {"text": "key"}})
+    (polite, plain, rude), _ = run({"id": "s1", "tool": "refuse", "args": {"text": "this"}},
+                                   {"id": "s2", "tool": "quota", "args": {"text": "me"}},
+                                   {"id": "s3", "tool": "crash", "args": {"text": "key"}})
     assert (polite.status, polite.error_type, polite.error) == ("error", "ToolError", "refuse: cannot handle this")
+    assert (plain.status, plain.error_type, plain.error) == ("error", "ToolError", "quota exceeded for me")
     assert (rude.status, rude.error_type, rude.error) == ("error", "KeyError", "crash: KeyError: 'key'")
     assert polite.content is None and rude.content is None and polite.seconds >= 0 and rude.seconds >= 0
 

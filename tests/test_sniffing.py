@@ -134,11 +134,17 @@ def test_the_extension_never_decides(tmp_path):
     (b"%PDF-1.7\n", "a PDF document"), (b"PK\x03\x04\x14\x00", "a ZIP archive"),
     (b"  \n<!DOCTYPE html><html>", "HTML"), (b"<HTML><BODY>hi", "HTML"),
     (b'<svg xmlns="http://www.w3.org/2000/svg">', "SVG (not supported)"), (b'<?xml version="1.0"?>', "XML"),
-    (b"\x00\x00\x00\x18ftypheic", "a HEIC image (not supported: convert it to JPEG or PNG)"),
-    (b"plain words\tand tabs\r\nand lines\f", "text"), (("\u00e9t\u00e9 " * 1000).encode()[:4095], "text"),
+    *[(b"\x00\x00\x00\x18ftyp" + brand + bytes(8), "a HEIC image (not supported: convert it to JPEG or PNG)")
+      for brand in (b"heic", b"heix", b"mif1", b"msf1")],
+    (b"\x00\x00\x00\x18abcdheic" + bytes(8), "unrecognised binary data"),  # a brand without "ftyp" is not HEIC
+    (b"plain words\tand tabs\r\nand lines\f", "text"),
+    (("\u00e9t\u00e9 " * 1000).encode()[:4093], "text"),  # a two-byte character cut by the end of the head
+    (b"abc" + "\U0001f600".encode()[:3], "text"),  # three bytes of a four-byte one: still the head's end
+    (b"abc\xffabc", "unrecognised binary data"),  # a bad byte four from the end is not a cut character
     (b"abc\xff\xfe\x00 def", "unrecognised binary data"), (bytes(range(256)), "unrecognised binary data"),
-], ids=["elf", "exe", "pdf", "zip", "html-indented", "html-upper", "svg", "xml", "heic", "text", "utf8-cut",
-        "bad-utf8", "binary"])
+], ids=["elf", "exe", "pdf", "zip", "html-indented", "html-upper", "svg", "xml", "heic", "heix", "mif1", "msf1",
+        "brand-without-ftyp", "text", "utf8-cut", "utf8-cut-3-of-4", "bad-byte-before-the-end", "bad-utf8",
+        "binary"])
 def test_a_refusal_says_what_the_file_looks_like(head, looks):
     assert _looks_like(head) == looks
     with pytest.raises(AttachmentError, match="not a supported image, audio or video file"):
