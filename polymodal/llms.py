@@ -31,7 +31,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from polymodal.errors import ConfigurationError, MissingDependencyError
-from polymodal.tools.cache import load_checked, model_cache
+from polymodal.tools.cache import model_cache
+from polymodal.tools.loading import load_checked, loading
 
 __all__ = ["gguf_cache_dir", "gguf_chat_model", "local_chat_model"]
 
@@ -76,7 +77,8 @@ def local_chat_model(
         tokenizer = load_checked(
             "chat model", model, lambda: AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         )
-        lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
+        with loading("chat model", model):
+            lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
         return _CausalLM(lm.to(dev).eval(), tokenizer)
 
     bundle = model_cache().get(f"polymodal.llms:{model}", load, device=device, label=f"chat model ({model})")

@@ -139,7 +139,7 @@ def resolve(spec: str) -> str:
         return str(minilm())
     if name == "rapidocr":
         _require("rapidocr")
-        return spec  # rapidocr finds its own files
+        return "rapidocr"  # the OCR tool's name for the models inside the wheel: rapidocr finds its own files
     known = ", ".join(PREFIX + n for n in PACKAGED)
     msg = f"unknown packaged model {spec!r} (known: {known})"
     raise ConfigurationError(msg)

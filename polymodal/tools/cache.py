@@ -7,7 +7,7 @@ a GPU has room for only so many models, so the least recently used one makes way
 The cache chooses the device (cuda > mps > cpu, or what the tool or ``POLYMODAL_DEVICE`` forces)
 and the dtype (fp16 on a GPU, fp32 on the CPU, or ``POLYMODAL_DTYPE``), and hands both to the
 tool's ``load``. Loading errors from transformers/diffusers become one ConfigurationError that
-names the model and says how to provide it (RELIABILITY T4).
+names the model and says how to provide it (RELIABILITY T4): see :mod:`polymodal.tools.loading`.
 """
 
 from __future__ import annotations
@@ -15,19 +15,20 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from polymodal.errors import ConfigurationError, ResourceError
+from polymodal.tools.loading import load_checked  # re-exported: where tools have always found it
 
 __all__ = [
     "ModelCache",
+    "check_device",
     "device_slot",
     "is_out_of_memory",
     "load_checked",
@@ -52,6 +53,42 @@ def pick_device(forced: str | None = None) -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+_DEVICE = re.compile(r"(cpu|mps|cuda(:[0-9]+)?)")
+
+
+def check_device(device: str, source: str = "device") -> str:
+    """Refuse, before any work, a device this machine cannot use; return it unchanged otherwise.
+
+    ``source`` names where the setting came from (``--device``, ``POLYMODAL_DEVICE``, a config file),
+    so the message says what to change.
+
+    Raises:
+        ConfigurationError: an unknown device name (``tpu``), or cuda / mps on a machine without it.
+    """
+    if device == "auto":
+        return device
+    if not _DEVICE.fullmatch(device):
+        msg = f"{source} {device!r} is not a device: use cpu, cuda, cuda:N (N-th GPU) or mps"
+        raise ConfigurationError(msg)
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            msg = f"{source} {device!r}: this machine has no usable CUDA GPU (torch {torch.__version__}, {build}); "
+            msg += "use cpu"
+            raise ConfigurationError(msg)
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            msg = f"{source} {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+            raise ConfigurationError(msg)
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        msg = f"{source} 'mps': Apple's Metal backend is not available on this machine; use cpu"
+        raise ConfigurationError(msg)
+    return device
 
 
 def pick_dtype(device: str) -> Any:
@@ -265,56 +302,3 @@ def device_slot(device: str) -> threading.BoundedSemaphore:
 def model_cache() -> ModelCache:
     """The process-wide cache every tool loads through."""
     return _SHARED
-
-
-def _looks_like_path(model: str) -> bool:
-    """A hub id is ``name`` or ``org/name``; anything else (``./x``, ``/x``, ``a/b/c``) is a folder."""
-    return model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
-
-
-def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
-    """Run a ``from_pretrained``-style ``load`` and turn "model not found" into a clear error.
-
-    A missing folder, or a hub id while offline, fails at once with a ConfigurationError naming
-    the model and both ways to provide it, instead of a chain of hub tracebacks (or retries).
-    """
-    if _looks_like_path(model) and not Path(model).expanduser().exists():
-        msg = f"{what}: model folder {model!r} does not exist"
-        raise ConfigurationError(msg)
-    with _quiet_hub():
-        try:
-            return load()
-        except (OSError, ValueError) as exc:
-            if not _is_not_found(exc):
-                raise
-            offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-            where = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it could not be fetched from the hub"
-            msg = (
-                f"{what}: model {model!r} is not a local folder and {where}. Download it once "
-                f"(`hf download {model}`) on a machine with access, or pass model=<a local folder>."
-            )
-            raise ConfigurationError(msg) from exc
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    markers = ("couldn't connect", "does not appear to have", "not a valid model identifier",
-               "is not a local folder", "no such file", "offline", "not found", "can't load",
-               "not fully cached locally")  # diffusers' wording for a hub id while offline
-    return any(marker in text for marker in markers)
-
-
-@contextmanager
-def _quiet_hub() -> Iterator[None]:
-    """Silence transformers' "couldn't connect" warnings: our error says it better."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - transformers is a core dependency
-        yield
-        return
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)

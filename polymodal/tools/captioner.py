@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
-from polymodal.tools.cache import load_checked
+from polymodal.tools.loading import load_checked
 
 __all__ = ["Captioner", "CaptionerArgs"]
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from polymodal.tools.base import ImageRefs, ModelTool, ToolOutput
-from polymodal.tools.cache import load_checked
+from polymodal.tools.loading import load_checked
 
 __all__ = ["ClipMatcher", "ClipMatcherArgs", "ClipScores", "LabelScore"]
 

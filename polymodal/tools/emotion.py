@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import ModelTool, ToolOutput, current_deadline
-from polymodal.tools.cache import load_checked
 from polymodal.tools.call_windows import (
     WHOLE_PICTURE,
     CallSource,
@@ -42,6 +41,7 @@ from polymodal.tools.call_windows import (
 )
 from polymodal.tools.faces import FaceDetector, FaceTracker, HaarFaceDetector
 from polymodal.tools.fusion_head import FusionHead
+from polymodal.tools.loading import load_checked
 from polymodal.tools.mood import (
     FACES,
     FUSED,

@@ -30,7 +30,7 @@ from polymodal.errors import MissingDependencyError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput, current_context
 from polymodal.tools.budget import GenerationBudget, run_within_budget
-from polymodal.tools.cache import load_checked
+from polymodal.tools.loading import load_checked
 
 __all__ = ["ImageGenerator", "ImageGeneratorArgs", "ImagePromptArgs"]
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.errors import ConfigurationError, MissingDependencyError
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
-from polymodal.tools.cache import load_checked
+from polymodal.tools.loading import load_checked
 
 __all__ = ["OCR", "OCRArgs", "OCRLine", "OCRResult"]
 

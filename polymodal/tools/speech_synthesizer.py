@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from polymodal.errors import ConfigurationError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import ModelTool, ToolOutput
-from polymodal.tools.cache import load_checked
+from polymodal.tools.loading import load_checked
 
 __all__ = ["SpeechSynthesizer", "SpeechSynthesizerArgs", "load_speaker_embedding"]
 

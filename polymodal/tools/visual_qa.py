@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
-from polymodal.tools.cache import load_checked
+from polymodal.tools.loading import load_checked
 
 __all__ = ["QAPair", "VisualAnswers", "VisualQA", "VisualQAArgs"]
 

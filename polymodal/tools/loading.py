@@ -1,0 +1,197 @@
+"""Load a model, or say in one line which model is missing, what is wrong and how to provide it.
+
+Models load lazily, deep inside transformers, diffusers, sentence-transformers or faster-whisper,
+and each reports a missing or broken model its own way (an ``OSError`` about a hub URL, a
+``ValueError`` about a config, a JSON traceback, a minute of retries). Everything here turns those
+into one :class:`~polymodal.errors.ConfigurationError` naming the model (RELIABILITY T4):
+
+- a hub id when the hub cannot be reached fails at once: the hub is probed once per process
+  (:mod:`polymodal.hub`), and a failed hub load is remembered, so asking again costs nothing;
+- a local folder is checked before anything loads: missing, empty, an unreadable or invalid
+  ``config.json``, no weight file; a folder that still fails to load is reported as broken;
+- library chatter while loading (``Loading weights`` progress bars, "couldn't connect" warnings)
+  is silenced: the error, if any, says it better.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from polymodal.errors import ConfigurationError
+
+__all__ = ["folder_problem", "forget_failures", "load_checked", "loading", "looks_like_path"]
+
+T = TypeVar("T")
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".gguf", ".msgpack", ".h5", ".npz")
+"""Files that hold weights, in any format a supported library reads (searched two folders deep)."""
+
+_failed: dict[str, str] = {}
+_failed_lock = threading.Lock()
+
+
+def looks_like_path(model: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else (``./x``, ``/x``, ``a/b/c``) is a folder."""
+    return model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
+
+
+def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
+    """Run a ``from_pretrained``-style ``load`` of ``model`` for ``what`` (a tool name, "router", ...).
+
+    Raises:
+        ConfigurationError: the model cannot be had. For a hub id: not in the local cache while the
+            hub is offline or unreachable (remembered: the next call for it fails at once), or not on
+            the hub. For a folder: missing, empty, without weights, with a bad ``config.json``, or
+            failing to load. The message names the model and how to provide it.
+    """
+    with _failed_lock:
+        remembered = _failed.get(model)
+    if remembered is not None:
+        raise ConfigurationError(remembered)
+    if looks_like_path(model):
+        problem = folder_problem(Path(model).expanduser())
+        if problem:
+            raise ConfigurationError(_folder_message(what, model, problem))
+    else:
+        from polymodal import hub
+
+        hub.status()  # the first hub load of the process probes it (bounded), so none pays retries
+    with loading(what, model):
+        try:
+            return load()
+        except (OSError, ValueError) as exc:
+            if looks_like_path(model) or not _is_not_found(exc):
+                raise
+            message = _hub_message(what, model, exc)
+            with _failed_lock:
+                _failed[model] = message
+            raise ConfigurationError(message) from exc
+
+
+def forget_failures() -> None:
+    """Forget remembered hub failures (after downloading a model while the process runs)."""
+    with _failed_lock:
+        _failed.clear()
+
+
+@contextmanager
+def loading(what: str, model: str) -> Iterator[None]:
+    """Silence progress bars and hub warnings while loading; report a local folder that fails as broken.
+
+    Used around a tool's whole ``load`` (the processor and the weights), so that a folder whose
+    weights are cut off or unreadable is a ConfigurationError naming it, not a library traceback.
+    """
+    with _quiet_libraries():
+        try:
+            yield
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            if not looks_like_path(model):
+                raise
+            raise ConfigurationError(_folder_message(what, model, f"cannot be loaded ({_first_line(exc)})")) from exc
+        except Exception as exc:
+            if not looks_like_path(model) or "safetensor" not in type(exc).__name__.lower():
+                raise
+            raise ConfigurationError(_folder_message(what, model, f"has damaged weights ({exc})")) from exc
+
+
+def folder_problem(folder: Path) -> str | None:
+    """What makes ``folder`` unusable as a model checkpoint, or None when it looks loadable."""
+    if not folder.exists():
+        return "does not exist"
+    if not folder.is_dir():
+        return None  # a single-file model (a .gguf): its loader reads it
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not entries:
+        return "is empty"
+    for name in ("config.json", "model_index.json"):
+        config = folder / name
+        if not config.exists():
+            continue
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            return f"has an unreadable {name} ({exc.strerror or exc})"
+        except (ValueError, UnicodeDecodeError) as exc:
+            return f"has a {name} that is not valid JSON ({exc})"
+        if not isinstance(data, dict):
+            return f"has a {name} that is not a JSON object"
+    if not _has_weights(folder, depth=2):
+        return f"holds no weights (no {', '.join('*' + s for s in WEIGHT_SUFFIXES[:3])}, ... file)"
+    return None
+
+
+def _has_weights(folder: Path, depth: int) -> bool:
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return False
+    if any(e.suffix in WEIGHT_SUFFIXES and e.is_file() for e in entries):
+        return True
+    return depth > 0 and any(e.is_dir() and _has_weights(e, depth - 1) for e in entries)
+
+
+def _folder_message(what: str, model: str, problem: str) -> str:
+    return (f"{what}: model folder {model!r} {problem}. Give a complete checkpoint folder (what save_pretrained "
+            "writes: config.json and the weights), e.g. from `hf download ORG/NAME --local-dir FOLDER` on a machine "
+            "with hub access")
+
+
+def _hub_message(what: str, model: str, exc: BaseException) -> str:
+    from polymodal import hub
+
+    state = hub.status()
+    if state.reachable and not hub.is_connection_error(exc):
+        where = f"the hub has no such model ({_first_line(exc)})"
+    else:
+        if hub.is_connection_error(exc):
+            hub.go_offline(_first_line(exc))
+        where = f"the hub is not available: {hub.status().detail}"
+    return (f"{what}: model {model!r} is not a local folder, not in the local hub cache, and {where}. Download "
+            f"it once (`hf download {model}`) on a machine with hub access, or pass model=<a local folder>")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    markers = ("couldn't connect", "does not appear to have", "not a valid model identifier",
+               "is not a local folder", "no such file", "offline", "not found", "can't load",
+               "not fully cached locally",  # diffusers' wording for a hub id while offline
+               "cannot find the requested files", "repository not found", "name or service not known")
+    return any(marker in text for marker in markers)
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """No ``Loading weights`` bars, no "couldn't connect" warnings: our messages say what matters.
+
+    Only transformers' own bars are turned off (its private switch): a real download from the hub
+    keeps its progress bar, which is worth seeing.
+    """
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a core dependency
+        yield
+        return
+    verbosity, bars = hf_logging.get_verbosity(), getattr(hf_logging, "_tqdm_active", None)
+    hf_logging.set_verbosity_error()
+    if bars is not None:
+        hf_logging._tqdm_active = False
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars is not None:
+            hf_logging._tqdm_active = bars
