@@ -190,6 +190,10 @@ def _default_profile(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _has_cuda() -> bool:
+    from polymodal.tools.cache import surely_cpu_only
+
+    if surely_cpu_only():  # no torch import (1-2 s) just to choose a profile
+        return False
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a core dependency

@@ -1,15 +1,35 @@
-"""The request path: plan -> execute -> fuse, and the Agent that drives it."""
+"""The request path: plan -> execute -> fuse, and the Agent that drives it.
+
+Names are imported on first use (see :mod:`polymodal._lazy`): ``from polymodal.agent.plan import
+Plan`` does not import the Agent, the router or LangChain's runnables.
+"""
 
 from __future__ import annotations
 
-from polymodal.agent.agent import Agent, Reply
-from polymodal.agent.conversation import Conversation, Turn
-from polymodal.agent.executor import Executor, StepResult
-from polymodal.agent.fusion import Fusion
-from polymodal.agent.plan import Plan, Step, validate_plan
-from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, PlanOutcome
-from polymodal.agent.router import Route, Router
-from polymodal.agent.tiers import TieredPlanner
+from typing import TYPE_CHECKING
+
+from polymodal._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from polymodal.agent.agent import Agent, Reply
+    from polymodal.agent.conversation import Conversation, Turn
+    from polymodal.agent.executor import Executor, StepResult
+    from polymodal.agent.fusion import Fusion
+    from polymodal.agent.plan import Plan, Step, validate_plan
+    from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, PlanOutcome
+    from polymodal.agent.router import Route, Router
+    from polymodal.agent.tiers import TieredPlanner
+
+_WHERE: dict[str, str] = {
+    **dict.fromkeys(["Agent", "Reply"], "polymodal.agent.agent"),
+    **dict.fromkeys(["Conversation", "Turn"], "polymodal.agent.conversation"),
+    **dict.fromkeys(["Executor", "StepResult"], "polymodal.agent.executor"),
+    "Fusion": "polymodal.agent.fusion",
+    **dict.fromkeys(["Plan", "Step", "validate_plan"], "polymodal.agent.plan"),
+    **dict.fromkeys(["DefaultPlanner", "LLMPlanner", "PlanOutcome", "PlanningRequest"], "polymodal.agent.planner"),
+    **dict.fromkeys(["Route", "Router"], "polymodal.agent.router"),
+    "TieredPlanner": "polymodal.agent.tiers",
+}
 
 __all__ = [
     "Agent",
@@ -30,3 +50,5 @@ __all__ = [
     "Turn",
     "validate_plan",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals())

@@ -1,24 +1,64 @@
-"""The built-in tools, the base classes for writing more, and the shared model cache."""
+"""The built-in tools, the base classes for writing more, and the shared model cache.
+
+Names are imported on first use (PEP 562, see :mod:`polymodal._lazy`), so ``from polymodal.tools
+import Transcriber`` loads the transcriber's module and not the others (diffusers, CLIP, OpenCV...).
+"""
 
 from __future__ import annotations
 
-from polymodal.tools.base import AudioRef, ImageRef, ImageRefs, ModelTool, Tool, ToolOutput, VideoRef, report_progress
-from polymodal.tools.cache import ModelCache, model_cache
-from polymodal.tools.captioner import Captioner
-from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
-from polymodal.tools.dalle import DallEImageGenerator
-from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
-from polymodal.tools.faces import FaceBox, FaceDetector, HaarFaceDetector
-from polymodal.tools.frame_grabber import FrameGrabber
-from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
-from polymodal.tools.fusion_head import FusionHead
-from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
-from polymodal.tools.mood import Mood, MoodSpan, MoodWindow
-from polymodal.tools.ocr import OCR, OCRLine, OCRResult
-from polymodal.tools.speech_synthesizer import SpeechSynthesizer
-from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
-from polymodal.tools.video_summarizer import Timeline, TimelineSegment, VideoSummarizer
-from polymodal.tools.visual_qa import QAPair, VisualAnswers, VisualQA
+from typing import TYPE_CHECKING
+
+from polymodal._lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from polymodal.tools.base import (
+        AudioRef,
+        ImageRef,
+        ImageRefs,
+        ModelTool,
+        Tool,
+        ToolOutput,
+        VideoRef,
+        report_progress,
+    )
+    from polymodal.tools.cache import ModelCache, model_cache
+    from polymodal.tools.captioner import Captioner
+    from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
+    from polymodal.tools.dalle import DallEImageGenerator
+    from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
+    from polymodal.tools.faces import FaceBox, FaceDetector, HaarFaceDetector
+    from polymodal.tools.frame_grabber import FrameGrabber
+    from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
+    from polymodal.tools.fusion_head import FusionHead
+    from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
+    from polymodal.tools.mood import Mood, MoodSpan, MoodWindow
+    from polymodal.tools.ocr import OCR, OCRLine, OCRResult
+    from polymodal.tools.speech_synthesizer import SpeechSynthesizer
+    from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
+    from polymodal.tools.video_summarizer import Timeline, TimelineSegment, VideoSummarizer
+    from polymodal.tools.visual_qa import QAPair, VisualAnswers, VisualQA
+
+_WHERE: dict[str, str] = {
+    **dict.fromkeys([
+        "AudioRef", "ImageRef", "ImageRefs", "ModelTool", "Tool", "ToolOutput", "VideoRef", "report_progress"
+    ], "polymodal.tools.base"),
+    **dict.fromkeys(["ModelCache", "model_cache"], "polymodal.tools.cache"),
+    **dict.fromkeys(["Captioner"], "polymodal.tools.captioner"),
+    **dict.fromkeys(["ClipMatcher", "ClipScores", "LabelScore"], "polymodal.tools.clip_matcher"),
+    **dict.fromkeys(["DallEImageGenerator"], "polymodal.tools.dalle"),
+    **dict.fromkeys(["EmotionRecognizer", "EmotionScores"], "polymodal.tools.emotion"),
+    **dict.fromkeys(["FaceBox", "FaceDetector", "HaarFaceDetector"], "polymodal.tools.faces"),
+    **dict.fromkeys(["FrameGrabber"], "polymodal.tools.frame_grabber"),
+    **dict.fromkeys(["AudioInput", "FunctionTool", "ImageInput", "VideoInput", "tool"], "polymodal.tools.function"),
+    **dict.fromkeys(["FusionHead"], "polymodal.tools.fusion_head"),
+    **dict.fromkeys(["ImageGenerator", "ImageGeneratorArgs", "ImagePromptArgs"], "polymodal.tools.image_generator"),
+    **dict.fromkeys(["Mood", "MoodSpan", "MoodWindow"], "polymodal.tools.mood"),
+    **dict.fromkeys(["OCR", "OCRLine", "OCRResult"], "polymodal.tools.ocr"),
+    **dict.fromkeys(["SpeechSynthesizer"], "polymodal.tools.speech_synthesizer"),
+    **dict.fromkeys(["Transcriber", "Transcript", "TranscriptSegment"], "polymodal.tools.transcriber"),
+    **dict.fromkeys(["Timeline", "TimelineSegment", "VideoSummarizer"], "polymodal.tools.video_summarizer"),
+    **dict.fromkeys(["QAPair", "VisualAnswers", "VisualQA"], "polymodal.tools.visual_qa"),
+}
 
 __all__ = [
     "AudioInput",
@@ -70,9 +110,22 @@ __all__ = [
     "tool",
 ]
 
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals())
+
 
 def default_tools() -> list[Tool]:
     """A fresh instance of each built-in tool with its default model (loaded lazily, on first use)."""
+    from polymodal.tools.captioner import Captioner
+    from polymodal.tools.clip_matcher import ClipMatcher
+    from polymodal.tools.emotion import EmotionRecognizer
+    from polymodal.tools.frame_grabber import FrameGrabber
+    from polymodal.tools.image_generator import ImageGenerator
+    from polymodal.tools.ocr import OCR
+    from polymodal.tools.speech_synthesizer import SpeechSynthesizer
+    from polymodal.tools.transcriber import Transcriber
+    from polymodal.tools.video_summarizer import VideoSummarizer
+    from polymodal.tools.visual_qa import VisualQA
+
     captioner, transcriber = Captioner(), Transcriber()
     tools: list[Tool] = [captioner, transcriber]
     tools += [VisualQA(), ClipMatcher(), OCR(), EmotionRecognizer()]

@@ -379,7 +379,12 @@ class ModelTool(Tool):
         from polymodal.tools.cache import model_cache
 
         return model_cache().get(self.cache_key(), self._load_checked, device=self.device,
-                                 label=f"{self.name} ({self.model})")
+                                 label=f"{self.name} ({self.model})", uses_torch=self.uses_torch)
+
+    @property
+    def uses_torch(self) -> bool:
+        """Whether ``load`` builds torch modules (and takes a torch dtype); False for ONNX or CTranslate2."""
+        return True
 
     def _load_checked(self, device: str, dtype: Any) -> Any:
         """``load``, after checking the device, with a broken model folder reported as such (T4)."""
@@ -489,12 +494,10 @@ class ModelTool(Tool):
             raise
 
     def _forward_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
-        import torch
-
-        from polymodal.tools.cache import device_slot, pick_device
+        from polymodal.tools.cache import device_slot, inference_mode, pick_device
 
         encoded = self.encode(bundle, chunk)
-        with device_slot(pick_device(self.device)), torch.inference_mode():
+        with device_slot(pick_device(self.device)), inference_mode():
             raw = self.forward(bundle, encoded)
         return self.decode(bundle, raw, chunk)
 

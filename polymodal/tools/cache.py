@@ -16,10 +16,12 @@ import gc
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,16 +31,34 @@ from polymodal.tools.loading import load_checked  # re-exported: where tools hav
 __all__ = [
     "ModelCache",
     "check_device",
+    "inference_mode",
     "device_slot",
     "is_out_of_memory",
     "load_checked",
     "model_cache",
     "pick_device",
     "pick_dtype",
+    "surely_cpu_only",
 ]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+_GPU_SIGNS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL2
+
+
+def surely_cpu_only() -> bool:
+    """True when this machine certainly has no CUDA/ROCm GPU, decided without importing torch.
+
+    ``import torch`` costs 1-2 s and ~180 MB; a run on the offline profile (faster-whisper, ONNX OCR)
+    never needs it, so asking torch whether there is a GPU would be most of that run's start-up. On
+    Linux with no GPU driver in sight the answer is known; anywhere else (or once torch is loaded
+    anyway) torch is asked.
+    """
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return False
+    return not any(os.path.exists(sign) for sign in _GPU_SIGNS)
 
 
 def pick_device(forced: str | None = None) -> str:
@@ -46,6 +66,8 @@ def pick_device(forced: str | None = None) -> str:
     choice = forced or os.environ.get("POLYMODAL_DEVICE") or "auto"
     if choice != "auto":
         return choice
+    if surely_cpu_only():
+        return "cpu"
     import torch
 
     if torch.cuda.is_available():
@@ -67,7 +89,7 @@ def check_device(device: str, source: str = "device") -> str:
     Raises:
         ConfigurationError: an unknown device name (``tpu``), or cuda / mps on a machine without it.
     """
-    if device == "auto":
+    if device in ("auto", "cpu"):
         return device
     if not _DEVICE.fullmatch(device):
         msg = f"{source} {device!r} is not a device: use cpu, cuda, cuda:N (N-th GPU) or mps"
@@ -103,9 +125,8 @@ def pick_dtype(device: str) -> Any:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for CUDA/MPS out-of-memory errors, whichever class the backend raised."""
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+    torch = sys.modules.get("torch")  # never imported just to ask: no torch, no CUDA OOM
+    if isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
@@ -116,8 +137,9 @@ def model_nbytes(bundle: Any) -> int:
 
 
 def _modules(obj: Any, depth: int = 0) -> Iterator[Any]:
-    import torch
-
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return  # a bundle with torch modules in it means torch was imported
     if isinstance(obj, torch.nn.Module):
         yield obj
     elif depth < 2:
@@ -157,9 +179,14 @@ class ModelCache:
         """How many times a loader actually ran (a test asserts models load once)."""
 
     def get(
-        self, key: str, loader: Callable[[str, Any], T], *, device: str | None = None, label: str = ""
+        self, key: str, loader: Callable[[str, Any], T], *, device: str | None = None, label: str = "",
+        uses_torch: bool = True,
     ) -> T:
-        """Return the bundle for ``key`` on the chosen device, loading it on first use only."""
+        """Return the bundle for ``key`` on the chosen device, loading it on first use only.
+
+        ``loader(device, dtype)`` loads it; ``uses_torch=False`` (a CTranslate2 or ONNX model) hands it
+        ``dtype=None`` instead of a torch dtype, so that torch is not imported for it.
+        """
         dev = pick_device(device)
         full_key = (key, dev)
         with self._lock:
@@ -175,7 +202,7 @@ class ModelCache:
                 if entry is not None:
                     return entry.bundle  # type: ignore[no-any-return]
             started = time.perf_counter()
-            bundle = self._load(loader, dev, label or key)
+            bundle = self._load(loader, dev, label or key, uses_torch)
             nbytes = model_nbytes(bundle)
             logger.info("loaded %s on %s in %.1f s (%.1f MB)", label or key, dev,
                         time.perf_counter() - started, nbytes / 1e6)
@@ -185,7 +212,7 @@ class ModelCache:
                 self._evict_over_budget(keep=full_key)
             return bundle
 
-    def _load(self, loader: Callable[[str, Any], T], device: str, label: str) -> T:
+    def _load(self, loader: Callable[[str, Any], T], device: str, label: str, uses_torch: bool = True) -> T:
         """Run ``loader``; out of memory while loading is handled like out of memory in a forward pass (T3).
 
         The least recently used models on the same device are evicted (all of them: the size of
@@ -194,7 +221,7 @@ class ModelCache:
         model and the device; the process and the models on other devices live on.
         """
         try:
-            return loader(device, pick_dtype(device))
+            return loader(device, pick_dtype(device) if uses_torch else None)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -207,7 +234,7 @@ class ModelCache:
         logger.warning("out of memory loading %s on %s; evicted %d model(s), retrying once", label, device,
                        len(victims))
         try:
-            return loader(device, pick_dtype(device))
+            return loader(device, pick_dtype(device) if uses_torch else None)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -272,11 +299,16 @@ class ModelCache:
         self.free_memory(keep=None)
 
 
+def inference_mode() -> AbstractContextManager[Any]:
+    """``torch.inference_mode()`` for torch models; nothing for the others (no torch import for them)."""
+    torch = sys.modules.get("torch")
+    return torch.inference_mode() if torch is not None else nullcontext()
+
+
 def _empty_device_caches() -> None:
     gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 

@@ -76,6 +76,10 @@ class OCR(ModelTool):
     coalesce_by_default: ClassVar[bool] = False
     """rapidocr reads one image per call: sharing calls would only queue them behind each other."""
 
+    @property
+    def uses_torch(self) -> bool:
+        return False  # ONNX models on onnxruntime
+
     def load(self, device: str, dtype: Any) -> Any:
         try:
             from rapidocr import RapidOCR

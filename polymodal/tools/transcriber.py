@@ -133,6 +133,10 @@ class Transcriber(ModelTool):
     def cache_key(self) -> str:
         return f"{super().cache_key()}:{self.resolved_backend()}"
 
+    @property
+    def uses_torch(self) -> bool:
+        return self.resolved_backend() != "faster-whisper"
+
     def load(self, device: str, dtype: Any) -> Any:
         if self.resolved_backend() == "faster-whisper":
             return load_faster_whisper(self.name, self.model, device, self.cpu_threads)
