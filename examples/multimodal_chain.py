@@ -3,16 +3,18 @@
 The prompt template carries the image as a standard content block, the chain answers with
 polymodal's tools, and an ordinary output parser takes the answer string. Run::
 
-    python examples/multimodal_chain.py photo.png --captioner-model ./models/blip
+    python examples/multimodal_chain.py [photo.png] [--captioner-model ./models/blip]
 
 With no ``llm`` the agent plans by the attachment's kind and answers with a template, which runs
-offline; pass ``llm=`` (any LangChain chat model) for planning and a written answer.
+offline (with the offline profile an image is read by OCR: there is no packaged captioner); pass
+``llm=`` (any LangChain chat model) for planning and a written answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,12 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnableParallel
 
-from polymodal import Agent
+from polymodal import Agent, PolymodalError
 from polymodal.integrations.langchain import MultimodalChain
+from polymodal.profiles import build_tools
 from polymodal.tools import Captioner
+
+MEDIA = Path(__file__).resolve().parent / "media"
 
 PROMPT = ChatPromptTemplate.from_messages([
     ("human", [
@@ -35,7 +40,7 @@ PROMPT = ChatPromptTemplate.from_messages([
 
 def build_chains(captioner_model: str | None = None, llm: Any = None) -> tuple[Any, Any]:
     """The two compositions: a sequence, and a parallel map using it twice."""
-    tools = [Captioner(model=captioner_model)] if captioner_model else None
+    tools = [Captioner(model=captioner_model)] if captioner_model else build_tools()  # the profile's tools
     chain = MultimodalChain(Agent(llm=llm, tools=tools))
     describe = PROMPT | chain | StrOutputParser()
     both = RunnableParallel(
@@ -47,7 +52,7 @@ def build_chains(captioner_model: str | None = None, llm: Any = None) -> tuple[A
 
 def main(argv: Sequence[str] | None = None) -> dict[str, str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("photo")
+    parser.add_argument("photo", nargs="?", default=str(MEDIA / "sign.png"))
     parser.add_argument("--captioner-model")
     args = parser.parse_args(argv)
     image = base64.b64encode(Path(args.photo).read_bytes()).decode("ascii")
@@ -59,4 +64,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PolymodalError as exc:
+        sys.exit(f"error: {exc}")

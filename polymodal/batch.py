@@ -232,6 +232,7 @@ def reply_record(reply: Reply, files_dir: Path | None = None) -> dict[str, Any]:
         steps.append(item)
     return {
         "text": reply.text,
+        "outcome": reply.outcome,
         "planner": reply.planner,
         "fusion": reply.fusion,
         "llm_calls": reply.llm_calls,

@@ -3,6 +3,10 @@
 Everything a model or a file name produced is untrusted: it is printed as plain text (rich markup
 such as ``[red]`` stays literal) with terminal control characters escaped (RELIABILITY R5/A9).
 Errors print as one line; ``--debug`` adds the traceback.
+
+Exit codes, the same for every command (README, "Command line"): 0 answered; 1 failed (no answer,
+or an error while answering); 2 usage (the command line or a setting is wrong, found before any
+work); 3 answered, but some steps failed (the answer is built from the rest).
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,6 +38,9 @@ from rich.text import Text
 
 from polymodal.errors import ConfigurationError, MissingDependencyError, PolymodalError
 
+if TYPE_CHECKING:
+    from polymodal.agent import Reply
+
 app = typer.Typer(
     name="polymodal",
     help="Multimodal requests answered by local models.",
@@ -43,12 +51,21 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="model profile: default or offline")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file choosing models per tool")]
-LlmOpt = Annotated[str | None, typer.Option("--llm", help="a local chat model folder for planning and answers")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, mps (default: best available)")]
-ModelOpt = Annotated[list[str] | None, typer.Option("--model", "-m", help="TOOL=MODEL override (repeatable)")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="show tracebacks")]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+_EXIT_FOR = {"answered": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+_SEVERITY = {EXIT_OK: 0, EXIT_PARTIAL: 1, EXIT_FAILED: 2}
+
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME",
+                                                help="model profile: default or offline")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="FILE", help="TOML file choosing models per tool")]
+LlmOpt = Annotated[str | None, typer.Option("--llm", metavar="MODEL",
+                                            help="a local chat model (folder or .gguf) for planning and answers")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", metavar="DEVICE",
+                                               help="cpu, cuda, cuda:1, mps (default: best available)")]
+ModelOpt = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", metavar="TOOL=MODEL", help="use MODEL (folder, hub id, packaged:NAME) for TOOL; repeatable")]
+DebugOpt = Annotated[bool, typer.Option("--debug", metavar="", help="show tracebacks")]
+OutputDirOpt = Annotated[Path, typer.Option("--output-dir", "-o", metavar="DIR", help="where generated media go")]
 
 
 def safe(text: object) -> str:
@@ -66,8 +83,8 @@ def say(console: Console, text: object, style: str | None = None) -> None:
 
 
 @contextmanager
-def errors_as_lines(debug: bool) -> Iterator[None]:
-    """Turn any failure into one readable line and exit code 1 (2 for an internal error)."""
+def errors_as_lines(debug: bool, code: int = EXIT_FAILED) -> Iterator[None]:
+    """Turn any failure into one readable line and exit with ``code`` (EXIT_USAGE while checking options)."""
     try:
         yield
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
@@ -76,23 +93,65 @@ def errors_as_lines(debug: bool) -> Iterator[None]:
         if debug:
             err.print(Text(safe(traceback.format_exc())))
         say(err, f"error: {exc}", "red")
-        raise typer.Exit(1) from None
+        raise typer.Exit(code) from None
     except Exception as exc:
         if debug:
             err.print(Text(safe(traceback.format_exc())))
         say(err, f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)", "red")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def exit_code(reply: Reply) -> int:
+    """The exit code for a reply (0 answered, 3 partly, 1 not at all); failed steps are named on stderr."""
+    code = _EXIT_FOR[reply.outcome]
+    failed = [step for step in reply.steps if not step.ok]
+    if failed and code != EXIT_OK:
+        names = ", ".join(f"{step.id} ({step.tool})" for step in failed)
+        say(err, f"{len(failed)} of {len(reply.steps)} step(s) did not succeed: {names}", "yellow")
+    return code
+
+
+def _worse(a: int, b: int) -> int:
+    return a if _SEVERITY.get(a, 2) >= _SEVERITY.get(b, 2) else b
 
 
 def _overrides(models: list[str] | None) -> dict[str, str]:
+    """``--model TOOL=MODEL`` pairs, checked before any work: a known tool, a usable folder."""
+    from polymodal.profiles import TOOL_CLASSES
+    from polymodal.tools.loading import folder_problem, looks_like_path
+
     found: dict[str, str] = {}
     for item in models or []:
-        tool, sep, spec = item.partition("=")
+        tool, sep, spec = (part.strip() for part in item.partition("="))
         if not sep or not tool or not spec:
             msg = f"--model expects TOOL=MODEL, got {item!r}"
             raise ConfigurationError(msg)
-        found[tool.strip()] = spec.strip()
+        if tool not in TOOL_CLASSES:
+            msg = f"--model {item!r}: unknown tool {tool!r} (known: {', '.join(TOOL_CLASSES)})"
+            raise ConfigurationError(msg)
+        problem = folder_problem(Path(spec).expanduser()) if looks_like_path(spec) else None
+        if problem:
+            msg = f"--model {item!r}: model folder {spec!r} {problem}"
+            raise ConfigurationError(msg)
+        found[tool] = spec
     return found
+
+
+def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
+    """The request: the argument, stdin for ``-``, or a file (no command-line length limit for the last two)."""
+    if prompt is not None and prompt_file is not None:
+        msg = "give the request as PROMPT or with --prompt-file, not both"
+        raise ConfigurationError(msg)
+    if prompt_file is not None:
+        try:
+            return prompt_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = f"--prompt-file {str(prompt_file)!r} cannot be read: {exc}"
+            raise ConfigurationError(msg) from exc
+    if prompt is None:
+        msg = 'no request: polymodal run "PROMPT", or - to read it from stdin, or --prompt-file FILE'
+        raise ConfigurationError(msg)
+    return sys.stdin.read() if prompt == "-" else prompt
 
 
 def _load_llm(spec: str | None, device: str | None) -> Any:
@@ -114,10 +173,17 @@ def _load_llm(spec: str | None, device: str | None) -> Any:
 
 def cli_agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
               models: list[str] | None, notes: list[str] | None = None, settings: Any = None) -> Any:
-    """The agent the command-line options describe (also what each Ray actor of ``batch --ray`` builds)."""
-    from polymodal.profiles import build_agent
+    """The agent the command-line options describe (also what each Ray actor of ``batch --ray`` builds).
 
-    return build_agent(profile, _load_llm(llm, device), overrides=_overrides(models), config=config, device=device,
+    Every option is checked before anything loads: a bad one is a ConfigurationError (exit 2).
+    """
+    from polymodal.profiles import build_agent
+    from polymodal.tools.cache import check_device
+
+    overrides = _overrides(models)
+    if device:
+        check_device(device, "--device")
+    return build_agent(profile, _load_llm(llm, device), overrides=overrides, config=config, device=device,
                        notes=notes, settings=settings)
 
 
@@ -139,11 +205,14 @@ def _show_artifacts(record: dict[str, Any]) -> None:
 
 @app.command()
 def run(
-    prompt: Annotated[str, typer.Argument(help="the request")],
-    attach: Annotated[list[Path] | None, typer.Option("--attach", "-a", help="a file to attach (repeatable)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the whole Reply as JSON")] = False,
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="where generated media go")] = Path(
-        "polymodal-output"),
+    prompt: Annotated[str | None, typer.Argument(metavar="PROMPT", show_default=False,
+                                                 help='the request; "-" reads it from stdin')] = None,
+    attach: Annotated[list[Path] | None, typer.Option("--attach", "-a", metavar="FILE",
+                                                      help="a file to attach (repeatable)")] = None,
+    prompt_file: Annotated[Path | None, typer.Option("--prompt-file", "-f", metavar="FILE",
+                                                     help="read the request from a UTF-8 text file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="print the whole Reply as JSON")] = False,
+    output_dir: OutputDirOpt = Path("polymodal-output"),
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -151,19 +220,35 @@ def run(
     model: ModelOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Answer one request, e.g. polymodal run "What does this voice note say?" -a note.wav"""
+    """Answer one request, e.g. polymodal run "What does this voice note say?" -a note.wav
+
+    Exit code: 0 answered, 1 failed, 2 usage error, 3 answered but some steps failed.
+    """
     from polymodal.batch import reply_record
 
-    with errors_as_lines(debug):
+    with errors_as_lines(debug, EXIT_USAGE):
+        text = _read_prompt(prompt, prompt_file)
         agent = _agent(profile, config, llm, device, model, debug)
+    with errors_as_lines(debug):
         with err.status("working…"):
-            reply = agent.chat(prompt, [str(p) for p in attach or []])
+            reply = agent.chat(text, [str(p) for p in attach or []])
         record = reply_record(reply, output_dir if reply.artifacts else None)
         if as_json:
             sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=True) + "\n")
-            return
-        say(out, reply.text)
-        _show_artifacts(record)
+        else:
+            say(out, reply.text)
+            _show_artifacts(record)
+    code = exit_code(reply)
+    if code:
+        raise typer.Exit(code)
+
+
+CHAT_HELP = """commands:
+  /attach PATH   attach a file to your next message
+  /reset         start a new conversation (loaded models stay loaded)
+  /help          this list
+  /quit          leave (also /exit, or end of input: Ctrl-D)
+a message that starts with / is sent as typed if you write it with // (//etc/hosts -> /etc/hosts)"""
 
 
 @app.command()
@@ -173,55 +258,78 @@ def chat(
     llm: LlmOpt = None,
     device: DeviceOpt = None,
     model: ModelOpt = None,
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="where generated media go")] = Path(
-        "polymodal-output"),
+    output_dir: OutputDirOpt = Path("polymodal-output"),
     debug: DebugOpt = False,
 ) -> None:
-    """An interactive session: type a message; /attach PATH adds a file; /reset; /quit."""
+    """An interactive session: type a message; /attach PATH adds a file; /help lists the commands.
+
+    Exit code on /quit or end of input: the worst of the session's turns (1 if any failed, 3 if any
+    was answered only in part, else 0); 2 if the options are wrong.
+    """
     from polymodal.batch import reply_record
     from polymodal.media import Attachment
 
-    with errors_as_lines(debug):
+    with errors_as_lines(debug, EXIT_USAGE):
         agent = _agent(profile, config, llm, device, model, debug)
-    say(err, "polymodal chat: /attach PATH to add a file, /reset to start over, /quit to leave", "dim")
+    say(err, "polymodal chat: /attach PATH to add a file, /help for the commands, /quit to leave", "dim")
     pending: list[Attachment] = []
+    worst = EXIT_OK
     while True:
         err.print("you> ", end="")
         line = sys.stdin.readline()
         if not line:
+            err.print()  # end of input: leave the terminal on a fresh line
             break
         text = line.strip()
         if not text:
             continue
-        if text in ("/quit", "/exit"):
-            break
-        if text == "/reset":
-            agent.reset()
-            pending.clear()
-            say(err, "conversation cleared", "dim")
-            continue
-        if text.startswith("/attach"):
-            path = text[len("/attach"):].strip()
-            try:
-                pending.append(Attachment.from_path(path, agent.settings.limits))
-            except PolymodalError as exc:
-                say(err, f"error: {exc}", "red")
-                continue
-            say(err, f"attached {pending[-1].describe()} (sent with your next message)", "dim")
+        if text.startswith("/") and not text.startswith("//"):
+            command, _, argument = text.partition(" ")
+            if command in ("/quit", "/exit"):
+                break
+            _chat_command(agent, command, argument.strip(), pending)
             continue
         try:
-            reply = agent.chat(text, pending)
+            reply = agent.chat(text[1:] if text.startswith("//") else text, pending)
         except PolymodalError as exc:
             say(err, f"error: {exc}", "red")
+            worst = _worse(worst, EXIT_FAILED)
             continue
         except Exception as exc:
             if debug:
                 err.print(Text(safe(traceback.format_exc())))
             say(err, f"internal error: {type(exc).__name__}: {exc}", "red")
+            worst = _worse(worst, EXIT_FAILED)
             continue
-        pending = []
+        pending.clear()
         say(out, reply.text)
         _show_artifacts(reply_record(reply, output_dir if reply.artifacts else None))
+        worst = _worse(worst, exit_code(reply))
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _chat_command(agent: Any, command: str, argument: str, pending: list[Any]) -> None:
+    """Run one ``/command`` of a chat session; nothing here is ever sent to the model."""
+    from polymodal.media import Attachment
+
+    if command == "/help":
+        say(err, CHAT_HELP, "dim")
+    elif command == "/reset":
+        agent.reset()
+        pending.clear()
+        say(err, "conversation cleared", "dim")
+    elif command == "/attach" and not argument:
+        say(err, "usage: /attach PATH (the file is sent with your next message)", "red")
+    elif command == "/attach":
+        try:
+            pending.append(Attachment.from_path(argument, agent.settings.limits))
+        except PolymodalError as exc:
+            say(err, f"error: {exc}", "red")
+            return
+        say(err, f"attached {pending[-1].describe()} (sent with your next message)", "dim")
+    else:
+        say(err, f"unknown command {command}: /help lists the commands (start with // to send a / message)", "red")
 
 
 class _RateColumn(ProgressColumn):
@@ -242,20 +350,25 @@ class _RateColumn(ProgressColumn):
 
 @app.command()
 def batch(
-    jobs: Annotated[Path, typer.Argument(help='JSONL file, one {"id", "prompt", "attachments"} per line')],
+    jobs: Annotated[Path, typer.Argument(metavar="JOBS",
+                                         help='JSONL file, one {"id", "prompt", "attachments"} per line')],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="results JSONL (appended; resumable); default: JOBS.results.jsonl beside it")] = None,
-    files_dir: Annotated[Path | None, typer.Option("--files-dir", help="where generated media go")] = None,
+        "--output", "-o", metavar="FILE",
+        help="results JSONL (appended; resumable); default: JOBS.results.jsonl beside it")] = None,
+    files_dir: Annotated[Path | None, typer.Option("--files-dir", metavar="DIR",
+                                                   help="where generated media go")] = None,
     concurrency: Annotated[int, typer.Option(
-        "--concurrency", "-j", min=1, help="jobs run at once; their model calls share batches (1: in file order)")] = 4,
+        "--concurrency", "-j", min=1, metavar="N",
+        help="jobs run at once; their model calls share batches (1: in file order)")] = 4,
     retry_failed: Annotated[bool, typer.Option(
-        "--retry-failed", help="run again the jobs whose recorded result failed")] = False,
+        "--retry-failed", metavar="", help="run again the jobs whose recorded result failed")] = False,
     ray: Annotated[str | None, typer.Option(
         "--ray", metavar="[ADDRESS]",
         help="spread the jobs over a Ray cluster: --ray alone uses RAY_ADDRESS or starts a local one; "
              "or give its address (auto, ray://head:10001)")] = None,
     ray_actors: Annotated[int | None, typer.Option(
-        "--ray-actors", min=1, help="with --ray: actors sharing the jobs (default: one per 2 cluster CPUs)")] = None,
+        "--ray-actors", min=1, metavar="N",
+        help="with --ray: actors sharing the jobs (default: one per 2 cluster CPUs)")] = None,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -263,16 +376,21 @@ def batch(
     model: ModelOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run every request of a JSONL file; re-running skips the ids already in the output."""
+    """Run every request of a JSONL file; re-running skips the ids already in the output.
+
+    Exit code: 0 when every job in the output succeeded, 1 when any failed (in this run or an earlier
+    one), 2 usage.
+    """
     from polymodal.batch import BatchSummary, run_batch
 
     output = output or jobs.with_name(jobs.stem + ".results.jsonl")
     files_dir = files_dir or output.with_name(output.stem + "-files")
-    with errors_as_lines(debug):
+    with errors_as_lines(debug, EXIT_USAGE):
         if not jobs.is_file():
             msg = f"jobs file {str(jobs)!r} does not exist"
             raise ConfigurationError(msg)
         agent = _agent(profile, config, llm, device, model, debug)
+    with errors_as_lines(debug):
         progress = Progress(
             TextColumn("batch"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(),
             TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False,
@@ -316,7 +434,7 @@ def batch(
         if failed:
             say(err, f"{len(failed)} job(s) in {output} have errors: {', '.join(failed[:10])} "
                      "(--retry-failed runs them again)", "red")
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAILED)
 
 
 def _failed_in(output: Path) -> list[str]:
@@ -335,19 +453,20 @@ def _failed_in(output: Path) -> list[str]:
 def models(
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
+    model: ModelOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """The tools, the model each will use, whether it is available locally, and its size."""
     from polymodal.model_status import describe_selection
     from polymodal.profiles import select
 
-    with errors_as_lines(debug):
-        selection = select(profile, config=config)
+    with errors_as_lines(debug, EXIT_USAGE):
+        selection = select(profile, _overrides(model), config=config)
         say(out, f"profile: {selection.profile} ({selection.reason})")
         table = Table("tool", "status", "model", "local", "size", "from")
         for row in describe_selection(selection):
             table.add_row(*(Text(safe(cell)) for cell in row))
-        out.print(table)
+        print_table(table)
         say(out, "override a tool's model with --model TOOL=MODEL, POLYMODAL_MODEL_<TOOL>=MODEL or polymodal.toml")
 
 
@@ -374,7 +493,7 @@ def serve(
     from polymodal.config import Settings
     from polymodal.media import MediaLimits
 
-    with errors_as_lines(debug):
+    with errors_as_lines(debug, EXIT_USAGE):  # everything before serving is setting up: a failure is exit 2
         try:
             import uvicorn
 
@@ -394,20 +513,35 @@ def serve(
 
 
 @app.command()
-def doctor(debug: DebugOpt = False) -> None:
-    """Check the machine: Python, torch and its device, PyAV/FFmpeg, extras, the model cache."""
+def doctor(device: DeviceOpt = None, debug: DebugOpt = False) -> None:
+    """Check the machine: Python, torch and the device models will use, PyAV, extras, the hub, the cache.
+
+    The hub is probed for real (at most a couple of seconds). Exit code 0 whatever is missing: each
+    row says what a missing part is for.
+    """
     from polymodal.model_status import doctor_checks
 
     with errors_as_lines(debug):
         table = Table("check", "result")
         bad = 0
-        for name, ok, detail in doctor_checks():
+        for name, ok, detail in doctor_checks(device):
             bad += not ok
-            table.add_row(Text(name), Text(("ok  " if ok else "MISSING  ") + safe(detail),
-                                           style="" if ok else "yellow"))
-        out.print(table)
+            table.add_row(Text(name), Text(("ok  " if ok else "NO  ") + safe(detail), style="" if ok else "yellow"))
+        print_table(table)
         if bad:
-            say(err, f"{bad} optional part(s) missing; each line says what it is for", "dim")
+            say(err, f"{bad} check(s) not passed; each line says what it is for and what to do", "dim")
+
+
+def print_table(table: Table) -> None:
+    """Print a table without cutting any cell: into a pipe or a file at the width it needs; on a
+    terminal, long cells fold onto the next line instead of ending in "…"."""
+    for column in table.columns:
+        column.overflow = "fold"
+    if out.is_terminal:
+        out.print(table)
+        return
+    width = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    Console(highlight=False, width=max(width, out.width)).print(table)  # out caps every print at its own width
 
 
 

@@ -110,6 +110,9 @@ class ToolError(PolymodalError, ToolException):
     """A tool failed while running. ``tool`` names it; the message says what went wrong."""
 
     def __init__(self, tool: str, problem: str) -> None:
+        # A problem raised deeper down often already names the tool ("captioner: model ... missing"):
+        # say it once, never "captioner: captioner: ...".
+        problem = problem.removeprefix(f"{tool}: ")
         self.tool = tool
         self.problem = problem
         super().__init__(f"{tool}: {problem}")

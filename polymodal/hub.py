@@ -36,7 +36,9 @@ class HubStatus:
     detail: str
     """Why, in words: "offline (HF_HUB_OFFLINE=1)", "https://huggingface.co answered in 0.2 s", ..."""
     seconds: float = 0.0
-    """How long the probe took (0 when none was made)."""
+    """How long the probe took."""
+    probed: bool = True
+    """False when hub access was switched off by a setting (``HF_HUB_OFFLINE``): no probe, no fault."""
 
 
 _lock = threading.Lock()
@@ -70,7 +72,7 @@ def status() -> HubStatus:
     with _lock:
         if _status is None:
             if offline():
-                _status = HubStatus(False, "offline (HF_HUB_OFFLINE=1)")
+                _status = HubStatus(False, "offline (HF_HUB_OFFLINE=1)", probed=False)
             else:
                 probes += 1
                 _status = _probe(endpoint())

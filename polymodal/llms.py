@@ -77,7 +77,7 @@ def local_chat_model(
         tokenizer = load_checked(
             "chat model", model, lambda: AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         )
-        with loading("chat model", model):
+        with loading("chat model", model, uses_transformers=True):
             lm: Any = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
         return _CausalLM(lm.to(dev).eval(), tokenizer)
 

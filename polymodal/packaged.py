@@ -1,7 +1,7 @@
 """Real models that PyPI wheels ship, found and prepared for use with no model hub.
 
-The ``offline-models`` extra installs plain wheels that hold model files (see README, "Offline
-models"). They are found with :mod:`importlib` (never a hard-coded ``site-packages`` path) and,
+The ``offline-models`` extra installs plain wheels that hold model files (see README, "Model
+profiles"). They are found with :mod:`importlib` (never a hard-coded ``site-packages`` path) and,
 where a wheel cannot hold the model as is, assembled once into a cache folder:
 
 - Whisper base (CTranslate2 format, for faster-whisper) comes split in two wheels because of

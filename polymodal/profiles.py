@@ -331,6 +331,7 @@ def build_tools(
 
 
 def _instantiate(cls: type[Tool], choice: ToolChoice, device: str | None, notes: list[str]) -> Tool:
+    _check_folders(choice)
     fields = cls.model_fields
     kwargs: dict[str, Any] = {}
     for key, value in choice.kwargs.items():
@@ -344,6 +345,19 @@ def _instantiate(cls: type[Tool], choice: ToolChoice, device: str | None, notes:
     if device and "device" in fields:
         kwargs["device"] = device
     return cls(**kwargs)
+
+
+def _check_folders(choice: ToolChoice) -> None:
+    """A model folder named by a profile, config file, variable or override is checked before any work."""
+    from polymodal.tools.loading import folder_problem, looks_like_path
+
+    for key in ("model", "vocoder", "face_model"):
+        spec = choice.kwargs.get(key)
+        if isinstance(spec, str) and looks_like_path(spec):
+            problem = folder_problem(Path(spec).expanduser())
+            if problem:
+                msg = f"{choice.source}: {choice.name} {key} folder {spec!r} {problem}"
+                raise ConfigurationError(msg)
 
 
 def build_router(selection: Selection, notes: list[str] | None = None, device: str | None = None) -> Any | None:
@@ -402,9 +416,15 @@ def build_agent(
 ) -> Agent:
     """An Agent with the profile's tools (and its router, when the router module is installed)."""
     from polymodal.agent import Agent
+    from polymodal.tools.cache import check_device
 
     selection = select(profile, overrides, config=config)
+    source = "device" if device else f"config file {str(selection.config_path)!r}: device"
     device = device or _config_value(selection, "device")
+    if device:
+        check_device(device, source)
+    elif os.environ.get("POLYMODAL_DEVICE"):
+        check_device(os.environ["POLYMODAL_DEVICE"], "POLYMODAL_DEVICE")
     host = _config_value(selection, "host")
     if settings is None and host:  # `host = "process"` in the config file; Settings(host=...) wins
         settings = _settings_with_host(host, selection.config_path)

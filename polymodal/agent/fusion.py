@@ -217,9 +217,20 @@ def template_answer(results: Sequence[StepResult], attachments: Mapping[str, Att
     return "\n\n".join(_section(r, attachments) for r in results)
 
 
+_ACRONYMS = {"ocr": "OCR", "qa": "QA", "clip": "CLIP", "tts": "TTS", "asr": "ASR", "llm": "LLM"}
+
+
+def tool_title(name: str) -> str:
+    """A tool name as a heading: ``ocr`` -> "OCR", ``visual_qa`` -> "Visual QA", ``clip_matcher`` -> "CLIP matcher"."""
+    words = [_ACRONYMS.get(word, word) for word in name.split("_") if word]
+    if words and words[0] == words[0].lower():
+        words[0] = words[0].capitalize()
+    return " ".join(words)
+
+
 def _section(result: StepResult, attachments: Mapping[str, Attachment]) -> str:
     sources = ", ".join(_sources(result, attachments))
-    title = f"{result.tool.replace('_', ' ').capitalize()}" + (f" of {sources}" if sources else "")
+    title = tool_title(result.tool) + (f" of {sources}" if sources else "")
     if result.ok:
         return f"{title}:\n{result.content or '(empty)'}"
     return f"{title}: failed — {result.error or result.status}"

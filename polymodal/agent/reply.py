@@ -6,7 +6,7 @@ it without importing the Agent: no import cycle inside the agent layer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,9 @@ from polymodal.agent.plan import Plan
 from polymodal.agent.planner import Tier
 from polymodal.media import Attachment
 
-__all__ = ["Reply"]
+__all__ = ["Outcome", "Reply"]
+
+Outcome = Literal["answered", "partial", "failed"]
 
 
 class Reply(BaseModel):
@@ -29,7 +31,7 @@ class Reply(BaseModel):
     plan: Plan
     """The validated plan that ran."""
     steps: list[StepResult] = Field(default_factory=list)
-    """Per step: id, tool, args, output (text and artifact), error, timing."""
+    """Per step: id, tool, args, status, content (text) and artifact (typed), error, timing."""
     artifacts: list[Attachment] = Field(default_factory=list)
     """Media the tools produced this turn (generated images, speech), each with its id."""
     attachment_ids: list[str] = Field(default_factory=list)
@@ -43,6 +45,26 @@ class Reply(BaseModel):
     missing_tools: list[str] = Field(default_factory=list)
     """Tools the request needed that this agent lacks; the text says how to get each. Non-empty: not fully answered."""
     seconds: float = 0.0
+
+    @property
+    def outcome(self) -> Outcome:
+        """Whether the request was answered: what ``polymodal run`` turns into its exit code.
+
+        - ``"answered"``: every step succeeded (or no step was needed and a language model answered);
+        - ``"partial"``: some steps succeeded and some failed, timed out or were skipped: the answer
+          is built from what did run;
+        - ``"failed"``: no step succeeded, or no tool applied and no language model could answer.
+
+        A request that needed a tool the agent lacks (``missing_tools``) is at best ``"partial"``.
+        """
+        done = sum(step.ok for step in self.steps)
+        if self.missing_tools:
+            return "partial" if done else "failed"
+        if not self.steps:
+            return "failed" if self.fusion == "template" else "answered"
+        if done == len(self.steps):
+            return "answered"
+        return "partial" if done else "failed"
 
     def __str__(self) -> str:
         return self.text

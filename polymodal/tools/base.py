@@ -392,7 +392,7 @@ class ModelTool(Tool):
         from polymodal.tools.loading import loading
 
         check_device(device, f"{self.name}: device")
-        with loading(self.name, self.model):
+        with loading(self.name, self.model, uses_transformers=self.uses_torch):
             return self.load(device, dtype)
 
     def cache_key(self) -> str:

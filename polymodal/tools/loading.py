@@ -15,13 +15,15 @@ into one :class:`~polymodal.errors.ConfigurationError` naming the model (RELIABI
 
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from polymodal.errors import ConfigurationError
 
@@ -81,13 +83,14 @@ def forget_failures() -> None:
 
 
 @contextmanager
-def loading(what: str, model: str) -> Iterator[None]:
+def loading(what: str, model: str, *, uses_transformers: bool = False) -> Iterator[None]:
     """Silence progress bars and hub warnings while loading; report a local folder that fails as broken.
 
     Used around a tool's whole ``load`` (the processor and the weights), so that a folder whose
     weights are cut off or unreadable is a ConfigurationError naming it, not a library traceback.
+    ``uses_transformers``: the load imports transformers (quiet it from the start).
     """
-    with _quiet_libraries():
+    with _quiet_libraries(uses_transformers):
         try:
             yield
         except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
@@ -154,7 +157,8 @@ def _hub_message(what: str, model: str, exc: BaseException) -> str:
     else:
         if hub.is_connection_error(exc):
             hub.go_offline(_first_line(exc))
-        where = f"the hub is not available: {hub.status().detail}"
+        state = hub.status()
+        where = f"the hub is unreachable ({state.detail})" if state.probed else f"the hub is {state.detail}"
     return (f"{what}: model {model!r} is not a local folder, not in the local hub cache, and {where}. Download "
             f"it once (`hf download {model}`) on a machine with hub access, or pass model=<a local folder>")
 
@@ -174,24 +178,31 @@ def _is_not_found(exc: BaseException) -> bool:
 
 
 @contextmanager
-def _quiet_libraries() -> Iterator[None]:
+def _quiet_libraries(import_transformers: bool) -> Iterator[None]:
     """No ``Loading weights`` bars, no "couldn't connect" warnings: our messages say what matters.
 
-    Only transformers' own bars are turned off (its private switch): a real download from the hub
-    keeps its progress bar, which is worth seeing.
+    transformers and diffusers are quieted when already imported (transformers also when
+    ``import_transformers``: the load will import it). Neither is imported otherwise: an ONNX or
+    CTranslate2 model must not pay a second of transformers' import to be quiet. Only transformers'
+    own bars are turned off (its private switch): a real download keeps its progress bar.
     """
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - transformers is a core dependency
-        yield
-        return
-    verbosity, bars = hf_logging.get_verbosity(), getattr(hf_logging, "_tqdm_active", None)
-    hf_logging.set_verbosity_error()
+    quieted: list[tuple[Any, int]] = []
+    for name in ("transformers", "diffusers"):
+        if name in sys.modules or (name == "transformers" and import_transformers):
+            try:
+                lib_logging = importlib.import_module(f"{name}.utils.logging")
+            except ImportError:
+                continue
+            quieted.append((lib_logging, lib_logging.get_verbosity()))
+            lib_logging.set_verbosity_error()
+    hf_logging: Any = sys.modules.get("transformers.utils.logging")
+    bars = getattr(hf_logging, "_tqdm_active", None) if quieted else None
     if bars is not None:
         hf_logging._tqdm_active = False
     try:
         yield
     finally:
-        hf_logging.set_verbosity(verbosity)
+        for lib_logging, verbosity in quieted:
+            lib_logging.set_verbosity(verbosity)
         if bars is not None:
             hf_logging._tqdm_active = bars
