@@ -8,6 +8,7 @@ Everything runs in-process through typer's runner on tiny checkpoints; a hub id 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from polymodal.commands import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, app
 from polymodal.tools.cache import model_cache
 
+ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 NO_ROUTER = {"POLYMODAL_ROUTER_MODEL": "none", "COLUMNS": "100"}
 
@@ -118,3 +120,40 @@ def test_errors_name_the_tool_once(media):
 
     text = Captioner(model="org/missing").invoke({"image": str(media.png())})  # as a LangChain agent calls it
     assert text.startswith("captioner: model 'org/missing'") and "captioner: captioner" not in text
+
+
+def test_doctor_has_a_row_per_extra_and_checks_the_device_models_will_use():
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = set(pyproject["project"]["optional-dependencies"]) - {"all", "dev"}
+    result = runner.invoke(app, ["doctor", "--device", "tpu"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_OK, result.output
+    for extra in extras:
+        assert f"extra [{extra}]" in result.stdout, extra
+    assert "NO  --device 'tpu' is not a device" in result.stdout  # the device is checked, not assumed
+    assert "offline (HF_HUB_OFFLINE=1)" in result.stdout  # a setting, not a probe: the test bed is offline
+
+
+def test_a_batch_rerun_still_exits_1_for_failures_recorded_by_the_earlier_run(tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "broken", "prompt": \n', encoding="utf-8")  # a bad line: a recorded failure
+    first = runner.invoke(app, ["batch", str(jobs), "--profile", "default"], env=NO_ROUTER)
+    assert first.exit_code == EXIT_FAILED, first.output
+    assert (tmp_path / "jobs.results.jsonl").is_file()  # the documented default output
+    again = runner.invoke(app, ["batch", str(jobs), "--profile", "default"], env=NO_ROUTER)
+    assert again.exit_code == EXIT_FAILED and "skipping 1 job(s)" in again.stderr
+    missing = runner.invoke(app, ["batch", str(tmp_path / "nope.jsonl")], env=NO_ROUTER)
+    assert missing.exit_code == EXIT_USAGE
+
+
+def test_template_answers_title_tools_as_people_write_them():
+    from polymodal.agent.executor import StepResult
+    from polymodal.agent.fusion import template_answer
+
+    results = [StepResult(id="s1", tool="ocr", status="ok", content="OPEN"),
+               StepResult(id="s2", tool="visual_qa", status="ok", content="red"),
+               StepResult(id="s3", tool="clip_matcher", status="ok", content="a cat")]
+    text = template_answer(results, {})
+    assert text.splitlines()[0] == "OCR:" and "Visual QA:" in text and "CLIP matcher:" in text
+    assert "Ocr" not in text

@@ -93,11 +93,16 @@ def test_an_unreachable_hub_is_probed_once_and_every_missing_model_fails_at_once
 def test_a_hub_that_never_answers_is_given_up_on_after_the_probe_deadline(tmp_path):
     body = """
     from polymodal import hub
+    from polymodal.model_status import doctor_checks
     started = time.perf_counter()
     state = hub.status()
-    print(json.dumps({"seconds": time.perf_counter() - started, "reachable": state.reachable,
-                      "detail": state.detail, "offline": hub.offline(), "limit": hub.PROBE_SECONDS}))
+    seconds = time.perf_counter() - started
+    rows = {name: [ok, detail] for name, ok, detail in doctor_checks()}
+    print(json.dumps({"seconds": seconds, "reachable": state.reachable, "detail": state.detail,
+                      "offline": hub.offline(), "limit": hub.PROBE_SECONDS, "doctor": rows["model hub"]}))
     """
     out, _ = run_script(body, "silent", tmp_path)
     assert not out["reachable"] and out["offline"] and "did not answer" in out["detail"]
     assert out["seconds"] < out["limit"] + 2  # bounded: the probe thread is abandoned at its deadline
+    ok, detail = out["doctor"]  # `polymodal doctor` reports what the probe found, not what HF_HUB_OFFLINE says
+    assert not ok and detail.startswith("unreachable") and "--profile offline" in detail
