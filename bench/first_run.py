@@ -45,7 +45,8 @@ COMMANDS: list[tuple[str, list[str], bool]] = [
     ("run voice note --device cuda (no CUDA)", [*CLI, "run", "transcribe", "-a", VOICE, "--device", "cuda"], False),
     ("run --model captioner=./missing", [*CLI, "run", "describe", "-a", SIGN, "--model",
                                          "captioner=./missing-folder"], False),
-    ("examples/quickstart.py (hub models)", [PY, "examples/quickstart.py", SIGN, VOICE], False),
+    ("run voice note, router off", [*CLI, "run", "What does this voice note say?", "-a", VOICE], True),
+    ("python examples/quickstart.py SIGN VOICE", [PY, "examples/quickstart.py", SIGN, VOICE], False),
 ]
 
 
@@ -77,7 +78,8 @@ def main() -> None:
             continue
         results = []
         for tree, home in zip(trees, homes, strict=True):
-            results.append(run_polled(argv, tree, home, args.timeout))
+            extra = {"POLYMODAL_ROUTER_MODEL": "none"} if "router off" in label else {}
+            results.append(run_polled(argv, tree, home, args.timeout, extra))
         rows.append((label, results, same))
         print(f"\n## {label}: {shlex.join(a.replace(PY, 'python') for a in argv)}", flush=True)
         for tree, r in zip(trees, results, strict=True):
@@ -93,10 +95,10 @@ def main() -> None:
         print(f"| {label} | {cells} |")
 
 
-def run_polled(argv: list[str], tree: Path, home: Path, timeout: float) -> Result:
+def run_polled(argv: list[str], tree: Path, home: Path, timeout: float, extra_env: dict[str, str]) -> Result:
     """Start the command and reap it with ``wait4`` (which reports its peak RSS), killing it at ``timeout``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "POLYMODAL_", "TRANSFORMERS_"))}
-    env.update(PYTHONPATH=str(tree), HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    env.update(PYTHONPATH=str(tree), HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), **extra_env)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
