@@ -117,7 +117,9 @@ PROFILES: dict[str, Profile] = {
         "offline",
         "real models shipped in PyPI wheels (polymodal[offline-models]); no hub, no GPU needed",
         {
-            "transcriber": {"model": "packaged:whisper-base", "backend": "faster-whisper"},
+            # backend="auto" picks faster-whisper for this CTranslate2 folder, and transformers for a
+            # transformers folder given with --model: naming the backend here would break that override.
+            "transcriber": {"model": "packaged:whisper-base"},
             "ocr": {},
         },
         unavailable={name: "no packaged model" for name in TOOL_CLASSES if name not in ("transcriber", "ocr")},

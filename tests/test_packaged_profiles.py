@@ -138,6 +138,13 @@ def test_build_agent_uses_the_profile_tools(tiny_models):
 
 
 @needs_offline_models
+def test_a_transformers_folder_overrides_the_offline_transcriber(tiny_models):
+    whisper = str(tiny_models.path("whisper-asr"))
+    (transcriber,) = [t for t in build_tools("offline", {"transcriber": whisper}) if t.name == "transcriber"]
+    assert transcriber.model == whisper and transcriber.resolved_backend() == "transformers"
+
+
+@needs_offline_models
 def test_with_no_profile_named_offline_is_chosen_without_a_hub_or_gpu(monkeypatch):
     offline = select(env={"HF_HUB_OFFLINE": "1"})
     assert offline.profile == "offline" and "HF_HUB_OFFLINE" in offline.reason

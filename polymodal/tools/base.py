@@ -378,8 +378,19 @@ class ModelTool(Tool):
         """The loaded model bundle, from the shared cache (loaded on first use)."""
         from polymodal.tools.cache import model_cache
 
-        return model_cache().get(self.cache_key(), self._load_checked, device=self.device,
-                                 label=f"{self.name} ({self.model})", uses_torch=self.uses_torch)
+        cache = model_cache()
+        if not cache.holds(self.cache_key(), self.device):
+            self.check_model()
+        return cache.get(self.cache_key(), self._load_checked, device=self.device,
+                         label=f"{self.name} ({self.model})", uses_torch=self.uses_torch)
+
+    def check_model(self) -> None:
+        """Raise ConfigurationError now if the model certainly cannot be had: a broken folder, or a hub
+        id neither cached nor reachable. Nothing is imported for it, so a missing model fails in
+        milliseconds, not after seconds of importing torch and transformers."""
+        from polymodal.tools.loading import check_available
+
+        check_available(self.name, self.model)
 
     @property
     def uses_torch(self) -> bool:

@@ -242,6 +242,11 @@ class ModelCache:
                    "model(s) and retrying once (free memory, use a smaller model or dtype, or another device)")
             raise ResourceError(label, msg) from exc
 
+    def holds(self, key: str, device: str | None = None) -> bool:
+        """Whether the bundle for ``key`` is loaded on the device ``get`` would choose."""
+        with self._lock:
+            return (key, pick_device(device)) in self._entries
+
     def _touch(self, full_key: tuple[str, str]) -> _Entry | None:
         entry = self._entries.get(full_key)
         if entry is not None:

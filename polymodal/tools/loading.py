@@ -23,11 +23,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from polymodal.errors import ConfigurationError
 
-__all__ = ["folder_problem", "forget_failures", "load_checked", "loading", "looks_like_path"]
+__all__ = ["check_available", "folder_problem", "forget_failures", "load_checked", "loading", "looks_like_path"]
 
 T = TypeVar("T")
 
@@ -43,14 +43,15 @@ def looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
 
 
-def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
-    """Run a ``from_pretrained``-style ``load`` of ``model`` for ``what`` (a tool name, "router", ...).
+def check_available(what: str, model: str) -> None:
+    """Fail now when ``model`` certainly cannot be loaded, before any model library is imported.
+
+    A remembered hub failure, a broken folder, or a hub id that is not in the local hub cache while
+    the hub is off (``HF_HUB_OFFLINE``) or unreachable (probed here, once per process) is a
+    ConfigurationError at once: a missing model costs no import of torch, transformers or diffusers.
 
     Raises:
-        ConfigurationError: the model cannot be had. For a hub id: not in the local cache while the
-            hub is offline or unreachable (remembered: the next call for it fails at once), or not on
-            the hub. For a folder: missing, empty, without weights, with a bad ``config.json``, or
-            failing to load. The message names the model and how to provide it.
+        ConfigurationError: as :func:`load_checked`.
     """
     with _failed_lock:
         remembered = _failed.get(model)
@@ -60,20 +61,48 @@ def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
         problem = folder_problem(Path(model).expanduser())
         if problem:
             raise ConfigurationError(_folder_message(what, model, problem))
-    else:
-        from polymodal import hub
+        return
+    from polymodal import hub
 
-        hub.status()  # the first hub load of the process probes it (bounded), so none pays retries
+    if not hub.status().reachable and not _in_hub_cache(model):  # the first hub load probes it (bounded)
+        _remember_and_raise(model, _hub_message(what, model, None))
+
+
+def load_checked(what: str, model: str, load: Callable[[], T]) -> T:
+    """Run a ``from_pretrained``-style ``load`` of ``model`` for ``what`` (a tool name, "router", ...).
+
+    Raises:
+        ConfigurationError: the model cannot be had. For a hub id: not in the local cache while the
+            hub is offline or unreachable (remembered: the next call for it fails at once), or not on
+            the hub. For a folder: missing, empty, without weights, with a bad ``config.json``, or
+            failing to load. The message names the model and how to provide it.
+    """
+    check_available(what, model)
     with loading(what, model):
         try:
             return load()
         except (OSError, ValueError) as exc:
             if looks_like_path(model) or not _is_not_found(exc):
                 raise
-            message = _hub_message(what, model, exc)
-            with _failed_lock:
-                _failed[model] = message
-            raise ConfigurationError(message) from exc
+            _remember_and_raise(model, _hub_message(what, model, exc), exc)
+
+
+def _remember_and_raise(model: str, message: str, cause: BaseException | None = None) -> NoReturn:
+    """A hub model that cannot be had stays so for this process: the next ask fails at once."""
+    with _failed_lock:
+        _failed[model] = message
+    raise ConfigurationError(message) from cause
+
+
+def _in_hub_cache(model: str) -> bool:
+    """Whether the local hub cache holds anything of ``model`` (a repo id): then its loader decides."""
+    from huggingface_hub import constants
+
+    snapshots = Path(constants.HF_HUB_CACHE) / f"models--{model.replace('/', '--')}" / "snapshots"
+    try:
+        return any(snapshots.iterdir())
+    except OSError:
+        return False
 
 
 def forget_failures() -> None:
@@ -148,14 +177,14 @@ def _folder_message(what: str, model: str, problem: str) -> str:
             "with hub access")
 
 
-def _hub_message(what: str, model: str, exc: BaseException) -> str:
+def _hub_message(what: str, model: str, exc: BaseException | None) -> str:
     from polymodal import hub
 
     state = hub.status()
-    if state.reachable and not hub.is_connection_error(exc):
+    if state.reachable and exc is not None and not hub.is_connection_error(exc):
         where = f"the hub has no such model ({_first_line(exc)})"
     else:
-        if hub.is_connection_error(exc):
+        if exc is not None and hub.is_connection_error(exc):
             hub.go_offline(_first_line(exc))
         state = hub.status()
         where = f"the hub is unreachable ({state.detail})" if state.probed else f"the hub is {state.detail}"
