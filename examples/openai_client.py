@@ -3,6 +3,9 @@
     polymodal serve --profile offline --port 8000          # in another terminal
     python examples/openai_client.py examples/media/voice-note.wav "What does this voice note say?"
 
+FILE defaults to examples/media/voice-note.wav; the server to ``$POLYMODAL_URL`` or
+http://127.0.0.1:8000/v1. With no server there, the script says so in one line and how to start one.
+
 Images go as ``image_url`` data URLs, audio as ``input_audio``, anything else (a video) as a
 ``file`` part. The answer is ``choices[0].message.content``; polymodal's plan, steps and timings
 are under ``model_extra["polymodal"]``. Streaming with ``stream_options={"polymodal_events": True}``
@@ -15,10 +18,13 @@ import argparse
 import base64
 import mimetypes
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from openai import OpenAI
+from openai import APIConnectionError, OpenAI
+
+MEDIA = Path(__file__).resolve().parent / "media"
 
 
 def content_part(path: Path) -> dict[str, Any]:
@@ -34,13 +40,14 @@ def content_part(path: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", type=Path, help="an image, audio or video file")
+    parser.add_argument("file", type=Path, nargs="?", default=MEDIA / "voice-note.wav",
+                        help="an image, audio or video file")
     parser.add_argument("question", nargs="?", default="What is in this file?")
-    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+    parser.add_argument("--base-url", default=os.environ.get("POLYMODAL_URL", "http://127.0.0.1:8000/v1"))
     parser.add_argument("--api-key", default=os.environ.get("POLYMODAL_API_KEY", "none"))
     args = parser.parse_args()
 
-    client = OpenAI(base_url=args.base_url, api_key=args.api_key)
+    client = OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=1)
     messages: Any = [{"role": "user", "content": [{"type": "text", "text": args.question}, content_part(args.file)]}]
 
     response = client.chat.completions.create(model="polymodal", messages=messages)
@@ -64,4 +71,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except APIConnectionError as exc:
+        sys.exit(f"error: no polymodal server answers at {exc.request.url} ({exc}); start one with "
+                 "`polymodal serve --profile offline` or give --base-url")

