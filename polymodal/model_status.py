@@ -30,6 +30,8 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "local-llm": ("--llm: local chat models (folders, GGUF files)", ("langchain_huggingface", "gguf", "accelerate")),
     "langchain": ("LangChain agents and chains", ("langchain", "langchain_community", "langchain_huggingface")),
     "dalle": ("DallEImageGenerator (OpenAI's API)", ("langchain_community", "openai")),
+    "serve": ("polymodal serve: the HTTP API and its chat page", ("fastapi", "uvicorn", "gradio", "python_multipart")),
+    "ray": ("batch --ray and Ray hosts: spreading model work over a cluster", ("ray",)),
 }
 """Every optional extra of pyproject.toml (but ``all`` and ``dev``): what it is for, and the modules it brings."""
 
