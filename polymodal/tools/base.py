@@ -342,6 +342,10 @@ class ModelTool(Tool):
     ray_actor_options: dict[str, Any] | None = None
     """With the Ray host: the actor's resource request, e.g. ``{"num_gpus": 0.5, "num_cpus": 1}``."""
 
+    checkpoint_model: ClassVar[bool] = False
+    """Whether ``model`` names a checkpoint as ``from_pretrained`` takes it (a hub id or a local folder):
+    the built-in tools set it, so a missing model is refused before anything is imported. A tool
+    whose ``model`` is only a label for its own ``load`` leaves it off."""
     coalesce_by_default: ClassVar[bool] = True
     default_max_wait_ms: ClassVar[float] = 50.0
     """Measured with bench/throughput.py: under load, eight concurrent jobs take tens of ms to reach a
@@ -379,7 +383,7 @@ class ModelTool(Tool):
         from polymodal.tools.cache import model_cache
 
         cache = model_cache()
-        if not cache.holds(self.cache_key(), self.device):
+        if self.checkpoint_model and not cache.holds(self.cache_key(), self.device):
             self.check_model()
         return cache.get(self.cache_key(), self._load_checked, device=self.device,
                          label=f"{self.name} ({self.model})", uses_torch=self.uses_torch)
@@ -387,7 +391,8 @@ class ModelTool(Tool):
     def check_model(self) -> None:
         """Raise ConfigurationError now if the model certainly cannot be had: a broken folder, or a hub
         id neither cached nor reachable. Nothing is imported for it, so a missing model fails in
-        milliseconds, not after seconds of importing torch and transformers."""
+        milliseconds, not after seconds of importing torch and transformers. Called before the first
+        load when ``checkpoint_model`` is set."""
         from polymodal.tools.loading import check_available
 
         check_available(self.name, self.model)

@@ -48,6 +48,8 @@ class _Bundle:
 class Captioner(ModelTool):
     """Describes an image in one sentence."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "captioner"
     description: str = (
         "Describe what an image shows in one sentence (image captioning). Use it for 'what is in this "

@@ -118,6 +118,8 @@ class _Prepared:
 class ClipMatcher(ModelTool):
     """Scores images against candidate labels or texts with a CLIP-family model."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "clip_matcher"
     description: str = (
         "Score one or more images against candidate labels or descriptions you supply (zero-shot "

@@ -195,6 +195,8 @@ class _Run:
 class EmotionRecognizer(ModelTool):
     """Recognises emotion in a voice, faces, or both (a video call), per window and overall."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "emotion_recognizer"
     description: str = (
         "Recognise the emotion (happy, sad, angry, neutral...) expressed by a voice recording, a face "

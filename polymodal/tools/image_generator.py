@@ -110,6 +110,8 @@ def _diffusers() -> Any:
 class ImageGenerator(ModelTool):
     """Generates an image from a text prompt, or transforms an attached image, with Stable Diffusion."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "image_generator"
     description: str = (
         "Generate a new image from a text description (text-to-image), or redraw an existing image "

@@ -80,10 +80,6 @@ class OCR(ModelTool):
     def uses_torch(self) -> bool:
         return False  # ONNX models on onnxruntime
 
-    def check_model(self) -> None:
-        if self.model != PACKAGED:  # the wheel's own models are no hub id
-            super().check_model()
-
     def load(self, device: str, dtype: Any) -> Any:
         try:
             from rapidocr import RapidOCR

@@ -95,6 +95,8 @@ def default_speaker(dim: int) -> np.ndarray:
 class SpeechSynthesizer(ModelTool):
     """Speaks text aloud (text-to-speech) with SpeechT5 and a HiFi-GAN vocoder."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "speech_synthesizer"
     description: str = (
         "Turn text into spoken audio (text-to-speech), in English. Use it for 'read this aloud', 'say', "

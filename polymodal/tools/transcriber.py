@@ -101,6 +101,8 @@ class _Prepared:
 class Transcriber(ModelTool):
     """Transcribes speech with timestamps; a video attachment's sound track counts as audio."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "transcriber"
     description: str = (
         "Transcribe speech in an audio file or in a video's sound track to text, with timestamps. Use it "

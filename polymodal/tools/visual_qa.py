@@ -92,6 +92,8 @@ class _Pair:
 class VisualQA(ModelTool):
     """Answers questions about an image (BLIP VQA, BLIP-2, or a chat VLM such as SmolVLM)."""
 
+    checkpoint_model: ClassVar[bool] = True
+
     name: str = "visual_qa"
     description: str = (
         "Answer a specific question about an image: colours, counts, what someone is doing, whether "
