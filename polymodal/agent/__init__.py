@@ -11,17 +11,19 @@ from typing import TYPE_CHECKING
 from polymodal._lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from polymodal.agent.agent import Agent, Reply
+    from polymodal.agent.agent import Agent
     from polymodal.agent.conversation import Conversation, Turn
     from polymodal.agent.executor import Executor, StepResult
     from polymodal.agent.fusion import Fusion
     from polymodal.agent.plan import Plan, Step, validate_plan
     from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, PlanOutcome
+    from polymodal.agent.reply import Reply
     from polymodal.agent.router import Route, Router
     from polymodal.agent.tiers import TieredPlanner
 
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(["Agent", "Reply"], "polymodal.agent.agent"),
+    "Agent": "polymodal.agent.agent",
+    "Reply": "polymodal.agent.reply",
     **dict.fromkeys(["Conversation", "Turn"], "polymodal.agent.conversation"),
     **dict.fromkeys(["Executor", "StepResult"], "polymodal.agent.executor"),
     "Fusion": "polymodal.agent.fusion",
