@@ -35,7 +35,7 @@ def test_the_template_names_each_tool_and_its_sources(attachments):
                ok("s2", "clip_matcher", "a cat", images=["image_1", "audio_1"]),
                ok("s3", "echo", "")]
     assert template_answer(results, attachments) == (
-        "Visual qa of cat.png:\nred\n\nClip matcher of cat.png, note.wav:\na cat\n\nEcho:\n(empty)")
+        "Visual QA of cat.png:\nred\n\nCLIP matcher of cat.png, note.wav:\na cat\n\nEcho:\n(empty)")
 
 
 def test_the_template_says_what_failed_and_why(attachments):

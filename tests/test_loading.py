@@ -15,7 +15,7 @@ from support.offline_models import needs_offline_models, use_test_cache
 
 from polymodal import Attachment, Router
 from polymodal.errors import ConfigurationError
-from polymodal.tools import Captioner, Transcriber
+from polymodal.tools import Captioner, ImageGenerator, Transcriber
 from polymodal.tools.cache import check_device
 
 
@@ -94,3 +94,14 @@ def test_loading_through_the_api_draws_no_progress_bar(tiny_models, tmp_path, ca
         hf_logging.disable_progress_bar()
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "%|" not in err, err
+
+
+def test_loading_a_diffusion_pipeline_draws_no_progress_bar(tiny_models, tmp_path, capfd):
+    from diffusers.utils import logging as diffusers_logging
+
+    folder = shutil.copytree(tiny_models.path("sd-tiny"), tmp_path / "sd")  # not in the model cache yet
+    diffusers_logging.enable_progress_bar()
+    ImageGenerator(model=str(folder)).bundle()
+    err = capfd.readouterr().err
+    assert "Loading pipeline components" not in err and "%|" not in err, err
+    assert diffusers_logging.is_progress_bar_enabled()  # the user's own setting is back after the load

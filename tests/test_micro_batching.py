@@ -23,6 +23,7 @@ from polymodal.agent.planner import PlanOutcome
 from polymodal.tools import Captioner, ClipMatcher, ImageGenerator, Transcriber, VisualQA
 from polymodal.tools.base import ToolContext, using_context
 from polymodal.tools.batching import MicroBatcher, batcher_for
+from polymodal.tools.turns import request_in_flight
 
 
 def together(n: int, call: Callable[[int], Any]) -> list[Any]:
@@ -179,12 +180,18 @@ def test_progress_of_a_coalesced_diffusion_reaches_every_caller(tiny_models):
     generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=2, max_wait_ms=300)
     reports: dict[int, list[str]] = {0: [], 1: []}
 
+    both_in_flight = threading.Barrier(2)
+
     def generate(i: int) -> Any:
+        # Two agent turns, both in flight before either calls: the batcher waits for the second
+        # (two bare threads race: the first may submit before the second has started at all).
         ctx = ToolContext(attachments={}, progress=lambda message, _fraction: reports[i].append(message))
-        with using_context(ctx):
+        with request_in_flight(), using_context(ctx):
+            both_in_flight.wait()
             return generator.execute(prompt=f"a red square {i}", seed=i, width=32, height=32)
 
-    outputs = together(2, generate)
+    with ThreadPoolExecutor(2) as pool:
+        outputs = list(pool.map(generate, range(2)))
     assert batcher_for(generator).stats.largest == 2
     assert all(isinstance(o.artifact, Attachment) for o in outputs)
     assert reports[0] and reports[0] == reports[1], reports

@@ -212,8 +212,9 @@ def _quiet_libraries(import_transformers: bool) -> Iterator[None]:
 
     transformers and diffusers are quieted when already imported (transformers also when
     ``import_transformers``: the load will import it). Neither is imported otherwise: an ONNX or
-    CTranslate2 model must not pay a second of transformers' import to be quiet. Only transformers'
-    own bars are turned off (its private switch): a real download keeps its progress bar.
+    CTranslate2 model must not pay a second of transformers' import to be quiet. Only the libraries'
+    own bars are turned off (their private switch: ``Loading weights``, ``Loading pipeline
+    components``): a real download (huggingface_hub's bar) keeps its progress bar.
     """
     quieted: list[tuple[Any, int]] = []
     for name in ("transformers", "diffusers"):
@@ -224,14 +225,14 @@ def _quiet_libraries(import_transformers: bool) -> Iterator[None]:
                 continue
             quieted.append((lib_logging, lib_logging.get_verbosity()))
             lib_logging.set_verbosity_error()
-    hf_logging: Any = sys.modules.get("transformers.utils.logging")
-    bars = getattr(hf_logging, "_tqdm_active", None) if quieted else None
-    if bars is not None:
-        hf_logging._tqdm_active = False
+    bars = [(lib_logging, lib_logging._tqdm_active) for lib_logging, _ in quieted
+            if isinstance(getattr(lib_logging, "_tqdm_active", None), bool)]
+    for lib_logging, _ in bars:
+        lib_logging._tqdm_active = False
     try:
         yield
     finally:
         for lib_logging, verbosity in quieted:
             lib_logging.set_verbosity(verbosity)
-        if bars is not None:
-            hf_logging._tqdm_active = bars
+        for lib_logging, active in bars:
+            lib_logging._tqdm_active = active
