@@ -152,11 +152,25 @@ def main() -> None:
             added = p(latencies["http"], 50) - p(latencies["direct"], 50)
             print(f"{'':>11} HTTP adds {1000 * added:+.1f} ms at p50; per request, outside the turn itself: "
                   f"p50 {1000 * p(outside, 50):.1f} ms, p95 {1000 * p(outside, 95):.1f} ms")
+            if level == 1:
+                floor = bare_round_trip(clients[0])
+                print(f"{'':>11} the floor: a bare GET /healthz round trip through the same client, p50 "
+                      f"{1000 * floor:.1f} ms (what any HTTP request costs here, before polymodal does anything)")
         finally:
             for client in clients:
                 client.close()
             process.terminate()
             process.wait(30)
+
+
+def bare_round_trip(client: Any, requests: int = 200) -> float:
+    """p50 seconds of ``GET /healthz`` (no body, no turn): HTTP, the server and the client themselves."""
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        client.get("/healthz").raise_for_status()
+        times.append(time.perf_counter() - started)
+    return p(times[requests // 10:], 50)
 
 
 def _http_caller(url: str, body: dict[str, object], clients: list[Any],
