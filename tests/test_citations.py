@@ -16,6 +16,8 @@ from support.fake_llm import ScriptedChatModel
 
 from polymodal import Agent, tool
 from polymodal.agent.events import Done
+from polymodal.agent.executor import StepResult
+from polymodal.agent.fusion import CitationFilter, keep_valid_citations
 
 PLAN = json.dumps({"steps": [
     {"id": "s1", "tool": "echo", "args": {"text": "fine"}},
@@ -59,3 +61,25 @@ def test_the_streamed_done_reply_is_cleaned_too(agent):
     done = events[-1]
     assert isinstance(done, Done) and [s.status for s in done.reply.steps] == ["ok", "error", "skipped", "timeout"]
     assert done.reply.text == CLEANED
+
+
+@pytest.mark.parametrize("pieces", [
+    ["It is red", " [", "s1", "] and", " [s", "9]", " loud [s1]."],
+    ["a [s2]", "[s1]", " ", " [s3] b", " [s12", "34]"],
+    ["[s9] starts", " and ends [s9]"],
+    ["grouped [s1,", " s9]", " and [S9; ", "s1 ] and [s9 ,s", "8] end"],
+    ["a [", "x] b [s1", "0] c"],
+])
+def test_citation_filter_streams_exactly_what_the_whole_text_becomes(pieces):
+    ok = {"s1"}
+    results = [StepResult(id="s1", tool="t", status="ok")]
+    citations = CitationFilter(ok)
+    streamed = "".join(citations.feed(p) for p in pieces) + citations.finish()
+    assert streamed == keep_valid_citations("".join(pieces), results)
+
+
+def test_citation_filter_holds_back_only_what_could_still_become_a_citation():
+    citations = CitationFilter({"s1"})
+    pieces = ["It is red", " [", "s1", "] and", " [s", "9]", " loud [s1].", " "]
+    assert [citations.feed(p) for p in pieces] == ["It is red", "", "", " [s1] and", "", "", " loud [s1].", ""]
+    assert citations.finish() == " " and citations.finish() == ""

@@ -61,7 +61,8 @@ class _Fixed:
     ('{\\"token\\": \\"abc123\\"}', '{\\"token\\": \\"***\\"}'),
     ("api_key='xyz123' next", "api_key='***' next"),
     ("api_key=xyz123&x=1", "api_key=***&x=1"),
-], ids=["json", "escaped-json", "single-quotes", "query"])
+    ("token=Xyz123 next", "token=*** next"),
+], ids=["json", "escaped-json", "single-quotes", "query", "unquoted"])
 def test_a_masked_value_keeps_its_quotes(text, expected):
     from polymodal.redaction import redact
 

@@ -376,6 +376,16 @@ def test_T6_fusion_that_still_fails_answers_with_the_tools_outputs_and_a_note(fa
     assert "echo: a" in reply.text and "echo: b" in reply.text
 
 
+def test_T6_the_fallback_note_quotes_the_writers_error_redacted_and_clipped():
+    results = [StepResult(id="s1", tool="echo", status="ok", content="echo: a")]
+    plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "echo", "args": {"text": "a"}}]})
+    failure = HTTPError(400, "bad key sk-AbCdEf0123456789xyzXYZ; " + "y" * 400)
+    outcome = Fusion(FlakyChatModel(failures=[failure]), retry=NO_WAIT).answer("echo", plan, results, attachments={})
+    reason = "HTTPError: bad key ***; " + "y" * 276 + " [... error cut here: 124 more characters not shown]"
+    assert outcome.note == f"The model that writes answers failed ({reason}), so here are the tools' outputs as they are."
+    assert outcome.text == f"{outcome.note}\n\nEcho:\necho: a" and outcome.mode == "template"
+
+
 def test_T6_a_streamed_answer_is_not_retried_once_tokens_went_out():
     results = [StepResult(id="s1", tool="echo", status="ok", content="echo: a")]
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "echo", "args": {"text": "a"}}]})

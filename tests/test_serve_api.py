@@ -27,8 +27,6 @@ from support.server import ServerThread
 
 from polymodal import Agent, Plan, Settings, Step, tool
 from polymodal.agent import PlanningRequest, PlanOutcome, validate_plan
-from polymodal.agent.executor import StepResult
-from polymodal.agent.fusion import CitationFilter, keep_valid_citations
 from polymodal.media import MediaLimits
 from polymodal.serving import SESSION_HEADER, ServeSettings, create_app
 from polymodal.tools import Captioner, ImageGenerator
@@ -343,21 +341,6 @@ def test_streamed_answer_tokens_join_to_the_final_text_with_bad_citations_remove
         whole = client.chat.completions.create(model="polymodal", messages=messages).choices[0].message.content
     assert whole == "The photo shows [s1] and done."
     assert "".join(pieces) == whole and len(pieces) > 3  # streamed in pieces, not as one block
-
-
-@pytest.mark.parametrize("pieces", [
-    ["It is red", " [", "s1", "] and", " [s", "9]", " loud [s1]."],
-    ["a [s2]", "[s1]", " ", " [s3] b", " [s12", "34]"],
-    ["[s9] starts", " and ends [s9]"],
-    ["grouped [s1,", " s9]", " and [S9; ", "s1 ] and [s9 ,s", "8] end"],
-    ["a [", "x] b [s1", "0] c"],
-])
-def test_citation_filter_streams_exactly_what_the_whole_text_becomes(pieces):
-    ok = {"s1"}
-    results = [StepResult(id="s1", tool="t", status="ok")]
-    citations = CitationFilter(ok)
-    streamed = "".join(citations.feed(p) for p in pieces) + citations.finish()
-    assert streamed == keep_valid_citations("".join(pieces), results)
 
 
 def test_json_bodies_of_errors_are_openai_shaped(server):
