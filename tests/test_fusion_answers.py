@@ -69,6 +69,8 @@ def test_a_result_is_quoted_and_cannot_close_its_fence():
     assert long.count("x") == 100 and "[... tool output cut here: 50 more characters not shown]" in long
     assert "(no output: boom)" in fence_result(failed("s2", "ocr", "boom"))
     assert "(no output: timeout)" in fence_result(failed("s3", "ocr", "", status="timeout"))
+    assert fence_result(ok("s4", "ocr", "")) == '<tool_result step="s4" tool="ocr" status="ok">\n\n</tool_result>'
+    assert "e [... error cut here: 100 more characters not shown])" in fence_result(failed("s5", "ocr", "e" * 1100))
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -91,3 +93,57 @@ def test_an_answer_in_content_blocks_is_read_as_its_text(attachments):
     outcome = Fusion(llm).answer("q", Plan(steps=[Step(id="s1", tool="echo", args={})]), [ok("s1", "echo", "x")],
                                  attachments=attachments)
     assert outcome.text == "It is red and round [s1]"
+
+
+def test_the_writer_reads_the_request_the_attachments_and_every_result_within_its_share(attachments):
+    results = [ok(f"s{i}", "ocr", str(i) * 5000) for i in range(1, 6)]  # five results: 4,800 characters each
+    llm = ScriptedChatModel(responses=["It says 1 [s1]."])
+    outcome = Fusion(llm).answer("what do the scans say?", Plan(), results, attachments=attachments,
+                                 released_attachments=2)
+    prompt = llm.prompt(0)
+    assert (outcome.mode, outcome.llm_calls, outcome.text) == ("llm", 1, "It says 1 [s1].")
+    assert prompt.rstrip().endswith("## Request\nwhat do the scans say?")
+    assert f"- {attachments['image_1'].describe()}\n- {attachments['audio_1'].describe()}\n" in prompt
+    assert "- (2 earlier attachments of this conversation no longer available)" in prompt
+    assert prompt.count("[... tool output cut here: 200 more characters not shown]") == 5
+    assert prompt.count("</tool_result>\n\n<tool_result") == 4
+    empty = ScriptedChatModel(responses=["Hello."])
+    Fusion(empty).answer("hi", Plan(), [], attachments={})
+    assert "## Attachments\n(none)\n" in empty.prompt(0) and "## Tool results\n(no tools were run)\n" in empty.prompt(0)
+
+
+def test_a_multimodal_writer_gets_the_prompt_as_a_text_block_next_to_the_images(attachments):
+    llm = ScriptedChatModel(responses=["A red square [s1]."])
+    image = attachments["image_1"]
+    Fusion(llm).answer("describe", Plan(), [ok("s1", "ocr", "no text")], attachments=attachments, images=[image])
+    (message,) = llm.calls[0]
+    text, block = message.content
+    assert text == {"type": "text", "text": text["text"]} and "## Request\ndescribe" in text["text"]
+    assert block == image.to_content_block()
+
+
+def test_a_streamed_answer_goes_out_in_pieces_with_the_run_config_and_comes_back_cleaned(attachments):
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.language_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    class Starts(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tags: list[list[str]] = []
+
+        def on_chat_model_start(self, serialized, messages, *, tags=None, **kwargs) -> None:
+            self.tags.append(list(tags or []))
+
+    answer = "It is red [s1] and loud [s2]."
+    results = [ok("s1", "captioner", "red"), failed("s2", "transcriber", "corrupt")]
+    starts = Starts()
+    config = {"callbacks": [starts], "tags": ["fusion-test"]}
+    for streamed in (True, False):
+        tokens: list[str] = []
+        llm = GenericFakeChatModel(messages=iter([AIMessage(content=answer)]))
+        outcome = Fusion(llm).answer("describe", Plan(), results, attachments=attachments, config=config,
+                                     on_token=tokens.append if streamed else None)
+        assert outcome.text == "It is red [s1] and loud." and outcome.llm_calls == 1
+        assert tokens == (["It", " ", "is", " ", "red", " ", "[s1]", " ", "and", " ", "loud", " ", "[s2]."]
+                          if streamed else [])
+    assert starts.tags == [["fusion-test"], ["fusion-test"]]  # callbacks saw both calls, streamed or not

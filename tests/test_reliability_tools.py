@@ -363,6 +363,7 @@ def test_T6_fusion_retries_then_answers():
     fusion_llm = FlakyChatModel(failures=[HTTPError(500, "internal")], responses=["both echoed [s1, s2]"])
     reply = _agent(ScriptedChatModel(responses=[ECHO_PLAN]), fusion_llm).chat("echo both")
     assert fusion_llm.calls == 2 and reply.fusion == "llm" and reply.text == "both echoed [s1, s2]"
+    assert reply.llm_calls == 3  # the plan, and both tries of the answer
 
 
 @pytest.mark.parametrize("failure", [ConnectionResetError("reset"), HTTPError(400, "prompt too long")],
@@ -382,7 +383,8 @@ def test_T6_the_fallback_note_quotes_the_writers_error_redacted_and_clipped():
     failure = HTTPError(400, "bad key sk-AbCdEf0123456789xyzXYZ; " + "y" * 400)
     outcome = Fusion(FlakyChatModel(failures=[failure]), retry=NO_WAIT).answer("echo", plan, results, attachments={})
     reason = "HTTPError: bad key ***; " + "y" * 276 + " [... error cut here: 124 more characters not shown]"
-    assert outcome.note == f"The model that writes answers failed ({reason}), so here are the tools' outputs as they are."
+    assert outcome.note == (f"The model that writes answers failed ({reason}), "
+                            "so here are the tools' outputs as they are.")
     assert outcome.text == f"{outcome.note}\n\nEcho:\necho: a" and outcome.mode == "template"
 
 
