@@ -2,17 +2,21 @@
 
 bench/mutation.py found these unguarded (mutants of the recording code survived every test): a
 step's error text and type, the ids given to several produced images, the clamping of progress
-fractions, and references inside list arguments.
+fractions, references inside list arguments, an output that cannot be stored, and the context a
+step runs in (its id, the executor's host, its deadline).
 """
 
 from __future__ import annotations
 
+import time
+
 from PIL import Image
 
-from polymodal import Attachment, ToolError
+from polymodal import Attachment, AttachmentError, ToolError
 from polymodal.agent.executor import Executor, StepProgress
 from polymodal.agent.plan import Plan
 from polymodal.tools import ImageInput, report_progress, tool
+from polymodal.tools.base import current_context, current_deadline
 
 
 @tool
@@ -33,6 +37,12 @@ def quota(text: str) -> str:
 def crash(text: str) -> str:
     """Fails with a library's exception."""
     raise KeyError(text)
+
+
+@tool
+def misfile(text: str) -> str:
+    """Fails with another of polymodal's own errors (it reaches the executor wrapped in a ToolError)."""
+    raise AttachmentError(f"{text}.png", "not an image")
 
 
 @tool
@@ -58,14 +68,31 @@ def chatty(text: str) -> str:
     return text
 
 
-TOOLS = {t.name: t for t in (refuse, quota, crash, two_images, size, chatty)}
+@tool(timeout=30)
+def whereami(text: str) -> str:
+    """Report the step's context: its id, where models run, and how far off its deadline is."""
+    ctx = current_context()
+    assert ctx is not None
+    deadline = current_deadline()
+    left = "none" if deadline is None else f"{deadline - time.monotonic():.3f}"
+    return f"{ctx.step_id} {ctx.host} {left}"
 
 
-def run(*steps: dict, events: list | None = None):
+@tool
+def nowhere(text: str) -> str:
+    """The same report, from a tool without a timeout."""
+    deadline = current_deadline()
+    return "none" if deadline is None else "some"
+
+
+TOOLS = {t.name: t for t in (refuse, quota, crash, misfile, two_images, size, chatty, whereami, nowhere)}
+
+
+def run(*steps: dict, events: list | None = None, **kwargs):
     plan = Plan.model_validate({"steps": list(steps)})
     attachments: dict = {}
     hook = (lambda name, payload: events.append((name, payload))) if events is not None else None
-    return Executor(TOOLS).run(plan, attachments, on_event=hook), attachments
+    return Executor(TOOLS).run(plan, attachments, on_event=hook, **kwargs), attachments
 
 
 def test_errors_are_recorded_by_kind():
@@ -73,6 +100,8 @@ def test_errors_are_recorded_by_kind():
                                    {"id": "s2", "tool": "quota", "args": {"text": "me"}},
                                    {"id": "s3", "tool": "crash", "args": {"text": "key"}})
     assert (polite.status, polite.error_type, polite.error) == ("error", "ToolError", "refuse: cannot handle this")
+    ((other,), _) = run({"id": "s1", "tool": "misfile", "args": {"text": "scan"}})
+    assert (other.status, other.error_type, other.error) == ("error", "AttachmentError", "scan.png: not an image")
     assert (plain.status, plain.error_type, plain.error) == ("error", "ToolError", "quota exceeded for me")
     assert (rude.status, rude.error_type, rude.error) == ("error", "KeyError", "crash: KeyError: 'key'")
     assert polite.content is None and rude.content is None and polite.seconds >= 0 and rude.seconds >= 0
@@ -84,6 +113,7 @@ def test_every_produced_image_gets_an_id_and_each_item_of_a_list_argument_is_res
         {"id": "s2", "tool": "size", "args": {"image": "s1", "labels": ["from {s1}", "s1", "plain"]}},
     )
     assert made.content == "made two" and made.artifact_ids == ["image_1", "image_2"]
+    assert [image.width for image in made.artifact] == [4, 5]  # the typed output, as the tool returned it
     assert sorted(attachments) == ["image_1", "image_2"] and attachments["image_2"].width == 5
     assert measured.args == {"image": "image_1", "labels": ["from made two", "made two", "plain"]}
     assert measured.content == "from made two / made two / plain: image_1 4x4"
@@ -97,3 +127,24 @@ def test_progress_is_clamped_cut_and_attributed():
     assert [r.fraction for r in reports] == [0.0, 0.5, 1.0, None]
     assert len(reports[0].message) == 500 and reports[1].message == "half"
     assert [name for name, _ in events] == ["step_started", *["step_progress"] * 4, "step_finished"]
+
+
+def test_an_output_that_cannot_be_stored_is_the_steps_error_and_the_run_goes_on():
+    def full(attachment: Attachment) -> Attachment:
+        raise AttachmentError(attachment.name, "over this conversation's attachment cap")
+
+    (made, measured), _ = run({"id": "s1", "tool": "two_images", "args": {"color": "red"}},
+                              {"id": "s2", "tool": "misfile", "args": {"text": "other"}}, register=full)
+    assert (made.status, made.error_type, made.error) == ("error", "AttachmentError",
+                                                          "0.png: over this conversation's attachment cap")
+    assert (made.content, made.artifact, made.artifact_ids) == (None, None, [])
+    assert measured.error_type == "AttachmentError"
+
+
+def test_a_step_runs_with_its_own_id_the_executors_host_and_its_deadline():
+    plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "whereami", "args": {"text": "x"}},
+                                          {"id": "s2", "tool": "nowhere", "args": {"text": "x"}}]})
+    here, there = Executor(TOOLS, host="inprocess").run(plan, {})
+    step_id, host, left = (here.content or "").split()
+    assert (step_id, host, there.content) == ("s1", "inprocess", "none")
+    assert 20 < float(left) <= 30  # its own 30 s timeout, counted from its start

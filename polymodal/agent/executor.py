@@ -272,6 +272,7 @@ class _Run:
                     result.artifact_ids.append(self.register(produced).id or "")
                 result.status = "ok"
         except Exception as exc:  # noqa: BLE001 - a tool's output that cannot even be stored is its failure
+            result.content, result.artifact = None, None  # a failed step has no output to read
             self._record_error(result, None, exc)
         self._emit("step_finished", result)
 
