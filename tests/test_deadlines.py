@@ -8,6 +8,7 @@ fails here; before, loose wall-clock bounds let it pass).
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -139,3 +140,42 @@ def test_the_request_budget_abandons_what_runs_and_skips_what_waits(gate):
     assert running.status == "timeout" and running.error_type == "BudgetExceeded"
     assert TIMEOUT <= running.seconds < TIMEOUT + LATE and "budget ran out after 1." in (running.error or "")
     assert waiting.error == "not run: the request's time budget ran out" and waiting.status == "skipped"
+
+
+def test_a_skipped_step_names_only_the_inputs_that_failed():
+    *_, needy = run([echo, explode],
+                    {"id": "s1", "tool": "echo", "args": {"text": "fine"}},
+                    {"id": "s2", "tool": "explode", "args": {"text": "a"}},
+                    {"id": "s3", "tool": "explode", "args": {"text": "b"}},
+                    {"id": "s4", "tool": "echo", "args": {"text": "{s1} {s3} {s2}"}})
+    assert needy.status == "skipped" and needy.error == "not run: it needs the output of s2, s3, which failed"
+
+
+def test_a_step_waiting_on_a_running_step_does_not_hold_back_the_steps_after_it(gate):
+    @tool
+    def opener(text: str) -> str:
+        """Release the blocked step."""
+        gate.release.set()
+        return text
+
+    blocked, waiting, freeing = run([blocking_tool(gate, timeout=5), echo, opener],
+                                    {"id": "s1", "tool": "blocker", "args": {"text": "x"}},
+                                    {"id": "s2", "tool": "echo", "args": {"text": "after {s1}"}},
+                                    {"id": "s3", "tool": "opener", "args": {"text": "go"}})
+    assert [r.status for r in (blocked, waiting, freeing)] == ["ok", "ok", "ok"]  # s3 ran while s1 was blocked
+    assert waiting.content == "AFTER X"
+
+
+def test_a_late_starter_stopped_by_the_budget_is_timed_from_its_own_start(gate):
+    from polymodal import BudgetExceeded
+
+    plan = Plan.model_validate({"steps": [
+        {"id": "s1", "tool": "nap", "args": {"seconds": 0.4}},
+        {"id": "s2", "tool": "blocker", "args": {"text": "after {s1}"}},
+    ]})
+    with pytest.raises(BudgetExceeded) as info:
+        Executor({"nap": nap, "blocker": blocking_tool(gate)}).run(plan, {}, budget_seconds=TIMEOUT)
+    napped, stopped = info.value.partial
+    said = re.search(r"after ([0-9.]+) s", stopped.error or "")
+    assert said is not None and napped.ok and stopped.status == "timeout" and stopped.started >= 0.4
+    assert stopped.started + stopped.seconds == pytest.approx(float(said[1]), abs=0.06)
