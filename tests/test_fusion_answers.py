@@ -51,9 +51,11 @@ def test_the_template_without_results_says_no_tool_applies(attachments):
 
 def test_a_single_answer_step_is_passed_through_only_when_it_succeeded(attachments):
     plan = Plan(steps=[Step(id="s1", tool="echo", args={})], answer="s1")
-    assert Fusion(None).answer("q", plan, [ok("s1", "echo", "HELLO")], attachments=attachments).text == "HELLO"
+    passed = Fusion(ScriptedChatModel(responses=[])).answer("q", plan, [ok("s1", "echo", "HELLO")],
+                                                          attachments=attachments)
+    assert (passed.mode, passed.llm_calls, passed.text) == ("passthrough", 0, "HELLO")
     outcome = Fusion(None).answer("q", plan, [failed("s1", "echo", "boom")], attachments=attachments)
-    assert outcome.mode == "template" and "failed — boom" in outcome.text
+    assert (outcome.mode, outcome.llm_calls) == ("template", 0) and "failed — boom" in outcome.text
     llm = ScriptedChatModel(responses=["It failed [s1]."])
     outcome = Fusion(llm).answer("q", plan, [failed("s1", "echo", "boom")], attachments=attachments)
     assert (outcome.mode, outcome.llm_calls, outcome.text) == ("llm", 1, "It failed.")
