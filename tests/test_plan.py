@@ -6,7 +6,7 @@ import pytest
 
 from polymodal import Attachment, PlanValidationError
 from polymodal.agent.plan import Plan, Step, references, validate_plan
-from polymodal.tools import tool
+from polymodal.tools import ClipMatcher, tool
 from polymodal.tools.captioner import Captioner
 from polymodal.tools.transcriber import Transcriber
 
@@ -97,6 +97,18 @@ def test_P8_step_output_of_the_wrong_modality_is_rejected(tools, attachments):
     )
     [problem] = problems(p, tools, attachments)
     assert "step s1 outputs text" in problem
+
+
+def test_P8_each_item_of_a_media_list_is_checked(tools, attachments):
+    p = plan(
+        {"id": "s1", "tool": "transcriber", "args": {"audio": "audio_1"}},
+        {"id": "s2", "tool": "clip_matcher", "args": {"images": ["image_1", "s1", "audio_1"], "labels": ["cat"]}},
+    )
+    clip = ClipMatcher(model="/nonexistent/never-loaded")
+    assert problems(p, {**tools, "clip_matcher": clip}, attachments) == [
+        "steps[1] (s2).args.images: audio_1 is audio, but this argument takes image",
+        "steps[1] (s2).args.images: step s1 outputs text, but clip_matcher needs image here",
+    ]
 
 
 @pytest.mark.parametrize(
