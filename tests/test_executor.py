@@ -155,3 +155,21 @@ def test_R3_the_request_budget_stops_waiting_and_keeps_partial_results():
     assert quick.content == "QUICK"
     assert slow.status == "timeout" and "budget" in (slow.error or "")
     assert after.status == "skipped" and "budget" in (after.error or "")
+
+
+def test_with_a_listener_every_step_is_a_traced_tool_run():
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class ToolRuns(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.runs: list[tuple[str, str, str]] = []
+
+        def on_tool_end(self, output, *, run_id, parent_run_id=None, **kwargs) -> None:
+            self.runs.append((output.name, output.tool_call_id, output.content))
+
+    listener = ToolRuns()
+    plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "slow_echo", "args": {"text": "a"}},
+                                          {"id": "s2", "tool": "slow_echo", "args": {"text": "{s1}b"}}]})
+    first, second = Executor(TOOLS).run(plan, {}, config={"callbacks": [listener]})
+    assert (first.content, second.content) == ("A", "AB")
+    assert listener.runs == [("slow_echo", "s1", "A"), ("slow_echo", "s2", "AB")]
