@@ -149,6 +149,7 @@ def test_a_skipped_step_names_only_the_inputs_that_failed():
                     {"id": "s3", "tool": "explode", "args": {"text": "b"}},
                     {"id": "s4", "tool": "echo", "args": {"text": "{s1} {s3} {s2}"}})
     assert needy.status == "skipped" and needy.error == "not run: it needs the output of s2, s3, which failed"
+    assert needy.args == {"text": "{s1} {s3} {s2}"}  # what it would have been called with, unresolved
 
 
 def test_a_step_waiting_on_a_running_step_does_not_hold_back_the_steps_after_it(gate):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 
 from PIL import Image
+from pydantic import BaseModel, ConfigDict
 
-from polymodal import Attachment, AttachmentError, ToolError
+from polymodal import Attachment, AttachmentError, Tool, ToolError, ToolOutput
 from polymodal.agent.executor import Executor, StepProgress
 from polymodal.agent.plan import Plan
-from polymodal.tools import ImageInput, report_progress, tool
+from polymodal.tools import ImageInput, ImageRefs, report_progress, tool
 from polymodal.tools.base import current_context, current_deadline
 
 
@@ -58,6 +59,28 @@ def size(image: ImageInput, labels: list[str]) -> str:
     return " / ".join(labels) + f": {image.id} {image.width}x{image.height}"
 
 
+class GalleryArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    images: ImageRefs
+
+
+class Gallery(Tool):
+    """A tool taking a list of images (as clip_matcher does), written as a Tool subclass."""
+
+    name: str = "gallery"
+    description: str = "List images with their widths."
+    args_schema: type[BaseModel] = GalleryArgs
+
+    def execute_batch(self, inputs):
+        return [ToolOutput(content=", ".join(f"{image.id} {image.width}" for image in i["images"])) for i in inputs]
+
+
+@tool
+def fill(template: str, options: dict[str, str]) -> str:
+    """Fill a template from named options."""
+    return template.format(**options)
+
+
 @tool
 def chatty(text: str) -> str:
     """Report progress out of range."""
@@ -85,7 +108,8 @@ def nowhere(text: str) -> str:
     return "none" if deadline is None else "some"
 
 
-TOOLS = {t.name: t for t in (refuse, quota, crash, misfile, two_images, size, chatty, whereami, nowhere)}
+TOOLS = {t.name: t for t in (refuse, quota, crash, misfile, two_images, size, Gallery(), fill, chatty, whereami,
+                              nowhere)}
 
 
 def run(*steps: dict, events: list | None = None, **kwargs):
@@ -117,6 +141,20 @@ def test_every_produced_image_gets_an_id_and_each_item_of_a_list_argument_is_res
     assert sorted(attachments) == ["image_1", "image_2"] and attachments["image_2"].width == 5
     assert measured.args == {"image": "image_1", "labels": ["from made two", "made two", "plain"]}
     assert measured.content == "from made two / made two / plain: image_1 4x4"
+
+
+def test_a_list_of_media_takes_the_images_earlier_steps_made():
+    (_, listed), _ = run({"id": "s1", "tool": "two_images", "args": {"color": "red"}},
+                         {"id": "s2", "tool": "gallery", "args": {"images": ["s1", "image_2"]}})
+    assert listed.args == {"images": ["image_1", "image_2"]} and listed.content == "image_1 4, image_2 5"
+
+
+def test_references_inside_a_mapping_argument_are_resolved():
+    (_, filled), _ = run({"id": "s1", "tool": "two_images", "args": {"color": "red"}},
+                         {"id": "s2", "tool": "fill", "args": {"template": "{a} and {b}",
+                                                               "options": {"a": "s1", "b": "[{s1}]"}}})
+    assert filled.args["options"] == {"a": "made two", "b": "[made two]"}
+    assert filled.content == "made two and [made two]"
 
 
 def test_progress_is_clamped_cut_and_attributed():

@@ -296,6 +296,8 @@ class _Run:
     def _resolve_value(self, value: Any, is_media: bool) -> Any:
         if isinstance(value, list):
             return [self._resolve_value(item, is_media) for item in value]
+        if isinstance(value, dict):  # references() finds references in mappings too: they are edges of the DAG
+            return {key: self._resolve_value(item, is_media) for key, item in value.items()}
         if not isinstance(value, str):
             return value
         if value in self.results:
