@@ -9,9 +9,10 @@ The LLM planner answers JSON that validates against ``Plan.model_json_schema()``
     ]}
 
 An argument names an attachment by id (``image_1``) or the output of an earlier step: the whole
-value ``"s2"``, or ``{s2}`` inside a string. Those references are the DAG's edges. Everything the
-contract forbids is caught by :func:`validate_plan` before any model loads, and reported as one
-:class:`PlanValidationError` whose lines name the field, so the planner can re-ask precisely.
+value ``"s2"``, or ``{s2}`` inside a string (also in the items of a list or mapping argument). Those
+references are the DAG's edges. Everything the contract forbids is caught by :func:`validate_plan`
+before any model loads, and reported as one :class:`PlanValidationError` whose lines name the
+field, so the planner can re-ask precisely.
 """
 
 from __future__ import annotations
