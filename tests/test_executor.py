@@ -80,9 +80,10 @@ def test_a_chained_step_reads_the_earlier_output():
 
 
 def test_an_empty_output_is_read_as_empty_text():
-    _, quoted = run({"id": "s1", "tool": "slow_echo", "args": {"text": ""}},
-                    {"id": "s2", "tool": "slow_echo", "args": {"text": "[{s1}]"}})
-    assert quoted.content == "[]"
+    _, quoted, whole = run({"id": "s1", "tool": "slow_echo", "args": {"text": ""}},
+                           {"id": "s2", "tool": "slow_echo", "args": {"text": "[{s1}]"}},
+                           {"id": "s3", "tool": "slow_echo", "args": {"text": "s1"}})
+    assert (quoted.content, whole.args, whole.content) == ("[]", {"text": ""}, "")
 
 
 def test_T2_a_failed_step_skips_its_dependents_but_not_its_siblings():
