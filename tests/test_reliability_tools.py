@@ -372,6 +372,7 @@ def test_T6_fusion_that_still_fails_answers_with_the_tools_outputs_and_a_note(fa
     fusion_llm = FlakyChatModel(failures=[failure] * 3)
     reply = _agent(ScriptedChatModel(responses=[ECHO_PLAN]), fusion_llm).chat("echo both")
     assert fusion_llm.calls == (3 if isinstance(failure, ConnectionError) else 1)
+    assert reply.llm_calls == 1 + fusion_llm.calls  # the plan, and every try of the answer: each one cost
     assert reply.fusion == "template" and [s.status for s in reply.steps] == ["ok", "ok"]
     assert reply.text.startswith(f"The model that writes answers failed ({type(failure).__name__}: ")
     assert "echo: a" in reply.text and "echo: b" in reply.text

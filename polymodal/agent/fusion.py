@@ -92,12 +92,13 @@ class Fusion:
             return FusionOutcome(text=direct.content or "", llm_calls=0, mode="passthrough")
         if self.llm is None:
             return FusionOutcome(text=template_answer(results, attachments), llm_calls=0, mode="template")
+        calls = [0]  # the writer's calls so far, kept when it fails: each one cost the request
         try:
-            text, calls = self._write(request, results, attachments, history, config, on_token, images,
-                                      released_attachments)
+            text = self._write(request, results, attachments, history, config, on_token, images,
+                               released_attachments, calls)
         except Exception as exc:  # noqa: BLE001 - any writer failure: the tools' outputs are still the answer
-            return self._fallback(exc, results, attachments)
-        return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=calls, mode="llm")
+            return self._fallback(exc, results, attachments, llm_calls=calls[0])
+        return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=calls[0], mode="llm")
 
     def _write(
         self,
@@ -109,8 +110,10 @@ class Fusion:
         on_token: Callable[[str], None] | None,
         images: Sequence[Attachment],
         released_attachments: int = 0,
-    ) -> tuple[str, int]:
-        """The writer model's answer and the calls it took; transient failures retried (T6).
+        calls: list[int] | None = None,
+    ) -> str:
+        """The writer model's answer; transient failures retried (T6). ``calls[0]`` counts each call
+        made, also when the last one fails.
 
         A streamed answer is retried only while no token has gone out: the listener cannot take
         back what it was sent.
@@ -129,11 +132,12 @@ class Fusion:
         if images:
             content = [{"type": "text", "text": prompt}, *(image.to_content_block() for image in images)]
         messages = [HumanMessage(content=content)]
-        calls, streamed = 0, False
+        counted = calls if calls is not None else [0]
+        streamed = False
 
         def write() -> str:
-            nonlocal calls, streamed
-            calls += 1
+            nonlocal streamed
+            counted[0] += 1
             if on_token is None:
                 return _text(llm.invoke(messages, config=config).content)
             parts: list[str] = []
@@ -145,18 +149,18 @@ class Fusion:
                     on_token(piece)
             return "".join(parts)
 
-        text = call_with_retry(write, self.retry, what="fusion LLM call",
+        return call_with_retry(write, self.retry, what="fusion LLM call",
                                retry_if=lambda exc: not streamed and is_transient(exc))
-        return text, calls
 
     @staticmethod
     def _fallback(
-        exc: Exception, results: Sequence[StepResult], attachments: Mapping[str, Attachment]
+        exc: Exception, results: Sequence[StepResult], attachments: Mapping[str, Attachment], *, llm_calls: int
     ) -> FusionOutcome:
-        """The template answer, after a note saying that (and why) the writer model failed."""
+        """The template answer, after a note saying that (and why) the writer model failed; the failed
+        calls still count (``Reply.llm_calls`` is what the request cost)."""
         reason = clip(redact(f"{type(exc).__name__}: {exception_text(exc)}"), 300, "error")
         note = f"The model that writes answers failed ({reason}), so here are the tools' outputs as they are."
-        return FusionOutcome(text=f"{note}\n\n{template_answer(results, attachments)}", llm_calls=0,
+        return FusionOutcome(text=f"{note}\n\n{template_answer(results, attachments)}", llm_calls=llm_calls,
                              mode="template", note=note)
 
 
