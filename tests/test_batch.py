@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from polymodal.batch import BadLine, Job, completed_ids, read_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,10 +65,13 @@ def _records(output: Path) -> list[dict]:
     return [json.loads(line) for line in output.read_text().splitlines()]  # every line must be valid JSON
 
 
-@pytest.mark.parametrize("concurrency", ["1", "4"])
-def test_R1_R2_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp_path, media, tiny_models,
-                                                                                   concurrency):
-    """With several jobs in flight at the kill, a re-run does each unfinished job once, no finished one again."""
+def test_R1_R2_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jobs(tmp_path, media, tiny_models):
+    """With several jobs in flight at the kill, a re-run does each unfinished job once, no finished one again.
+
+    At ``--concurrency 4`` (the default): ``-j 1`` runs the same pool with one thread, and this test
+    costs ~25 s of the suite's budget per run.
+    """
+    concurrency = "4"
     jobs, expect = _jobs_file(media.folder, media)
     output = tmp_path / "out" / "results.jsonl"
     config = tmp_path / "polymodal.toml"  # a random model never stops on its own: keep its answers short
