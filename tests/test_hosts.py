@@ -115,11 +115,7 @@ def test_the_process_host_gives_the_same_outputs_as_in_process(tiny_models, medi
 
 @pytest.mark.enable_socket
 def test_the_ray_host_gives_the_same_outputs_as_in_process(ray_local, tiny_models, media):
-    # Text out (captioner) and arrays out (CLIP's probabilities); each tool is an actor importing torch
-    # (~10 s on two cores), so the transcriber, whose audio input crosses the same way, is left to the
-    # process host's test above.
-    captioner, _transcriber, clip = _inputs(tiny_models, media)
-    for make, args in (captioner, clip):
+    for make, args in _inputs(tiny_models, media):
         _same(make().execute(**args), make(host="ray").execute(**args))
 
 
