@@ -73,3 +73,18 @@ def test_missing_opencv_names_the_faces_extra(monkeypatch, media):
     recognizer = EmotionRecognizer(model="/no/such/voice", face_model="/no/such/face")
     with pytest.raises(MissingDependencyError, match="faces"):  # said before any model loads
         recognizer.execute(image=Attachment.from_path(media.png()))
+
+
+def test_a_loaded_detector_travels_to_a_worker_process_and_still_finds_the_face(detector):
+    """A tool on the process or Ray host is pickled after its detector has loaded on some thread."""
+    import pickle
+
+    from polymodal.hosts.process import _tool_blob
+
+    detector.load()
+    copy = pickle.loads(pickle.dumps(detector))
+    head = astronaut_head(110)
+    frame = next(call_frames([Shot(0.2, (Placement(head, (100, 60)),))], SIZE, fps=5))
+    assert [box.centre for box in copy.detect(frame)] == [box.centre for box in detector.detect(frame)] != []
+    tool = EmotionRecognizer(model="/never/loaded", face_detector=detector)
+    assert pickle.loads(_tool_blob(tool)).face_detector.scan_side == detector.scan_side

@@ -105,8 +105,10 @@ class _Worker:
             conn = self._ensure_started()
             signature = tool.batch_signature()
             blob = None if signature in self._known else _tool_blob(tool)
-            send(conn, ("run", signature, blob, prepared))
-            self._known.add(signature)
+            try:
+                send(conn, ("run", signature, blob, prepared))
+            except OSError:  # the worker died between calls (a broken pipe): typed, and restarted next time
+                raise self._died(tool) from None
             left = _remaining(deadline)
             if not conn.poll(None if left is None else max(0.0, left)):
                 self._kill()
@@ -115,6 +117,10 @@ class _Worker:
                 status, payload = receive(conn)
             except (EOFError, OSError):
                 raise self._died(tool) from None
+            if status == "ok":  # only now is the tool known there: a blob that failed to load is sent again
+                self._known.add(signature)
+            else:
+                self._known.discard(signature)
         finally:
             self._call_lock.release()
         if status == "ok":

@@ -83,10 +83,10 @@ class RayHost:
             try:
                 return list(ray.get(ref, timeout=left))
             except GetTimeoutError:
-                self._forget(tool, kill=True)
+                self._forget(tool, actor, kill=True)
                 raise ToolTimeout(tool.name, time.monotonic() - started) from None
             except RayActorError as exc:
-                self._forget(tool, kill=False)
+                self._forget(tool, actor, kill=False)
                 if attempt == 2:
                     msg = f"its Ray actor died twice running {getattr(tool, 'model', tool.name)} ({exc})"
                     raise ToolError(tool.name, msg) from exc
@@ -111,10 +111,13 @@ class RayHost:
                 self._actors[key] = actor
             return actor
 
-    def _forget(self, tool: Any, *, kill: bool) -> None:
+    def _forget(self, tool: Any, actor: Any, *, kill: bool) -> None:
+        """Drop ``actor`` (the one this call used), never a newer one another thread has made since."""
+        key = tool.batch_signature()
         with self._lock:
-            actor = self._actors.pop(tool.batch_signature(), None)
-        if actor is not None and kill:
+            if self._actors.get(key) is actor:
+                del self._actors[key]
+        if kill:
             ray = import_ray()
             try:
                 ray.kill(actor)

@@ -334,7 +334,7 @@ class ModelTool(Tool):
     """How long a call waits for others to share its forward (None: the tool's measured default).
     A lone call pays at most this; under load calls join the batch after the running one."""
 
-    host: str | None = None
+    host: Literal["inprocess", "process", "ray"] | None = None
     """Where this tool's model runs: "inprocess", "process" or "ray" (None: the agent's
     ``Settings.host``, else ``POLYMODAL_HOST``, else in-process). See :mod:`polymodal.hosts`."""
     own_worker: bool = False

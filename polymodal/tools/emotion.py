@@ -280,7 +280,7 @@ class EmotionRecognizer(ModelTool):
         should not wait for the next one of the same call.
         """
         if not self.coalesces():
-            return self.run_prepared(windows)
+            return self.run_prepared(windows, deadline=current_deadline())
         from polymodal.tools.batching import batcher_for
 
         return batcher_for(self).submit(windows, deadline=current_deadline())

@@ -87,6 +87,15 @@ class HaarFaceDetector:
         self.cascade = cascade
         self._local = threading.local()  # a CascadeClassifier must not run on two threads at once
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings only: the per-thread classifiers stay behind (a tool sent to a worker process or a
+        Ray actor is pickled, and a ``threading.local`` cannot be)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def load(self) -> HaarFaceDetector:
         """Load the cascade now (on this thread), so a missing OpenCV fails early; returns self."""
         self._classifier()
