@@ -76,6 +76,19 @@ def test_idle_sessions_expire_and_take_their_artifacts_with_them():
     assert gone.value.status == 404
 
 
+def test_ending_a_busy_session_leaves_its_running_turn_its_conversation():
+    clock, ended = Clock(), []
+    sessions = store(clock, ended)
+    session = sessions.create()
+    session.agent.chat("hello", [png(1)])
+    session.busy = 1  # a turn is running (DELETE /v1/sessions/{id} or the page's "new conversation" now)
+    assert sessions.end(session.id) and ended == [session.id] and not sessions.live(session.id)
+    assert session.agent.conversation.turns and session.agent.conversation.attachments  # not cleared under the turn
+    idle = sessions.create()
+    idle.agent.chat("hi", [png(2)])
+    assert sessions.end(idle.id) and not idle.agent.conversation.turns  # an idle one is freed at once
+
+
 def test_a_session_keeps_at_most_its_byte_bound_of_attachments():
     clock, ended = Clock(), []
     one = png(1, side=64).size_bytes

@@ -191,6 +191,8 @@ class Service:
             session.busy -= 1
             session.last_used = self.sessions.clock()
             session.lock.release()
+            if not self.sessions.live(session.id):  # ended mid-turn: what the turn made goes with it
+                self.artifacts.drop_owner(session.id)
 
     def _work(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
               queued: float) -> None:

@@ -114,10 +114,16 @@ class SessionStore:
         agent = session.agent
         return agent.conversation.release_older(agent.settings.recent_attachments, max_bytes=self.max_bytes)
 
+    def live(self, session_id: str) -> bool:
+        """Whether ``session_id`` has not ended (a turn that ran while it ended must not keep its artifacts)."""
+        with self._lock:
+            return session_id in self._sessions
+
     def _end(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return False
-        session.agent.reset()
+        if not session.busy:  # a turn still running uses this conversation: dropping the session frees it after
+            session.agent.reset()
         self.on_end(session_id)
         return True
