@@ -564,13 +564,15 @@ def eval_(
     """Score a planner on a JSONL file: node and edge F1 (TaskBench's), exact plans, LLM calls, planning time."""
     from polymodal.evaluation import TASKBENCH_TOOLS, evaluate, load_cases, make_planner
 
-    with errors_as_lines(debug):
+    with errors_as_lines(debug, EXIT_USAGE):  # the options: a wrong one is a usage error, nothing has run
         if show not in ("misses", "all", "none"):
             msg = f"--show expects misses, all or none, got {show!r}"
             raise ConfigurationError(msg)
-        loaded = load_cases(cases, {**TASKBENCH_TOOLS, **_mapping(mapping)})
+        tool_map = {**TASKBENCH_TOOLS, **_mapping(mapping)}
         tools, router = _eval_tools(profile, config, model, device)
         chosen = make_planner(planner, llm=_load_llm(llm, device), router=router)  # type: ignore[arg-type]
+    with errors_as_lines(debug):  # a cases file that cannot be read is a bad file, as for `run`: exit 1
+        loaded = load_cases(cases, tool_map)
         total = sum(not case.skipped for case in loaded)
         with err.status(f"planning {total} cases…") as status:
             done: list[int] = []

@@ -183,7 +183,9 @@ def test_cli_eval_json_and_table(capsys):
 def test_cli_eval_errors_are_one_line(capsys, tmp_path):
     from polymodal.cli import main
 
-    assert main(["eval", str(SAMPLE), "--planner", "llm"]) == 1
+    assert main(["eval", str(SAMPLE), "--planner", "llm"]) == 2  # a usage error (README's exit codes)
     assert "needs a chat model" in capsys.readouterr().err
+    assert main(["eval", str(SAMPLE), "--show", "some"]) == 2
+    assert "--show expects" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "none.jsonl")]) == 1
     assert "cannot be read" in capsys.readouterr().err
