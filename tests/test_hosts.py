@@ -119,11 +119,28 @@ def test_the_ray_host_gives_the_same_outputs_as_in_process(ray_local, tiny_model
         _same(make().execute(**args), make(host="ray").execute(**args))
 
 
+def _wait_until_dead(ray: Any, actor: Any, timeout: float = 30.0) -> None:
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            ray.get(actor.pid.remote(), timeout=5)
+        except RayActorError:
+            return
+        except GetTimeoutError:
+            continue
+        time.sleep(0.1)
+    raise AssertionError("the killed Ray actor still answers")
+
+
 @pytest.mark.enable_socket
 def test_a_dead_ray_actor_is_replaced_and_the_call_retried(ray_local):
     faulty = Faulty(host="ray")
     first = faulty.execute(text="one").artifact
-    ray_local.kill(host_named("ray").actor_for(faulty))  # type: ignore[attr-defined]
+    actor = host_named("ray").actor_for(faulty)  # type: ignore[attr-defined]
+    ray_local.kill(actor)
+    _wait_until_dead(ray_local, actor)  # ray.kill is asynchronous: a call sent at once may still be served
     second = faulty.execute(text="two")
     assert second.content.startswith("two from ") and second.artifact != first
 
