@@ -23,7 +23,15 @@ from PIL import Image
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Agent, Attachment, AttachmentError, ImageInput, Reply, tool
-from polymodal.agent.events import AnswerToken, Done, PlanReady, StepFinished, StepProgress, StepStarted
+from polymodal.agent.events import (
+    AnswerToken,
+    Done,
+    PlanReady,
+    StepFinished,
+    StepProgress,
+    StepStarted,
+    to_event,
+)
 from polymodal.errors import ConfigurationError
 from polymodal.integrations.langchain import parse_agent_input
 from polymodal.media import MediaLimits
@@ -244,6 +252,23 @@ def test_stream_yields_typed_events_in_order_with_answer_tokens(captioner, media
     first_token = min(i for i, e in enumerate(events) if isinstance(e, AnswerToken))
     assert len(tokens) > 3 and first_token > last_step  # the fusion model streamed, after the tools
     assert "".join(tokens) == events[-1].reply.text == "It shows a square [s1]; reading failed."
+
+
+def test_chat_with_on_event_streams_the_same_events_on_the_callers_thread(captioner, media):
+    llm = GenericFakeChatModel(messages=iter([AIMessage(content=plan_of("captioner")),
+                                              AIMessage(content="It shows a square [s1].")]))
+    agent = Agent(llm=llm, tools=[captioner])
+    seen: list[tuple[Any, str]] = []
+    reply = agent.chat("describe", [str(media.png())], stream_answer=True,
+                       on_event=lambda name, payload: seen.append((to_event(name, payload),
+                                                                   threading.current_thread().name)))
+    events = [event for event, _ in seen]
+    assert isinstance(events[0], PlanReady) and isinstance(events[-1], Done) and events[-1].reply is reply
+    assert [type(e) for e in events if isinstance(e, (StepStarted, StepFinished))] == [StepStarted, StepFinished]
+    tokens = [e.text for e in events if isinstance(e, AnswerToken)]
+    assert len(tokens) > 3 and "".join(tokens) == reply.text == "It shows a square [s1]."
+    here = threading.current_thread().name  # no thread of its own: plan, tokens and done come on this one
+    assert {thread for event, thread in seen if isinstance(event, (PlanReady, AnswerToken, Done))} == {here}
 
 
 def test_stream_reraises_a_planning_failure_after_no_events(captioner, media):

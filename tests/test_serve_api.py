@@ -13,6 +13,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -294,7 +295,8 @@ def test_40_concurrent_requests_with_a_queue_of_8_get_429s_and_every_accepted_on
             "status": "ok", "running": 0, "queued": 0, "sessions": 0}
 
 
-def test_a_client_that_disconnects_mid_stream_leaves_no_slot_taken():
+def test_a_client_that_disconnects_mid_stream_leaves_no_slot_taken(caplog):
+    caplog.set_level(logging.ERROR)
     settings = ServeSettings(ui=False, max_concurrency=1, max_queue=0, preload=False)
     with ServerThread(create_app(napping_agent(0.5), settings)) as running:
         body = {"model": "polymodal", "messages": ask("rest"), "stream": True,
@@ -311,6 +313,8 @@ def test_a_client_that_disconnects_mid_stream_leaves_no_slot_taken():
         # ... and then the slot is free again
         again = httpx.post(running.url + "/v1/chat/completions", json={"model": "polymodal", "messages": ask("rest")})
         assert again.status_code == 200 and again.json()["choices"][0]["message"]["content"] == "rested 0.5 s"
+    # the turn that ended after its client left settled nothing twice (no "Exception in callback")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 def test_graceful_shutdown_finishes_the_requests_in_flight():
@@ -348,3 +352,15 @@ def test_json_bodies_of_errors_are_openai_shaped(server):
                           headers={"content-type": "application/json"})
     assert set(response.json()) == {"error"} and set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert json.loads(response.content)["error"]["type"] == "invalid_request_error"
+
+
+def test_the_completions_route_is_in_the_api_docs_and_takes_only_post(server):
+    schema = httpx.get(server.url + "/v1/openapi.json").json()
+    route = schema["paths"]["/v1/chat/completions"]
+    assert list(route) == ["post"]
+    assert route["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ChatCompletionRequest")
+    assert {"/healthz", "/v1/models", "/v1/sessions"} <= set(schema["paths"])
+    wrong = httpx.get(server.url + "/v1/chat/completions")
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "POST"
+    assert "takes POST" in wrong.json()["error"]["message"]

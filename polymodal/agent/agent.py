@@ -112,8 +112,14 @@ class Agent(Runnable[AgentInput, Reply]):
         *,
         config: RunnableConfig | None = None,
         on_event: EventHook | None = None,
+        stream_answer: bool = False,
     ) -> Reply:
         """Answer ``text`` about ``attachments`` (and any attached in earlier turns).
+
+        ``on_event(name, payload)`` sees the turn as it runs ("plan", "step_started", ...,
+        "done"; :func:`polymodal.agent.events.to_event` makes the typed event of a call), on this
+        thread; ``stream_answer`` also streams the fusion model's answer as "token" events.
+        :meth:`stream` is the same turn as an iterator, on a thread of its own.
 
         Raises:
             AttachmentError: an attachment is unreadable, unsupported or over a cap (before any
@@ -121,7 +127,7 @@ class Agent(Runnable[AgentInput, Reply]):
             PlanningError: the LLM gave no valid plan within the allowed attempts.
             BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
         """
-        return self._respond(text, attachments, config=config, on_event=on_event)
+        return self._respond(text, attachments, config=config, on_event=on_event, stream_answer=stream_answer)
 
     def _respond(
         self,

@@ -16,13 +16,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from polymodal.agent import Agent, Reply, Turn
-from polymodal.agent.events import AgentEvent, Done
+from polymodal.agent.events import AgentEvent, to_event
 from polymodal.media import Attachment
 from polymodal.serving.admission import Admission
 from polymodal.serving.artifacts import ArtifactStore
@@ -68,7 +68,8 @@ class RunningTurn:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.loaded: asyncio.Future[None] = loop.create_future()
-        """Settles when the attachments are validated (with their error, if any)."""
+        """Settles when the attachments are validated (with their error, if any); for a turn that is not
+        streamed, only when the turn ends."""
         self.done: asyncio.Future[TurnResult] = loop.create_future()
         for future in (self.loaded, self.done):  # a client that left never awaits them: no "never retrieved" noise
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -84,21 +85,30 @@ class RunningTurn:
     def _emit(self, event: AgentEvent) -> None:
         self._loop.call_soon_threadsafe(self._events.put_nowait, event)
 
-    def _settle(self, future: asyncio.Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    def _loaded(self) -> None:
         def settle() -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+            if not self.loaded.done():
+                self.loaded.set_result(None)
 
         self._loop.call_soon_threadsafe(settle)
 
-    def _finish(self, result: TurnResult | None, error: BaseException | None) -> None:
-        self._settle(self.loaded, error=error)  # a no-op when the attachments were already fine
-        self._settle(self.done, result, error)
-        self._loop.call_soon_threadsafe(self._events.put_nowait, None)
+    def _finish(self, result: TurnResult | None, error: BaseException | None, release: Callable[[], None]) -> None:
+        """End the turn: one hop to the loop (each hop is a wake-up and a GIL hand-over) does it all."""
+
+        def finish() -> None:
+            try:
+                release()
+            finally:  # ``loaded`` is settled already when the attachments were fine
+                futures: tuple[tuple[asyncio.Future[Any], Any], ...] = ((self.loaded, None), (self.done, result))
+                for future, value in futures:  # or cancelled by a client that left
+                    if not future.done():
+                        if error is not None:
+                            future.set_exception(error)
+                        else:
+                            future.set_result(value)
+                self._events.put_nowait(None)
+
+        self._loop.call_soon_threadsafe(finish)
 
 
 class Service:
@@ -150,7 +160,10 @@ class Service:
     # -- turns ---------------------------------------------------------------------------------
 
     async def start(self, request: TurnRequest, session: Session | None, *, stream: bool) -> RunningTurn:
-        """Admit a turn (429 when the queue is full) and start it on a worker thread."""
+        """Admit a turn (429 when the queue is full) and start it on a worker thread.
+
+        A non-streamed turn's ``loaded`` settles with ``done``: its route just awaits ``done``.
+        """
         queued_at = time.perf_counter()
         await self._admit(session)
         loop = asyncio.get_running_loop()
@@ -158,11 +171,7 @@ class Service:
         started = time.perf_counter()
         queued = started - queued_at
 
-        def finished(_future: Any) -> None:  # on the loop, once the worker is done (even if nobody listens)
-            self._release(session, time.perf_counter() - started)
-
-        future = loop.run_in_executor(self.pool, self._work, request, session, stream, running, queued)
-        future.add_done_callback(finished)
+        self.pool.submit(self._work, request, session, stream, running, queued, started)
         return running
 
     async def _admit(self, session: Session | None) -> None:
@@ -195,33 +204,26 @@ class Service:
                 self.artifacts.drop_owner(session.id)
 
     def _work(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
-              queued: float) -> None:
+              queued: float, started: float) -> None:
         result: TurnResult | None = None
         error: BaseException | None = None
         try:
             result = self._turn(request, session, stream, running, queued)
         except BaseException as exc:  # handed to whoever awaits the turn
             error = exc
-        running._finish(result, error)
+        finally:  # the slot is freed when the work ends, whether or not anybody still listens
+            running._finish(result, error, lambda: self._release(session, time.perf_counter() - started))
 
     def _turn(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
               queued: float) -> TurnResult:
         started = time.perf_counter()
         loaded = load_turn(request, self.agent.settings.limits)
-        running._settle(running.loaded)
+        if stream:  # a streaming route waits for this before it commits to a 200 and an event stream
+            running._loaded()
         decoded = time.perf_counter() - started
         agent = session.agent if session is not None else self._stateless(loaded)
-        reply: Reply | None = None
-        if stream:
-            for event in agent.stream({"input": loaded.text, "attachments": loaded.attachments}):
-                running._emit(event)
-                if isinstance(event, Done):
-                    reply = event.reply
-            if reply is None:  # pragma: no cover - Agent.stream always ends with Done or raises
-                msg = "the agent's stream ended without a reply"
-                raise RuntimeError(msg)
-        else:
-            reply = agent.chat(loaded.text, loaded.attachments)
+        emit = (lambda name, payload: running._emit(to_event(name, payload))) if stream else None
+        reply = agent.chat(loaded.text, loaded.attachments, on_event=emit, stream_answer=stream)
         if session is not None:
             self.sessions.trim(session)
         owner = session.id if session is not None else None
