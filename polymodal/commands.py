@@ -187,6 +187,13 @@ def cli_agent(profile: str | None, config: Path | None, llm: str | None, device:
                        notes=notes, settings=settings)
 
 
+def _check_options(profile: str | None, config: Path | None, models: list[str] | None) -> None:
+    """What the driver of ``batch --ray`` checks before any actor starts: the profile, config and overrides."""
+    from polymodal.profiles import select
+
+    select(profile, _overrides(models), config=config)
+
+
 def _agent(profile: str | None, config: Path | None, llm: str | None, device: str | None,
            models: list[str] | None, debug: bool = False, settings: Any = None) -> Any:
     notes: list[str] = []
@@ -389,7 +396,13 @@ def batch(
         if not jobs.is_file():
             msg = f"jobs file {str(jobs)!r} does not exist"
             raise ConfigurationError(msg)
-        agent = _agent(profile, config, llm, device, model, debug)
+        # With --ray the agent (its models, the --llm, the --device) is built in each actor, on the
+        # cluster's machines: the driver only checks what it can, and loads nothing.
+        agent = None
+        if ray is None:
+            agent = _agent(profile, config, llm, device, model, debug)
+        else:
+            _check_options(profile, config, model)
     with errors_as_lines(debug):
         progress = Progress(
             TextColumn("batch"), BarColumn(), MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(),
@@ -418,17 +431,24 @@ def batch(
                                         "(Ctrl-C again to stop now; a re-run does them)", style="yellow"))
 
         ray_options = None
+        setup_failures: tuple[type[Exception], ...] = ()
         if ray is not None:
             import functools
 
-            from polymodal.ray_batch import RayOptions
+            from polymodal.ray_batch import RayOptions, WorkerSetupError
+
+            setup_failures = (WorkerSetupError,)
 
             recipe = functools.partial(cli_agent, profile, config, llm, device, model)
             ray_options = RayOptions(recipe, address=None if ray == "local" else ray, actors=ray_actors)
-        with progress:
-            summary = run_batch(agent, jobs, output, files_dir=files_dir, concurrency=concurrency,
-                                retry_failed=retry_failed, on_start=started, on_done=done, on_interrupt=interrupted,
-                                pool=ray_options)
+        try:
+            with progress:
+                summary = run_batch(agent, jobs, output, files_dir=files_dir, concurrency=concurrency,
+                                    retry_failed=retry_failed, on_start=started, on_done=done,
+                                    on_interrupt=interrupted, pool=ray_options)
+        except setup_failures as exc:  # an option the cluster cannot honour: a usage error, as it is here
+            say(err, f"error: {exc}", "red")
+            raise typer.Exit(EXIT_USAGE) from None
         failed = _failed_in(output)
         say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
         if failed:

@@ -29,26 +29,45 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polymodal.batch import BadLine, Job, run_one
+from polymodal.errors import ConfigurationError, PolymodalError
 
 if TYPE_CHECKING:
     from polymodal.agent import Agent
 from polymodal.hosts.ray_host import ensure_ray
 
-__all__ = ["RayJobPool", "RayOptions"]
+__all__ = ["RayJobPool", "RayOptions", "WorkerSetupError"]
 
 logger = logging.getLogger(__name__)
 
 AgentFactory = Callable[[], "Agent"]
 
 
+class WorkerSetupError(ConfigurationError):
+    """The Ray workers could not build the agent (a model missing there, ``--device cuda`` on CPU nodes...).
+
+    Raised by the driver before any job runs: every job would fail the same way.
+    """
+
+
 class _BatchActor:
     """Runs jobs with an agent built once in this actor."""
 
     def __init__(self, factory: AgentFactory) -> None:
-        self.agent = factory()
         self.where = f"{socket.gethostname()}:{os.getpid()}"
+        self.agent: Agent | None = None
+        self.failure: str | None = None
+        try:  # kept, not raised: an actor whose __init__ raises is only "dead" to the driver, cause unknown
+            self.agent = factory()
+        except Exception as exc:  # noqa: BLE001 - reported by ready(), before any job is sent
+            self.failure = str(exc) if isinstance(exc, PolymodalError) else f"{type(exc).__name__}: {exc}"
+
+    def ready(self) -> str | None:
+        """Why this actor has no agent, or None when it has one."""
+        return None if self.failure is None else f"{self.failure} (on {self.where})"
 
     def run(self, entry: Job | BadLine, base: str, files_dir: str | None) -> dict[str, Any]:
+        if self.agent is None:  # a replacement actor that failed where the first ones did not
+            raise WorkerSetupError(f"the Ray worker {self.where} could not build the agent: {self.failure}")
         record = run_one(self.agent.fork(), entry, Path(base), Path(files_dir) if files_dir else None)
         return {**record, "worker": self.where}
 
@@ -118,6 +137,7 @@ class RayJobPool:
         self._actor_class = self._ray.remote(max_concurrency=per_actor, max_restarts=0,
                                              **(actor_options or {}))(_BatchActor)
         self.actors: list[Any] = [self._new_actor() for _ in range(count)]
+        self._check_actors()
         self._in_flight: dict[Any, tuple[Job | BadLine, int, int, Any]] = {}  # ref -> (entry, attempt, slot, actor)
         self._max_attempts = max(1, max_attempts)
         self._next_slot = 0
@@ -153,6 +173,14 @@ class RayJobPool:
                 self._ray.kill(actor)
             except Exception:  # noqa: BLE001 - already gone
                 logger.debug("ray.kill of a batch actor failed", exc_info=True)
+
+    def _check_actors(self) -> None:
+        """Wait until every actor has built its agent; raise WorkerSetupError (killing them) if one could not."""
+        failures = [why for why in self._ray.get([actor.ready.remote() for actor in self.actors]) if why]
+        if failures:
+            self.close()
+            more = f" (and {len(failures) - 1} more worker(s))" if len(failures) > 1 else ""
+            raise WorkerSetupError(f"the Ray workers could not build the agent, so no job ran: {failures[0]}{more}")
 
     def _new_actor(self) -> Any:
         return self._actor_class.remote(self._factory)

@@ -162,3 +162,53 @@ def test_describe_then_say_it_runs_the_chain(router, tiny_models, media):
     assert reply.plan.steps[1].args == {"text": "{s1}"}
     assert reply.steps[1].args["text"] == reply.steps[0].content  # the caption, as produced, is what was spoken
     assert len(reply.artifacts) == 1 and reply.artifacts[0].kind.value == "audio"
+
+
+# ------------------------------------------------------------- chores for the writer ---
+@pytest.mark.parametrize("text", ["Transcribe the audio and summarize it", "Transcribe the audio and count the words",
+                                  "What does the voice note say? Summarize it briefly.",
+                                  "Transcribe this and tell me the main points"])
+def test_a_chore_on_the_transcript_is_the_writers_not_another_tools(router, tools, offline_like, files, text):
+    # by score alone, "summarize it" went to the speech synthesizer (it takes any text) and "summarize
+    # it briefly" to the emotion recognizer (it takes any audio); offline, that was a false "missing tool"
+    offline = Router(unavailable=[Captioner(), SpeechSynthesizer()])
+    for route in (router.route(request_for(text, files, "audio"), tools, decide_close=True),
+                  offline.route(request_for(text, files, "audio"), offline_like, decide_close=True)):
+        assert steps_of(route) == [("transcriber", {"audio": "audio_1"})], route.reason
+        assert route.plan is not None and route.plan.answer is None  # the writer does the chore on the transcript
+        assert route.missing_tools == [] and "for the answer's writer" in route.reason
+
+
+@pytest.mark.parametrize(("text", "kind", "tool"), [
+    ("Transcribe the voice note, then translate it to French", "audio", "transcriber"),
+    ("Read the sign and translate it to German", "image", "ocr"),
+    ("Read the receipt and add up the prices", "image", "ocr"),
+    ("Summarize this voice note", "audio", "transcriber"),
+])
+def test_a_chore_keeps_the_reader_and_is_never_its_output_passed_through(router, tools, files, text, kind, tool):
+    route = router.route(request_for(text, files, kind), tools)
+    assert [name for name, _ in steps_of(route)] == [tool]
+    assert route.plan is not None and route.plan.answer is None
+
+
+def test_explicit_wording_and_a_tool_that_does_the_chore_still_make_their_steps(router, tools, files):
+    spoken = router.route(request_for("Transcribe the audio and speak it back to me", files, "audio"), tools)
+    assert steps_of(spoken) == [("transcriber", {"audio": "audio_1"}), ("speech_synthesizer", {"text": "{s1}"})]
+    summary = router.route(request_for("Summarize this video", files, "video"), tools)
+    assert steps_of(summary) == [("video_summarizer", {"video": "video_1"})]
+    assert summary.plan is not None and summary.plan.answer == "s1"  # the summarizer's output is the summary
+    counted = router.route(request_for("Describe the photo and count the people in it", files, "image"), tools)
+    assert [name for name, _ in steps_of(counted)] == ["captioner", "visual_qa"]
+
+
+def test_without_a_writer_model_the_reply_says_the_chore_was_not_done(tiny_models, media):
+    from polymodal.agent.fusion import NO_WRITER_NOTE
+
+    transcriber = Transcriber(model=str(tiny_models.path("whisper-asr")), max_new_tokens=6)
+    agent = Agent(llm=None, tools=[transcriber], router=Router(unavailable=[SpeechSynthesizer()]))
+    reply = agent.chat("Transcribe the audio and summarize it", attachments=[media.wav(seconds=1.0)])
+    assert reply.missing_tools == [] and [(s.tool, s.status) for s in reply.steps] == [("transcriber", "ok")]
+    assert reply.fusion == "template" and reply.text.startswith(NO_WRITER_NOTE)
+    assert (reply.steps[0].content or "") in reply.text
+    plain = agent.fork().chat("What does this voice note say?", attachments=[media.wav(seconds=1.0)])
+    assert NO_WRITER_NOTE not in plain.text  # no chore asked: the transcript is the answer as it is

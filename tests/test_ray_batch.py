@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from support.batch_agents import tiny_transcriber_agent
 
 from polymodal.batch import run_batch
@@ -96,3 +97,19 @@ def test_a_killed_driver_resumes_on_the_cluster(ray_local, tiny_models, media, t
     ids = [r["id"] for r in records]
     assert sorted(ids) == sorted(ok | bad) and len(ids) == len(set(ids))
     assert {r["id"] for r in records if r["ok"]} == ok
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs workers without CUDA, so that --device cuda fails there")
+def test_an_agent_the_workers_cannot_build_stops_the_batch_before_any_job(ray_local, media, tmp_path):
+    jobs, _, _ = _jobs(media.folder, media, n=4)
+    output = tmp_path / "results.jsonl"
+    address = ray_local.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "polymodal.cli", "batch", str(jobs), "-o", str(output), "--device", "cuda",
+               "--ray", address, "--ray-actors", "1"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", POLYMODAL_ROUTER_MODEL="none")
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    # the driver does not check --device (the cluster's machines may have the GPU it lacks): the worker does
+    assert result.returncode == 2, result.stderr
+    assert "the Ray workers could not build the agent, so no job ran" in result.stderr
+    assert "cuda" in result.stderr and "(on " in result.stderr
+    assert not output.exists() or output.read_text() == ""

@@ -23,6 +23,7 @@ __all__ = [
     "Clause",
     "asks_for_picture",
     "asks_for_speech",
+    "asks_for_writing",
     "labels",
     "mentions_document",
     "own_payload",
@@ -77,6 +78,13 @@ _SPOKEN = re.compile(
     r"\b(?:out loud|aloud|speak|spoken|narrate|pronounce|text[- ]to[- ]speech|read (?:it|this|that|them) (?:back|out)|"
     r"say (?:it|this|that|them)\b|in an? [\w-]+(?: [\w-]+)? voice|(?:into|to|as) (?:an? )?(?:speech|audio|voice)"
     r"(?: (?:clip|file|message|recording))?)\b|\bsay\s+['\"\u2018\u201c]", re.I)
+# Chores on text that no tool does and the answer's writer (the fusion step) does from what the tools found.
+_WRITING = re.compile(
+    r"\b(?:summari[sz]\w*|sum (?:it |them |this |that |everything )?up|translat\w*|paraphras\w*|rephras\w*|"
+    r"reword\w*|rewrite|shorten\w*|simplif\w*|proofread\w*|tl;?dr|gist|(?:main|key) (?:points?|ideas?|takeaways?)|"
+    r"bullet(?:ed)? (?:points?|list)|count (?:the |how many )?(?:words|sentences|lines|characters|letters)|"
+    r"word count|(?:add|total) (?:it |them |those |these )?up|"
+    r"(?:make|keep) (?:it|them|that|this) (?:shorter|briefer|simpler|more concise))\b", re.I)
 _MAKE_PICTURE = re.compile(
     r"\b(?:draw|paint|generat|creat|mak|render|sketch|illustrat|design|produc)\w*\s+(?:me\s+)?"
     r"(?:an?|another|a new|new|some)\s+(?:[\w-]+\s+)?(?:image|picture|drawing|painting|poster|illustration|logo|"
@@ -228,6 +236,15 @@ def mentions_document(clause: str) -> bool:
 def asks_for_speech(clause: str) -> bool:
     """Does the clause want spoken output ("say it out loud", "in a calm voice", "into speech")?"""
     return bool(_SPOKEN.search(clause))
+
+
+def asks_for_writing(text: str) -> bool:
+    """Is ``text`` a chore on text ("summarize it", "translate it to French", "count the words")?
+
+    No reader tool does these; the answer's writer does them from what the tools read. Also
+    asked of a tool's description: a tool that summarizes is the one to run for "summarize".
+    """
+    return bool(_WRITING.search(text))
 
 
 def asks_for_picture(clause: str) -> bool:

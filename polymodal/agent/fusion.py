@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
+from polymodal.agent.clauses import asks_for_writing
 from polymodal.agent.executor import StepResult
 from polymodal.agent.plan import Plan
 from polymodal.agent.planner import describe_attachments, describe_history, describe_request
@@ -32,6 +33,8 @@ from polymodal.transient import RetryPolicy, call_with_retry, is_transient
 __all__ = ["CitationFilter", "Fusion", "FusionOutcome", "keep_valid_citations", "template_answer"]
 
 # one id or a group: [s1], [s1, s9], [s1,s2], [s1; s2] (R4)
+NO_WRITER_NOTE = ("Summaries, translations and other work on the text need a language model, and none is "
+                  "configured (--llm, or Agent(llm=...)), so here are the tools' outputs as they are.")
 _CITATION = re.compile(r"\s?\[\s*(s[0-9]{1,3}(?:\s*[,;]\s*s[0-9]{1,3})*)\s*\]", re.I)
 _CITED_ID = re.compile(r"s[0-9]{1,3}", re.I)
 
@@ -91,7 +94,12 @@ class Fusion:
         if direct is not None and direct.ok and len([r for r in results if r.ok]) >= 1:
             return FusionOutcome(text=direct.content or "", llm_calls=0, mode="passthrough")
         if self.llm is None:
-            return FusionOutcome(text=template_answer(results, attachments), llm_calls=0, mode="template")
+            text = template_answer(results, attachments)
+            if asks_for_writing(request) and any(r.ok for r in results):
+                note = NO_WRITER_NOTE
+                text = f"{note}\n\n{text}"
+                return FusionOutcome(text=text, llm_calls=0, mode="template", note=note)
+            return FusionOutcome(text=text, llm_calls=0, mode="template")
         calls = [0]  # the writer's calls so far, kept when it fails: each one cost the request
         try:
             text = self._write(request, results, attachments, history, config, on_token, images,

@@ -41,6 +41,7 @@ from polymodal.agent.clauses import (
     Clause,
     asks_for_picture,
     asks_for_speech,
+    asks_for_writing,
     labels,
     mentions_document,
     own_payload,
@@ -167,6 +168,8 @@ class _Draft:
     steps: list[Step] = field(default_factory=list)
     produced: list[_Source] = field(default_factory=list)
     lead_ins: set[str] = field(default_factory=set)
+    chores: list[str] = field(default_factory=list)
+    """Clauses asking for a chore on text ("summarize it") that the answer's writer does."""
 
     def next_id(self) -> str:
         return f"s{len(self.steps) + 1}"
@@ -241,6 +244,9 @@ class Router:
                 part = self._decide(Clause(combined, lead_in=clause.lead_in),
                                     self._similarities([combined], catalogue)[0], catalogue, draft,
                                     multi=len(asks) > 1, decide_close=decide_close)
+            if _for_the_writer(clause.text, part, catalogue, draft, later=position > 0):
+                parts.append(part)
+                continue
             parts.append(part)
             if not part.confident:
                 where = f"clause {part.text!r}: " if len(asks) > 1 else ""
@@ -295,13 +301,14 @@ class Router:
                 clauses: Sequence[Clause], asks: Sequence[int]) -> Route:
         steps = _drop_unused_lead_ins(draft)
         only = clauses[asks[0]].text if len(asks) == 1 else ""
-        direct = len(steps) == 1 and not missing and _answers_alone(tools[steps[0].tool], only or draft.request.text)
+        direct = (len(steps) == 1 and not missing and not draft.chores
+                  and _answers_alone(tools[steps[0].tool], only or draft.request.text))
         plan = Plan(steps=steps, answer=steps[0].id if direct else None)
         try:
             validate_plan(plan, tools, draft.request.attachments, max_steps=draft.request.max_steps)
         except PlanValidationError as exc:  # never hand on a plan the contract rejects: the next tier plans
             return Route(None, parts, f"the routed plan is invalid: {exc.problems[0]}")
-        summary = ", ".join(f"{p.tool} {p.scores[0][1]:.2f}" + (f" ({p.cue})" if p.cue else "") for p in parts)
+        summary = ", ".join(_summary(p) for p in parts)
         reason = f"{len(parts)} clause(s): {summary}" + (f"; missing: {', '.join(missing)}" if missing else "")
         return Route(plan, parts, reason, missing)
 
@@ -404,6 +411,34 @@ def _cue(clause: str, best: str, fills: Mapping[str, list[dict[str, Any]]]) -> t
     if "image_generator" in fills and asks_for_picture(clause):
         return "image_generator", "a picture to make"
     return best, ""
+
+
+def _for_the_writer(clause: str, part: ClauseRoute, catalogue: Mapping[str, Tool], draft: _Draft, *,
+                    later: bool) -> bool:
+    """Is ``clause`` a chore on text for the answer's writer ("summarize it")? Then it makes no step.
+
+    Any such chore keeps the answer from being one tool's output passed through (the chore must
+    be done on it). A clause after another ask that refers back to what the earlier ones read ("...and
+    summarize it", "...and count the words"), or that no tool is sure of ("...and tell me the
+    main points"), makes no step of its own: the tools that fit it best by score (the speech
+    synthesizer takes any text, the emotion recognizer any audio) would do something else. A tool
+    whose own description is that chore (a summarizer) still runs, and so does explicit wording
+    for one ("say it out loud", "draw it").
+    """
+    chosen = catalogue.get(part.tool or "")
+    if not asks_for_writing(clause) or (chosen is not None and asks_for_writing(chosen.description)):
+        return False
+    draft.chores.append(clause)
+    if not later or part.cue not in ("", "written text") or (part.confident and not refers_back(clause)):
+        return False
+    part.chosen, part.cue, part.steps_args, part.confident = None, "for the answer's writer", [], True
+    return True
+
+
+def _summary(part: ClauseRoute) -> str:
+    """One clause's decision in a route's reason: "transcriber 0.73", "ocr 1.00 (written text)"."""
+    score = f" {part.scores[0][1]:.2f}" if part.scores else ""
+    return f"{part.tool or 'no tool'}{score}" + (f" ({part.cue})" if part.cue else "")
 
 
 def _answers_alone(tool: Tool, clause: str) -> bool:
