@@ -13,6 +13,7 @@ HTML-escaped before Gradio sees it, so a caption reading ``<img src=x onerror=..
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import os
@@ -112,6 +113,8 @@ async def _turn(service: Service, message: dict[str, Any], history: list[Message
         async for event in running.events():
             if view.apply(event):
                 yield view.history, session_id, False
+            if isinstance(event, Done) and event.reply.artifacts:  # decoding them takes a while: off the loop
+                view.history.extend(await asyncio.to_thread(_media_messages, event.reply.artifacts))
         await running.done
         yield view.history, session_id, True
     except Exception as exc:
@@ -154,9 +157,8 @@ class _TurnView:
         elif isinstance(event, AnswerToken):
             self.streamed += event.text
             self._answer(self.streamed)
-        elif isinstance(event, Done):
+        elif isinstance(event, Done):  # its generated media are decoded apart (_media_messages)
             self._answer(event.reply.text)
-            self.history.extend(_media(a) for a in event.reply.artifacts)
         return True
 
     def _step(self, step: StepResult, *, finished: bool) -> None:
@@ -178,6 +180,11 @@ class _TurnView:
             self.history.append(self.answer)
         else:
             self.answer["content"] = {"type": "text", "text": html.escape(value)}
+
+
+def _media_messages(artifacts: list[Attachment]) -> list[Message]:
+    """Generated images and sounds as chat messages, decoded (run it on a worker thread)."""
+    return [_media(artifact) for artifact in artifacts]
 
 
 def _media(artifact: Attachment) -> Message:
