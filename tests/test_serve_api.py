@@ -186,6 +186,8 @@ def test_sessions_remember_attachments_and_keep_artifacts_to_themselves(server, 
     for headers in ({SESSION_HEADER: other}, {}):  # another session, or none: as if it did not exist
         refused = httpx.get(server.url + artifact["url"], headers=headers)
         assert refused.status_code == 404 and refused.json()["error"]["code"] == "artifact_not_found"
+    # the session id is a capability: only its header grants it, never a URL (URLs are logged)
+    assert httpx.get(server.url + artifact["url"], params={"session": first}).status_code == 404
     # the session remembers the generated image: a follow-up question is about image_1
     follow = client.chat.completions.create(model="polymodal", messages=ask("what is it?"),
                                             extra_body={"session_id": first}).model_extra["polymodal"]

@@ -169,7 +169,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/v1/artifacts/{artifact_id}")
     async def artifact(artifact_id: str, request: Request) -> Response:
-        owner = request.headers.get(SESSION_HEADER) or request.query_params.get("session")
+        owner = request.headers.get(SESSION_HEADER)  # never a query parameter: URLs end up in logs and history
         found = service.artifacts.get(artifact_id, owner)
         data = await asyncio.to_thread(found.read_bytes)
         extension = found.mime_type.partition("/")[2]
