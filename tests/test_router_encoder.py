@@ -54,7 +54,10 @@ def test_numpy_embeddings_equal_the_transformers_model():
     theirs = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1).numpy()
     assert ours.shape == theirs.shape == (4, 384)
     assert np.abs(ours - theirs).max() < 1e-5
-    assert NumpyBertEncoder.load(folder) is NumpyBertEncoder.load(folder)  # once per process
+    from polymodal.agent.router import Router
+
+    shared = Router(model=str(folder)).bundle()  # read once per process: every router on the folder shares it
+    assert Router(model=str(folder), min_score=0.5).bundle() is shared and isinstance(shared.encoder, NumpyBertEncoder)
 
 
 def test_only_bert_sentence_checkpoints_run_in_numpy(tmp_path):

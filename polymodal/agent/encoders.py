@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +40,6 @@ class Encoder(Protocol):
 _DTYPES = {"F32": np.float32, "F16": np.float16}
 _MAX_TOKENS = 256
 _BATCH = 8  # texts per forward pass, sorted by length: padding stays small
-_LOADED: dict[str, NumpyBertEncoder] = {}
-_LOADED_LOCK = threading.Lock()
 
 
 def numpy_compatible(folder: str | Path) -> bool:
@@ -89,12 +86,11 @@ class NumpyBertEncoder:
 
     @classmethod
     def load(cls, folder: str | Path) -> NumpyBertEncoder:
-        """The encoder of ``folder``, loaded once per process (check :func:`numpy_compatible` first)."""
-        root = Path(folder).expanduser().resolve()
-        with _LOADED_LOCK:
-            if str(root) not in _LOADED:
-                _LOADED[str(root)] = cls._read(root)
-            return _LOADED[str(root)]
+        """Read the encoder of ``folder`` (check :func:`numpy_compatible` first).
+
+        Not cached here: the router keeps one per folder for the process, with its embeddings.
+        """
+        return cls._read(Path(folder).expanduser().resolve())
 
     @classmethod
     def _read(cls, root: Path) -> NumpyBertEncoder:
