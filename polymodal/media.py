@@ -29,6 +29,7 @@ import urllib.parse
 import uuid
 import warnings
 import wave
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ def _looks_like(head: bytes) -> str:
     return "unrecognised binary data"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Probe:
     """What validation learned about a file; becomes the Attachment's public fields."""
 
@@ -177,6 +178,37 @@ class _Probe:
     duration: float | None = None
     has_audio: bool | None = None
 
+
+class _ProbeCache:
+    """What probing found for bytes already probed, by (sha256, limits): the same bytes under the same
+    caps give the same answer, so it is not worked out again.
+
+    A client of ``polymodal serve`` that keeps its own history (as OpenAI clients do) sends every
+    earlier photo and voice note again with each turn; probing a 640x480 JPEG fully decodes it (4 ms),
+    hashing it takes a tenth of that. Only successes are kept, at most ``size`` (least recently used
+    go first); a failure is worked out again, with its message naming the file as given.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._found: OrderedDict[tuple[str, MediaLimits], _Probe] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, MediaLimits]) -> _Probe | None:
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                self._found.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, MediaLimits], probe: _Probe) -> None:
+        with self._lock:
+            self._found[key] = probe
+            while len(self._found) > self.size:
+                self._found.popitem(last=False)
+
+
+_PROBED = _ProbeCache()
 
 Opener = Callable[[], IO[bytes]]
 _Stamp = tuple[int, int, int, int, int]
@@ -475,8 +507,12 @@ class Attachment(BaseModel):
         _byte_cap(source, len(data), limits)
         if not data:
             raise AttachmentError(source, "is empty (0 bytes)")
-        probe = _probe(lambda: io.BytesIO(data), data[:_HEAD], source, limits)
-        att = cls(name=name, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), **vars(probe))
+        digest = hashlib.sha256(data).hexdigest()
+        probe = _PROBED.get((digest, limits))
+        if probe is None:
+            probe = _probe(lambda: io.BytesIO(data), data[:_HEAD], source, limits)
+            _PROBED.put((digest, limits), probe)
+        att = cls(name=name, size_bytes=len(data), sha256=digest, **vars(probe))
         att._data, att._limits = data, limits
         return att
 

@@ -692,3 +692,32 @@ def test_coerce_dispatches_on_type(tmp_path: Path) -> None:
         Attachment.coerce(42)
     with pytest.raises(AttachmentError, match="outside"):
         Attachment.coerce(str(path), MediaLimits(allowed_roots=(tmp_path / "elsewhere",)))
+
+
+def test_bytes_probed_once_are_not_decoded_again_unless_the_caps_differ(monkeypatch: pytest.MonkeyPatch) -> None:
+    import polymodal.media as media
+
+    probes: list[str] = []
+    real = media._probe
+
+    def counted(opener: Any, head: bytes, source: str, limits: MediaLimits) -> Any:
+        probes.append(source)
+        return real(opener, head, source, limits)
+
+    monkeypatch.setattr(media, "_probe", counted)
+    rng = np.random.default_rng(7)  # bytes no other test attached, so the process-wide cache is cold
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(buf, format="PNG")
+    data = buf.getvalue()
+    first = Attachment.from_bytes(data, "turn1.png")
+    again = Attachment.from_bytes(data, "turn2.png")  # a stateless client sends its history every turn
+    assert probes == ["turn1.png"]
+    assert (again.kind, again.mime_type, again.width, again.height) == (first.kind, "image/png", 60, 40)
+    assert again.name == "turn2.png" and again.sha256 == first.sha256
+    with pytest.raises(MediaLimitError, match=r"turn3\.png: is 60x40 = 2,400 pixels, over the 1,000 pixel cap"):
+        Attachment.from_bytes(data, "turn3.png", MediaLimits(max_pixels=1000))  # stricter caps: checked again
+    broken = data[: len(data) // 2]
+    for name in ("a.png", "b.png"):  # a failure is not kept: each attempt fails, naming its own file
+        with pytest.raises(AttachmentError, match=name):
+            Attachment.from_bytes(broken, name)
+    assert probes == ["turn1.png", "turn3.png", "a.png", "b.png"]
