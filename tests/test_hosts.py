@@ -8,6 +8,7 @@ subprocesses; the Ray tests run on one local Ray instance started once per test 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from PIL import Image
 from support.faulty_tools import Faulty, OtherFaulty
 
 from polymodal import Agent, Attachment, Plan, Settings
+from polymodal.agent.events import StepProgress
 from polymodal.agent.planner import PlanOutcome
 from polymodal.hosts import host_named
 from polymodal.tools import Captioner, ClipMatcher, Transcriber
@@ -61,6 +63,19 @@ def test_a_call_past_its_deadline_kills_its_worker_and_the_next_call_gets_a_fres
     assert _gone(first_pid), "the stuck worker must be killed, not abandoned"
     again = faulty.execute(text="hello")
     assert again.artifact != first_pid and again.content == f"hello from {again.artifact}"
+
+
+@pytest.mark.parametrize("host", ["inprocess", "process"])
+def test_progress_a_model_call_reports_reaches_the_step_wherever_the_model_runs(host):
+    faulty = Faulty(host=host, own_worker=True)
+    agent = Agent(llm=None, tools=[faulty], planner=Scripted([{"id": "s1", "tool": "faulty",
+                                                               "args": {"text": "progress:3"}}]))
+    events = list(agent.stream({"input": "work slowly"}))
+    done = events[-1].reply
+    worker = done.steps[0].artifact
+    assert (worker != os.getpid()) == (host == "process")
+    progress = [(e.step_id, e.message, e.fraction) for e in events if isinstance(e, StepProgress)]
+    assert progress == [("s1", f"step {n} of 3 in {worker}", pytest.approx(n / 3)) for n in (1, 2, 3)]
 
 
 @pytest.mark.parametrize(("fault", "signal_name"), [("abort", "SIGABRT"), ("segv", "SIGSEGV")])

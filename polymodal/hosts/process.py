@@ -109,14 +109,18 @@ class _Worker:
                 send(conn, ("run", signature, blob, prepared))
             except OSError:  # the worker died between calls (a broken pipe): typed, and restarted next time
                 raise self._died(tool) from None
-            left = _remaining(deadline)
-            if not conn.poll(None if left is None else max(0.0, left)):
-                self._kill()
-                raise ToolTimeout(tool.name, time.monotonic() - started)
-            try:
-                status, payload = receive(conn)
-            except (EOFError, OSError):
-                raise self._died(tool) from None
+            while True:
+                left = _remaining(deadline)
+                if not conn.poll(None if left is None else max(0.0, left)):
+                    self._kill()
+                    raise ToolTimeout(tool.name, time.monotonic() - started)
+                try:
+                    status, payload = receive(conn)
+                except (EOFError, OSError):
+                    raise self._died(tool) from None
+                if status != "progress":
+                    break
+                _replay_progress(tool, *payload)
             if status == "ok":  # only now is the tool known there: a blob that failed to load is sent again
                 self._known.add(signature)
             else:
@@ -176,6 +180,15 @@ class _Worker:
                                                 "most likely by the system running out of memory")
             return ToolError(tool.name, f"its worker process crashed ({name}) while running {model}")
         return ToolError(tool.name, f"its worker process exited (code {code}) while running {model}")
+
+
+def _replay_progress(tool: Any, message: str, fraction: float | None) -> None:
+    """Progress the worker's model call reported, reported again here: on the calling thread, in the
+    caller's context, it reaches the step's hook as if the model had run in this process."""
+    try:
+        tool.report_progress(message, fraction)
+    except Exception:  # noqa: BLE001 - a watcher's failure must not fail the call
+        logger.debug("replaying a worker's progress failed", exc_info=True)
 
 
 def _remaining(deadline: float | None) -> float | None:

@@ -2,8 +2,10 @@
 
 It runs each call it is sent — a tool (pickled once) and its prepared items — with the tool's own
 ``run_here``, through this process's model cache, and answers ``("ok", outputs)`` or
-``("error", exception)``. It ignores Ctrl-C (the agent decides when work stops) and exits when the
-agent's process goes away (its socket closes). See :mod:`polymodal.hosts.process`.
+``("error", exception)``. Progress the model call reports (diffusion steps, windows of a long
+video) goes back first, as ``("progress", (message, fraction))`` messages, for the agent to replay.
+It ignores Ctrl-C (the agent decides when work stops) and exits when the agent's process goes away
+(its socket closes). See :mod:`polymodal.hosts.process`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import contextlib
 import pickle
 import signal
 import sys
+import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from polymodal.hosts.wire import receive, send
+from polymodal.tools.base import ToolContext, using_context
 
 __all__ = ["serve"]
 
@@ -24,6 +28,12 @@ def serve(conn: Connection) -> None:
     """The worker's loop: run each call it is sent, answer ("ok", outputs) or ("error", exception)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the agent; it stops us when it wants
     tools: dict[str, Any] = {}
+    sending = threading.Lock()  # a model may report progress from threads of its own
+
+    def forward(message: str, fraction: float | None = None) -> None:
+        with sending, contextlib.suppress(Exception):  # progress is best effort; the call goes on
+            send(conn, ("progress", (str(message)[:500], fraction)))
+
     while True:
         try:
             _kind, signature, blob, prepared = receive(conn)
@@ -32,16 +42,18 @@ def serve(conn: Connection) -> None:
         try:
             if blob is not None:
                 tools[signature] = pickle.loads(blob)
-            outputs = tools[signature].run_here(prepared)
+            with using_context(ToolContext(attachments={}, progress=forward)):
+                outputs = tools[signature].run_here(prepared)
             reply: tuple[str, Any] = ("ok", outputs)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = ("error", _portable(exc))
         try:
-            send(conn, reply)
+            with sending:
+                send(conn, reply)
         except (BrokenPipeError, OSError):
             return
         except Exception as exc:  # noqa: BLE001 - an output that cannot be pickled
-            with contextlib.suppress(OSError):
+            with sending, contextlib.suppress(OSError):
                 send(conn, ("error", ("unpicklable output", f"{type(exc).__name__}: {exc}")))
 
 

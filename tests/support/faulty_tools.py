@@ -3,7 +3,8 @@
 Module-level classes, so that a worker process or a Ray actor can import them by name. The model
 is a real (tiny) torch module; the misbehaviour happens inside ``forward``, where a real model's
 native code would hang or crash: ``"sleep:N"`` blocks N seconds, ``"abort"`` calls ``os.abort()``,
-``"segv"`` sends the process SIGSEGV. Any other text is echoed with the worker's PID.
+``"segv"`` sends the process SIGSEGV; ``"progress:N"`` reports N steps of progress, as a long model
+call does. Any other text is echoed with the worker's PID.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from polymodal.tools.base import ModelTool, ToolOutput
+from polymodal.tools.base import ModelTool, ToolOutput, report_progress
 
 
 class FaultyArgs(BaseModel):
@@ -55,6 +56,10 @@ class Faulty(ModelTool):
                 os.abort()
             elif text == "segv":
                 os.kill(os.getpid(), signal.SIGSEGV)
+            elif text.startswith("progress:"):
+                steps = int(text.split(":", 1)[1])
+                for done in range(1, steps + 1):
+                    report_progress(f"step {done} of {steps} in {os.getpid()}", done / steps)
         return encoded
 
     def decode(self, bundle: Any, outputs: list[str], prepared: list[str]) -> list[ToolOutput]:
