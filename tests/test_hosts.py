@@ -65,15 +65,17 @@ def test_a_call_past_its_deadline_kills_its_worker_and_the_next_call_gets_a_fres
     assert again.artifact != first_pid and again.content == f"hello from {again.artifact}"
 
 
-@pytest.mark.parametrize("host", ["inprocess", "process"])
-def test_progress_a_model_call_reports_reaches_the_step_wherever_the_model_runs(host):
+@pytest.mark.parametrize("host", ["inprocess", "process", pytest.param("ray", marks=pytest.mark.enable_socket)])
+def test_progress_a_model_call_reports_reaches_the_step_wherever_the_model_runs(host, request):
+    if host == "ray":
+        request.getfixturevalue("ray_local")
     faulty = Faulty(host=host, own_worker=True)
     agent = Agent(llm=None, tools=[faulty], planner=Scripted([{"id": "s1", "tool": "faulty",
                                                                "args": {"text": "progress:3"}}]))
     events = list(agent.stream({"input": "work slowly"}))
     done = events[-1].reply
     worker = done.steps[0].artifact
-    assert (worker != os.getpid()) == (host == "process")
+    assert (worker != os.getpid()) == (host != "inprocess")
     progress = [(e.step_id, e.message, e.fraction) for e in events if isinstance(e, StepProgress)]
     assert progress == [("s1", f"step {n} of 3 in {worker}", pytest.approx(n / 3)) for n in (1, 2, 3)]
 

@@ -11,14 +11,18 @@ every batch the micro-batcher sends it. Ray is reached with ``ray.init()`` — t
 - A dead actor (its process crashed, its node went away) is replaced and the call retried once;
   a second death is a ``ToolError`` naming the tool.
 - Errors raised inside the actor come back as the same typed polymodal errors.
+- Progress the model call reports inside the actor streams back (a Ray streaming method) and
+  reaches the step as in-process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from polymodal.errors import MissingDependencyError, PolymodalError, ToolError, ToolTimeout
@@ -55,8 +59,28 @@ class _ModelActor:
     def __init__(self, tool: Any) -> None:
         self.tool = tool
 
-    def run(self, prepared: list[Any]) -> list[Any]:
-        return list(self.tool.run_here(prepared))
+    def run(self, prepared: list[Any]) -> Iterator[tuple[str, Any]]:
+        """A streaming method: ``("progress", (message, fraction))`` as the model call reports it, then
+        ``("ok", outputs)``. The call runs on a thread of its own, since a report comes from inside it."""
+        events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+
+        def report(message: str, fraction: float | None = None) -> None:
+            events.put(("progress", (str(message)[:500], fraction)))
+
+        def work() -> None:
+            try:
+                events.put(("ok", list(self.tool.run_here_reporting(prepared, report))))
+            except BaseException as exc:  # noqa: BLE001 - raised again in the actor's method below
+                events.put(("error", exc))
+
+        threading.Thread(target=work, name="polymodal-ray-call", daemon=True).start()
+        while True:
+            kind, payload = events.get()
+            if kind == "error":
+                raise payload
+            yield kind, payload
+            if kind == "ok":
+                return
 
     def pid(self) -> int:
         return os.getpid()
@@ -77,11 +101,10 @@ class RayHost:
 
         for attempt in (1, 2):
             actor = self.actor_for(tool)
-            ref = actor.run.remote(prepared)
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            stream = actor.run.options(num_returns="streaming").remote(prepared)
             started = time.monotonic()
             try:
-                return list(ray.get(ref, timeout=left))
+                return self._outputs(ray, tool, stream, deadline)
             except GetTimeoutError:
                 self._forget(tool, actor, kill=True)
                 raise ToolTimeout(tool.name, time.monotonic() - started) from None
@@ -97,6 +120,24 @@ class RayHost:
                     raise cause from None
                 raise ToolError(tool.name, f"{type(cause).__name__}: {cause}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _outputs(ray: Any, tool: Any, stream: Any, deadline: float | None) -> list[Any]:
+        """Read the actor's stream up to its outputs, replaying its progress here; GetTimeoutError past ``deadline``."""
+        from ray.exceptions import GetTimeoutError
+
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _ = ray.wait([stream], timeout=left)
+            if not ready:
+                raise GetTimeoutError
+            kind, payload = ray.get(next(stream))
+            if kind == "ok":
+                return list(payload)
+            try:  # on the calling thread, in the caller's context: it reaches the step as in-process
+                tool.report_progress(*payload)
+            except Exception:  # noqa: BLE001 - a watcher's failure must not fail the call
+                logger.debug("replaying an actor's progress failed", exc_info=True)
 
     def actor_for(self, tool: Any) -> Any:
         """The live actor of ``tool``'s configuration, created (with its resource request) on first use."""

@@ -19,7 +19,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from polymodal.hosts.wire import receive, send
-from polymodal.tools.base import ToolContext, using_context
 
 __all__ = ["serve"]
 
@@ -42,8 +41,7 @@ def serve(conn: Connection) -> None:
         try:
             if blob is not None:
                 tools[signature] = pickle.loads(blob)
-            with using_context(ToolContext(attachments={}, progress=forward)):
-                outputs = tools[signature].run_here(prepared)
+            outputs = tools[signature].run_here_reporting(prepared, forward)
             reply: tuple[str, Any] = ("ok", outputs)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = ("error", _portable(exc))

@@ -470,6 +470,15 @@ class ModelTool(Tool):
                 raise ToolError(self.name, msg) from exc
         return outputs
 
+    def run_here_reporting(self, prepared: list[Any], progress: Callable[[str, float | None], None]
+                           ) -> list[ToolOutput]:
+        """:meth:`run_here`, handing what the model call reports (:func:`report_progress`) to ``progress``.
+
+        For hosts: a worker or an actor sends the reports back, and the caller's side replays them.
+        """
+        with using_context(ToolContext(attachments={}, progress=progress)):
+            return self.run_here(prepared)
+
     def coalesces(self) -> bool:
         """Whether concurrent calls share batched forwards (``micro_batching``, else the tool's default)."""
         from polymodal.tools.batching import micro_batching_enabled
