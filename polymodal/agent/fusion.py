@@ -32,9 +32,10 @@ from polymodal.transient import RetryPolicy, call_with_retry, is_transient
 
 __all__ = ["CitationFilter", "Fusion", "FusionOutcome", "keep_valid_citations", "template_answer"]
 
-# one id or a group: [s1], [s1, s9], [s1,s2], [s1; s2] (R4)
+# What a reply without a writer model says when the request asked for work on the text (the router's chores).
 NO_WRITER_NOTE = ("Summaries, translations and other work on the text need a language model, and none is "
                   "configured (--llm, or Agent(llm=...)), so here are the tools' outputs as they are.")
+# one id or a group: [s1], [s1, s9], [s1,s2], [s1; s2] (R4)
 _CITATION = re.compile(r"\s?\[\s*(s[0-9]{1,3}(?:\s*[,;]\s*s[0-9]{1,3})*)\s*\]", re.I)
 _CITED_ID = re.compile(r"s[0-9]{1,3}", re.I)
 
