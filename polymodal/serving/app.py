@@ -182,14 +182,16 @@ def _add_routes(app: FastAPI, service: Service) -> None:
 def _document_completions(app: FastAPI) -> None:
     """List ``POST /v1/chat/completions`` in the OpenAPI schema (``/v1/docs``) like the other routes.
 
-    :class:`CompletionsEndpoint` answers it below FastAPI's router, so FastAPI does not know it;
-    this describes its request and response models to the schema, and is never called.
+    :class:`CompletionsEndpoint` answers it below FastAPI's router, so FastAPI does not know it:
+    this route, never mounted, gives the schema its request and response models and description.
     """
     described = APIRouter()
 
     @described.post(COMPLETIONS_PATH, response_model=ChatCompletion, summary="Chat completions (OpenAI's format)")
-    async def chat_completions(request: ChatCompletionRequest) -> ChatCompletion:  # pragma: no cover - schema only
-        raise NotImplementedError
+    async def chat_completions(request: ChatCompletionRequest) -> None:
+        """Text, `image_url` (data URLs), `input_audio` and `file` parts; `stream: true` answers with
+        server-sent chunks. The response's `polymodal` key holds the plan, the steps, the timings and
+        links to generated media (`GET /v1/artifacts/{id}`)."""
 
     def schema() -> dict[str, Any]:
         if app.openapi_schema is None:
