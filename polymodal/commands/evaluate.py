@@ -1,0 +1,132 @@
+"""``polymodal eval``: score planners on TaskBench-style cases."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from polymodal.commands._common import (
+    EXIT_USAGE,
+    ConfigOpt,
+    DebugOpt,
+    DeviceOpt,
+    LlmOpt,
+    ModelOpt,
+    _load_llm,
+    _overrides,
+    app,
+    err,
+    errors_as_lines,
+    out,
+    safe,
+)
+from polymodal.errors import ConfigurationError
+
+
+@app.command("eval")
+def eval_(
+    cases: Annotated[Path, typer.Argument(help="JSONL cases: TaskBench tasks or polymodal's own format")],
+    planner: Annotated[str, typer.Option("--planner", help="router, tiered, defaults or llm (needs --llm)")] = "tiered",
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary and every case as JSON")] = False,
+    show: Annotated[str, typer.Option("--show", help="cases to list under the table: misses, all or none")] = "misses",
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="TaskBench tool=polymodal tools, e.g. 'Image-to-Text=captioner' (repeatable)")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", "-p", help="plan over this profile's tools (default: every built-in tool)")] = None,
+    config: ConfigOpt = None,
+    llm: LlmOpt = None,
+    device: DeviceOpt = None,
+    model: ModelOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Score a planner on a JSONL file: node and edge F1 (TaskBench's), exact plans, LLM calls, planning time."""
+    from polymodal.evaluation import TASKBENCH_TOOLS, evaluate, load_cases, make_planner
+
+    with errors_as_lines(debug, EXIT_USAGE):  # the options: a wrong one is a usage error, nothing has run
+        if show not in ("misses", "all", "none"):
+            msg = f"--show expects misses, all or none, got {show!r}"
+            raise ConfigurationError(msg)
+        tool_map = {**TASKBENCH_TOOLS, **_mapping(mapping)}
+        tools, router = _eval_tools(profile, config, model, device)
+        chosen = make_planner(planner, llm=_load_llm(llm, device), router=router)  # type: ignore[arg-type]
+    with errors_as_lines(debug):  # a cases file that cannot be read is a bad file, as for `run`: exit 1
+        loaded = load_cases(cases, tool_map)
+        total = sum(not case.skipped for case in loaded)
+        with err.status(f"planning {total} cases…") as status:
+            done: list[int] = []
+
+            def advance(_result: Any) -> None:
+                done.append(1)
+                status.update(f"planning case {len(done)}/{total}…")
+
+            report = evaluate(loaded, chosen, tools, name=planner, on_case=advance)
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
+            return
+        _print_report(report, show)
+
+
+def _mapping(items: list[str] | None) -> dict[str, frozenset[str]]:
+    found: dict[str, frozenset[str]] = {}
+    for item in items or []:
+        task, sep, names = item.partition("=")
+        if not sep or not task.strip():
+            msg = f"--map expects 'TaskBench tool=tool1,tool2', got {item!r}"
+            raise ConfigurationError(msg)
+        found[task.strip()] = frozenset(n.strip() for n in names.split(",") if n.strip())
+    return found
+
+
+def _eval_tools(profile: str | None, config: Path | None, models: list[str] | None,
+                device: str | None) -> tuple[dict[str, Any], Any]:
+    """Every built-in tool (nothing loads), or a profile's tools and its router (which knows what is left out)."""
+    if not (profile or config or models):
+        from polymodal.tools import default_tools
+
+        return {tool.name: tool for tool in default_tools()}, None
+    from polymodal.profiles import build_router, build_tools, select
+
+    selection = select(profile, _overrides(models), config=config)
+    tools = {tool.name: tool for tool in build_tools(selection=selection, device=device)}
+    return tools, build_router(selection, device=device)
+
+
+def _print_report(report: Any, show: str) -> None:
+    summary = report.summary()
+    nodes, edges, ms, cpu = (summary["node_counts"], summary["edge_counts"], summary["planning_ms"],
+                             summary["planning_cpu_ms"])
+    table = Table("metric", "value", title=f"planner: {safe(report.planner)}")
+    rows = [
+        ("cases", f"{summary['cases']} scored" + (f", {summary['skipped']} skipped" if summary["skipped"] else "")),
+        ("node F1", f"{summary['node_f1']:.1f}  (tp {nodes['tp']}, fp {nodes['fp']}, fn {nodes['fn']})"),
+        ("edge F1", f"{summary['edge_f1']:.1f}  (tp {edges['tp']}, fp {edges['fp']}, fn {edges['fn']})"),
+        ("exact plans", f"{summary['exact_plans']:.1f} %"),
+        ("LLM calls / request", f"{summary['llm_calls_per_request']:.2f}"),
+        ("planning ms / request", f"mean {ms['mean']:.1f}, median {ms['median']:.1f}, p95 {ms['p95']:.1f} "
+                                  "(after the first)"),
+        ("planning CPU ms / request", f"mean {cpu['mean']:.1f}, median {cpu['median']:.1f}, p95 {cpu['p95']:.1f}"),
+        ("first request", f"{summary['first_seconds']:.2f} s (loads the router or LLM)"),
+        ("tiers", ", ".join(f"{k} {v}" for k, v in summary["tiers"].items())),
+    ]
+    if summary["errors"]:
+        rows.append(("planning errors", str(summary["errors"])))
+    for name, value in rows:
+        table.add_row(name, Text(safe(value)))
+    out.print(table)
+    listed = [c for c in report.cases if show == "all" or (show == "misses" and not c.exact)]
+    if listed:
+        cases = Table("id", "request", "expected", "planned", "exact", title="misses" if show == "misses" else "cases")
+        for case in listed:
+            planned = ", ".join(case.planned) or (f"(failed: {case.error})" if case.error else "(nothing)")
+            if case.missing_tools:
+                planned += f"; missing: {', '.join(case.missing_tools)}"
+            cases.add_row(*(Text(safe(cell)) for cell in (
+                case.id, case.request[:70] + ("…" if len(case.request) > 70 else ""),
+                ", ".join(case.expected) or "(nothing)", planned, "yes" if case.exact else "no")))
+        out.print(cases)
