@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,12 +18,18 @@ from polymodal.commands._common import (
     ModelOpt,
     ProfileOpt,
     _agent,
+    _check_options,
     app,
+    cli_agent,
     err,
     errors_as_lines,
     say,
 )
 from polymodal.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from polymodal.serving import ServeSettings
+    from polymodal.serving.ray_serve import RayServeOptions
 
 
 @app.command()
@@ -35,6 +44,16 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="largest attachment, MB")] = 32.0,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="the web chat page at /")] = True,
     preload: Annotated[bool, typer.Option("--preload/--no-preload", help="load every model at start-up")] = True,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="serve N replicas on Ray Serve: --ray alone uses RAY_ADDRESS or starts a local Ray; "
+             "or give its address (auto, ray://head:10001)")] = None,
+    replicas: Annotated[int, typer.Option("--replicas", min=1, metavar="N",
+                                          help="with --ray: copies of the app, each with its own models")] = 1,
+    replica_cpus: Annotated[float, typer.Option("--ray-replica-cpus", min=0, help="with --ray: CPUs per replica")
+                            ] = 1.0,
+    replica_gpus: Annotated[float, typer.Option("--ray-replica-gpus", min=0,
+                                                help="with --ray: GPUs per replica (0.5: two share one)")] = 0.0,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -54,12 +73,49 @@ def serve(
         except ImportError as exc:
             raise MissingDependencyError("polymodal serve", exc.name or "fastapi", "serve") from exc
         limits = MediaLimits(max_bytes=int(max_upload_mb * 1024**2))
-        agent = _agent(profile, config, llm, device, model, debug, settings=Settings(limits=limits))
         settings = ServeSettings(api_key=api_key or None, max_concurrency=max_concurrency, max_queue=max_queue,
-                                 max_request_bytes=max(64 * 1024**2, 2 * limits.max_bytes), ui=ui, preload=preload)
+                                 max_request_bytes=max(64 * 1024**2, 2 * limits.max_bytes),
+                                 ui=ui and ray is None, preload=preload)
+        if ray is not None:
+            from polymodal.serving.ray_serve import RayServeOptions
+
+            options = RayServeOptions(address=None if ray == "local" else ray, replicas=replicas, host=host,
+                                      port=port, replica_cpus=replica_cpus, replica_gpus=replica_gpus)
+            # Each replica builds the agent (its models, the --llm, the --device) where it runs: the
+            # driver only checks the options, as `batch --ray` does.
+            _check_options(profile, config, model)
+            recipe = functools.partial(cli_agent, profile, config, llm, device, model, None, Settings(limits=limits))
+    if ray is not None:
+        _serve_on_ray(recipe, settings, options, debug, api_key=bool(api_key))
+        return
+    with errors_as_lines(debug, EXIT_USAGE):
+        agent = _agent(profile, config, llm, device, model, debug, settings=Settings(limits=limits))
         application = create_app(agent, settings)
         where = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
         say(err, f"polymodal: API at {where}/v1" + (f", chat page at {where}/" if ui else "") +
             (" (API key required)" if api_key else ""))
     uvicorn.run(application, host=host, port=port, log_level="debug" if debug else "info",
                 timeout_graceful_shutdown=30, ws="none")
+
+
+def _serve_on_ray(recipe: Callable[[], Any], settings: ServeSettings, options: RayServeOptions, debug: bool,
+                  *, api_key: bool) -> None:
+    """Deploy on Ray Serve, then wait (Ctrl-C or SIGTERM) and take the deployment down again."""
+    import signal
+
+    from polymodal.serving import ray_serve
+
+    # a replica that cannot build its agent is a setting problem: exit 2, as before any serving
+    with errors_as_lines(debug, EXIT_USAGE), err.status(f"starting {options.replicas} replica(s) on Ray Serve…"):
+        deployment = ray_serve.deploy(recipe, settings, options)
+    say(err, f"polymodal: API at {deployment.url}/v1 on Ray Serve, {options.replicas} replica(s)" +
+        (" (API key required)" if api_key else "") + "; the chat page is off under --ray")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        deployment.close()

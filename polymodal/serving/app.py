@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -139,10 +141,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _add_routes(app: FastAPI, service: Service) -> None:
     settings = service.settings
+    server = f"{socket.gethostname()}:{os.getpid()}"  # which process answered (one of several replicas?)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", **service.status()}
+        return {"status": "ok", "server": server, **service.status()}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
