@@ -26,7 +26,6 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from polymodal.errors import ConfigurationError, PolymodalError, exception_text
-from polymodal.media import Attachment
 
 if TYPE_CHECKING:
     from polymodal.agent import Agent, Reply
@@ -38,6 +37,7 @@ __all__ = [
     "Pool",
     "PoolFactory",
     "completed_ids",
+    "failed_ids",
     "read_jobs",
     "reply_record",
     "run_batch",
@@ -157,6 +157,11 @@ def recorded_results(output: Path) -> dict[str, bool]:
     return done
 
 
+def failed_ids(output: Path) -> list[str]:
+    """The ids whose last record in ``output`` is not ``ok``, in the order they were first written."""
+    return [job_id for job_id, ok in recorded_results(output).items() if not ok]
+
+
 def _record_of(raw: bytes) -> dict[str, Any] | None:
     """The record a complete output line holds, or None for a torn or foreign line."""
     if not raw.endswith(b"\n"):
@@ -214,35 +219,8 @@ def encode_record(record: Mapping[str, Any]) -> str:
 
 
 def reply_record(reply: Reply, files_dir: Path | None = None) -> dict[str, Any]:
-    """A JSON-ready view of a Reply; produced media are saved under ``files_dir`` and given by path."""
-    artifacts = []
-    for attachment in reply.artifacts:
-        entry: dict[str, Any] = {"id": attachment.id, "kind": attachment.kind.value, "mime_type": attachment.mime_type}
-        if files_dir is not None:
-            files_dir.mkdir(parents=True, exist_ok=True)
-            suffix = "." + attachment.mime_type.rsplit("/", 1)[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
-            entry["path"] = str(attachment.save(files_dir / f"{attachment.id or 'artifact'}{suffix}"))
-        artifacts.append(entry)
-    steps = []
-    for step in reply.steps:
-        item = step.model_dump(mode="json")
-        artifact = step.artifact
-        if isinstance(artifact, BaseModel) and not isinstance(artifact, Attachment):
-            item["artifact"] = artifact.model_dump(mode="json")
-        steps.append(item)
-    return {
-        "text": reply.text,
-        "outcome": reply.outcome,
-        "planner": reply.planner,
-        "fusion": reply.fusion,
-        "llm_calls": reply.llm_calls,
-        "missing_tools": list(reply.missing_tools),
-        "seconds": round(reply.seconds, 3),
-        "attachment_ids": reply.attachment_ids,
-        "plan": reply.plan.model_dump(mode="json"),
-        "steps": steps,
-        "artifacts": artifacts,
-    }
+    """``reply.to_record(files_dir)``: kept for callers of the name batch results always came from."""
+    return reply.to_record(files_dir)
 
 
 def _resolve(path: str, base: Path) -> str:
@@ -322,7 +300,7 @@ def run_batch(
 
     def run(entry: Job | BadLine) -> dict[str, Any]:
         assert agent is not None
-        return run_one(agent.fork(), entry, jobs_path.parent, files_dir)
+        return run_one(agent, entry, jobs_path.parent, files_dir)
 
     def record(fh: IO[str], result: dict[str, Any]) -> None:
         append_line(fh, result)
@@ -445,8 +423,8 @@ def run_one(agent: Agent, entry: Job | BadLine, base: Path, files_dir: Path | No
     if isinstance(entry, BadLine):
         return {"id": entry.id, "ok": False, "error": entry.error, "error_type": "ConfigurationError"}
     try:
-        reply = agent.chat(entry.prompt, [_resolve(a, base) for a in entry.attachments])
-        record = reply_record(reply, files_dir / _folder_name(entry.id) if files_dir else None)
+        reply = agent.run(entry.prompt, [_resolve(a, base) for a in entry.attachments])  # a fresh conversation
+        record = reply.to_record(files_dir / _folder_name(entry.id) if files_dir else None)
     except PolymodalError as exc:
         return {"id": entry.id, "ok": False, "error": exception_text(exc), "error_type": type(exc).__name__}
     except Exception as exc:  # noqa: BLE001 - one job's unexpected failure must not end the batch

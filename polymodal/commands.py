@@ -231,15 +231,13 @@ def run(
 
     Exit code: 0 answered, 1 failed, 2 usage error, 3 answered but some steps failed.
     """
-    from polymodal.batch import reply_record
-
     with errors_as_lines(debug, EXIT_USAGE):
         text = _read_prompt(prompt, prompt_file)
         agent = _agent(profile, config, llm, device, model, debug)
     with errors_as_lines(debug):
         with err.status("working…"):
             reply = agent.chat(text, [str(p) for p in attach or []])
-        record = reply_record(reply, output_dir if reply.artifacts else None)
+        record = reply.to_record(output_dir if reply.artifacts else None)
         if as_json:
             sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=True) + "\n")
         else:
@@ -273,7 +271,6 @@ def chat(
     Exit code on /quit or end of input: the worst of the session's turns (1 if any failed, 3 if any
     was answered only in part, else 0); 2 if the options are wrong.
     """
-    from polymodal.batch import reply_record
     from polymodal.media import Attachment
 
     with errors_as_lines(debug, EXIT_USAGE):
@@ -310,7 +307,7 @@ def chat(
             continue
         pending.clear()
         say(out, reply.text)
-        _show_artifacts(reply_record(reply, output_dir if reply.artifacts else None))
+        _show_artifacts(reply.to_record(output_dir if reply.artifacts else None))
         worst = _worse(worst, exit_code(reply))
     if worst:
         raise typer.Exit(worst)
@@ -388,7 +385,7 @@ def batch(
     Exit code: 0 when every job in the output succeeded, 1 when any failed (in this run or an earlier
     one), 2 usage.
     """
-    from polymodal.batch import BatchSummary, run_batch
+    from polymodal.batch import BatchSummary, failed_ids, run_batch
 
     output = output or jobs.with_name(jobs.stem + ".results.jsonl")
     files_dir = files_dir or output.with_name(output.stem + "-files")
@@ -449,24 +446,12 @@ def batch(
         except setup_failures as exc:  # an option the cluster cannot honour: a usage error, as it is here
             say(err, f"error: {exc}", "red")
             raise typer.Exit(EXIT_USAGE) from None
-        failed = _failed_in(output)
+        failed = failed_ids(output)
         say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
         if failed:
             say(err, f"{len(failed)} job(s) in {output} have errors: {', '.join(failed[:10])} "
                      "(--retry-failed runs them again)", "red")
             raise typer.Exit(EXIT_FAILED)
-
-
-def _failed_in(output: Path) -> list[str]:
-    failed = []
-    for line in output.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("ok") is False:
-            failed.append(str(record.get("id")))
-    return failed
 
 
 @app.command()

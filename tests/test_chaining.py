@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from polymodal import Agent, Attachment
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import DefaultPlanner, PlanningRequest
 from polymodal.agent.router import Router
 from polymodal.agent.tiers import TieredPlanner
@@ -47,7 +48,8 @@ def request_for(text: str, files: dict[str, Path], *kinds: str) -> PlanningReque
     for kind in kinds:
         ident = f"{kind}_{sum(k == kind for k in kinds[:len(attachments) + 1])}"
         attachments[ident] = Attachment.from_path(files[kind]).with_id(ident)
-    return PlanningRequest(text=text, attachments=attachments, new_attachment_ids=list(attachments))
+    return PlanningRequest(text=text, conversation=ConversationView.of(attachments),
+                           new_attachment_ids=list(attachments))
 
 
 def steps_of(route) -> list[tuple[str, dict]]:

@@ -21,6 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.errors import PlanningError, PlanValidationError, exception_text
 from polymodal.media import Attachment, Modality
@@ -53,17 +54,29 @@ _GENERATE = re.compile(r"\b(draw|paint|generate|create|make|render|sketch|illust
 
 @dataclass
 class PlanningRequest:
-    """What a planner sees: the text, the conversation's attachments, and recent turns."""
+    """What a planner sees: the text, the conversation (read-only), and which attachments are new."""
 
     text: str
-    attachments: Mapping[str, Attachment]
+    conversation: ConversationView = field(default_factory=ConversationView.of)
+    """The turn's conversation, read-only: its attachments, recent history and released count."""
     new_attachment_ids: Sequence[str] = ()
-    history: Sequence[tuple[str, str]] = ()
-    """(user text, reply text) of earlier turns, oldest first."""
-    released_attachments: int = 0
-    """Earlier attachments of the conversation no longer available (prompts only count them)."""
     max_steps: int = DEFAULT_MAX_STEPS
     """The most steps a plan may have: the agent's ``Settings.max_steps``, which every tier honours."""
+
+    @property
+    def attachments(self) -> Mapping[str, Attachment]:
+        """The conversation's attachments by id."""
+        return self.conversation.attachments
+
+    @property
+    def history(self) -> Sequence[tuple[str, str]]:
+        """(user text, reply text) of earlier turns, oldest first (as many as the view shows)."""
+        return self.conversation.history
+
+    @property
+    def released_attachments(self) -> int:
+        """Earlier attachments of the conversation no longer available (prompts only count them)."""
+        return self.conversation.released
 
 
 @dataclass
