@@ -212,5 +212,5 @@ def test_without_a_writer_model_the_reply_says_the_chore_was_not_done(tiny_model
     assert reply.missing_tools == [] and [(s.tool, s.status) for s in reply.steps] == [("transcriber", "ok")]
     assert reply.fusion == "template" and reply.text.startswith(NO_WRITER_NOTE)
     assert (reply.steps[0].content or "") in reply.text
-    plain = agent.fork().chat("What does this voice note say?", attachments=[media.wav(seconds=1.0)])
+    plain = agent.run("What does this voice note say?", attachments=[media.wav(seconds=1.0)])
     assert NO_WRITER_NOTE not in plain.text  # no chore asked: the transcript is the answer as it is

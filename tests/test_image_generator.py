@@ -196,7 +196,7 @@ def test_R3_the_image_budget_counts_per_request_so_a_long_running_agent_keeps_ge
     generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=2, max_images=1)
     agent = Agent(tools=[generator])
     for i in range(3):  # a server or a batch run: each request may make its one image
-        reply = agent.fork().chat(f"draw an image of lighthouse number {i}")
+        reply = agent.run(f"draw an image of lighthouse number {i}")
         assert reply.steps[0].ok, reply.steps[0].error
     generator.execute(prompt="a direct call", **SMALL)  # outside any request: counted on the instance
     with pytest.raises(BudgetExceeded):
