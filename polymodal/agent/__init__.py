@@ -13,10 +13,12 @@ from polymodal._lazy import lazy_attributes
 if TYPE_CHECKING:
     from polymodal.agent.agent import Agent
     from polymodal.agent.conversation import Conversation, ConversationView, Turn
+    from polymodal.agent.defaults import DefaultPlanner
     from polymodal.agent.executor import Executor
     from polymodal.agent.fusion import Fusion
     from polymodal.agent.plan import Plan, Step, validate_plan
-    from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, PlanOutcome
+    from polymodal.agent.planner import LLMPlanner
+    from polymodal.agent.planning import PlanningRequest, PlanOutcome
     from polymodal.agent.reply import Reply
     from polymodal.agent.router import Route, Router
     from polymodal.agent.steps import StepResult
@@ -30,7 +32,9 @@ _WHERE: dict[str, str] = {
     "StepResult": "polymodal.agent.steps",
     "Fusion": "polymodal.agent.fusion",
     **dict.fromkeys(["Plan", "Step", "validate_plan"], "polymodal.agent.plan"),
-    **dict.fromkeys(["DefaultPlanner", "LLMPlanner", "PlanOutcome", "PlanningRequest"], "polymodal.agent.planner"),
+    "DefaultPlanner": "polymodal.agent.defaults",
+    "LLMPlanner": "polymodal.agent.planner",
+    **dict.fromkeys(["PlanOutcome", "PlanningRequest"], "polymodal.agent.planning"),
     **dict.fromkeys(["Route", "Router"], "polymodal.agent.router"),
     "TieredPlanner": "polymodal.agent.tiers",
 }

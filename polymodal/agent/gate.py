@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from polymodal.agent.plan import validate_plan
-from polymodal.agent.planner import Planner, PlanOutcome
+from polymodal.agent.planning import Planner, PlanOutcome
 from polymodal.errors import PlanningError, PlanValidationError
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool

@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.agent.plan import Plan
-from polymodal.agent.planner import Tier
+from polymodal.agent.planning import Tier
 from polymodal.agent.steps import StepResult
 from polymodal.media import Attachment
 
