@@ -385,7 +385,8 @@ def batch(
     Exit code: 0 when every job in the output succeeded, 1 when any failed (in this run or an earlier
     one), 2 usage.
     """
-    from polymodal.batch import BatchSummary, failed_ids, run_batch
+    from polymodal.batch import BatchSummary, run_batch
+    from polymodal.results import failed_ids
 
     output = output or jobs.with_name(jobs.stem + ".results.jsonl")
     files_dir = files_dir or output.with_name(output.stem + "-files")

@@ -199,7 +199,8 @@ def test_the_conversations_page_code_runs_as_written():
 
 
 def test_a_batch_result_is_the_replys_record_and_the_cli_reads_failures_back_from_it(tmp_path):
-    from polymodal.batch import failed_ids, run_batch
+    from polymodal.batch import run_batch
+    from polymodal.results import failed_ids
 
     agent = Agent(tools=[size], planner=EachNew("size"))
     (tmp_path / "red.png").write_bytes(png((255, 0, 0)))
