@@ -9,6 +9,7 @@ event stream.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -223,3 +224,12 @@ def test_a_batch_result_is_the_replys_record_and_the_cli_reads_failures_back_fro
     with output.open("a") as fh:
         fh.write('{"id": "d", "ok": fal')  # a torn last line is no record
     assert failed_ids(output) == ["b"]
+
+
+async def test_arun_answers_two_conversations_at_once_on_the_event_loop():
+    agent = Agent(tools=[size_together], planner=EachNew("size_together"))
+    red, blue = Conversation(), Conversation()
+    first, second = await asyncio.gather(agent.arun("how big?", [png((255, 0, 0))], conversation=red),
+                                         agent.arun("how big?", [png((0, 0, 255), 4)], conversation=blue))
+    assert first.steps[0].content == "image_1 8x8 (255, 0, 0)" and second.steps[0].content == "image_1 4x4 (0, 0, 255)"
+    assert len(red.turns) == len(blue.turns) == 1 and agent.conversation.turns == []

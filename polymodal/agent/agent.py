@@ -217,6 +217,19 @@ class Agent(Runnable[AgentInput, Reply]):
         emit(Done(reply=reply))
         return reply
 
+    async def arun(
+        self,
+        text: str,
+        attachments: Sequence[AttachmentLike] = (),
+        *,
+        conversation: Conversation | None = None,
+        config: RunnableConfig | None = None,
+        on_event: EventHook | None = None,
+    ) -> Reply:
+        """``run`` without blocking the event loop (the turn runs on a worker thread)."""
+        return await asyncio.to_thread(self.run, text, attachments, conversation=conversation, config=config,
+                                       on_event=on_event)
+
     async def achat(
         self,
         text: str,
