@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from polymodal import Agent, Attachment
+    from polymodal.agent.conversation import Conversation
     from polymodal.agent.executor import Executor
     from polymodal.agent.plan import Plan
     from polymodal.tools import Captioner, Transcriber
@@ -92,13 +93,13 @@ def run(args: argparse.Namespace, work: Path) -> None:
     parallel, sequential = Executor(tools, max_parallel=4), Executor(tools, max_parallel=1)
 
     def outputs(executor: Executor) -> list[tuple[str, str | None]]:
-        return [(r.status, r.content) for r in executor.run(two, dict(attachments))]
+        return [(r.status, r.content) for r in executor.run(two, Conversation.holding(attachments))]
 
     par_out = outputs(parallel)
     require_equal("two steps: parallel vs sequential", par_out, outputs(sequential))
     require_equal("two steps: every step succeeded", [status for status, _ in par_out], ["ok", "ok"])
-    t_seq, t_par, seq_par = paired(lambda: sequential.run(two, dict(attachments)),
-                                   lambda: parallel.run(two, dict(attachments)), args.repeats)
+    t_seq, t_par, seq_par = paired(lambda: sequential.run(two, Conversation.holding(attachments)),
+                                   lambda: parallel.run(two, Conversation.holding(attachments)), args.repeats)
 
     print(f"medians of {args.repeats} interleaved repeats; ratios with their range; outputs checked equal first")
     print(f"{'measure':<44}{'median s':>10}")

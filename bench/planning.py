@@ -38,6 +38,7 @@ from support.fake_llm import ScriptedChatModel  # noqa: E402
 from support.media_files import MediaFactory  # noqa: E402
 from support.routing_cases import ROUTE_CASES, RouteCase, case_attachments, routing_tools  # noqa: E402
 
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import LLMPlanner, Planner, PlanningRequest  # noqa: E402
 from polymodal.agent.router import Router, fill_args  # noqa: E402
 from polymodal.agent.tiers import TieredPlanner  # noqa: E402
@@ -137,7 +138,8 @@ def run(work: Path) -> None:
 
 def request_of(case: RouteCase, files: dict[str, Path]) -> PlanningRequest:
     attachments = case_attachments(case, files)
-    return PlanningRequest(text=case.text, attachments=attachments, new_attachment_ids=list(attachments))
+    return PlanningRequest(text=case.text, conversation=ConversationView.of(attachments),
+                           new_attachment_ids=list(attachments))
 
 
 def tiny_qwen2(work: Path) -> object:

@@ -39,6 +39,7 @@ REQUESTS = [
 BACKEND_PROBE = r"""
 import json, os, resource, sys, time
 started, cpu = time.perf_counter(), time.process_time()
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent import anchors, router as routing
 from polymodal.evaluation import load_cases
 from polymodal.evaluation.media import placeholder
@@ -54,7 +55,7 @@ router = routing.Router()
 requests = []
 for case in load_cases(sys.argv[2]):
     atts = {i: placeholder(k, n).with_id(i) for i, (k, n) in zip(case.attachment_ids, case.attachments)}
-    requests.append(PlanningRequest(case.request, atts, list(atts)))
+    requests.append(PlanningRequest(case.request, ConversationView.of(atts), list(atts)))
 plans = [None] * len(requests)
 route = router.route(requests[0], tools, decide_close=True)
 plans[0] = route.plan.model_dump() if route.plan else None

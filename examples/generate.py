@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from polymodal import PolymodalError
+from polymodal.agent.conversation import Conversation
 from polymodal.agent.executor import Executor
 from polymodal.agent.plan import Plan
 from polymodal.tools import Captioner, ImageGenerator, SpeechSynthesizer
@@ -36,11 +37,11 @@ def main() -> int:
         {"id": "s2", "tool": "captioner", "args": {"image": "s1"}},
         {"id": "s3", "tool": "speech_synthesizer", "args": {"text": "{s2}"}},
     ]})
-    attachments: dict = {}
-    results = Executor({t.name: t for t in tools}).run(plan, attachments)
+    conversation = Conversation()  # the executor adds the media the steps make, each with its id
+    results = Executor({t.name: t for t in tools}).run(plan, conversation)
     for step in results:
         print(f"{step.id} {step.tool}: {step.status} {step.content or ''} {step.artifact_ids}")
-    for attachment_id, attachment in attachments.items():
+    for attachment_id, attachment in conversation.attachments.items():
         path = attachment.save(f"{attachment_id}.{attachment.mime_type.split('/')[1]}")
         print(f"saved {attachment_id} to {path}")
     failed = [step for step in results if step.status != "ok"]

@@ -51,7 +51,7 @@ def main() -> None:
     print(reply.text)
     print(f"planned by: {reply.planner}; LLM calls: {reply.llm_calls}; fusion: {reply.fusion}")
     # Why: ask the router again about the same request and show its decision.
-    request = PlanningRequest(text=args.prompt, attachments=agent.conversation.attachments,
+    request = PlanningRequest(text=args.prompt, conversation=agent.conversation.view(),
                               new_attachment_ids=reply.attachment_ids)
     route = router.route(request, agent.tools)
     print(f"why: the router {'routed it' if route.plan else 'handed it on'}: {route.reason}")

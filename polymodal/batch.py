@@ -11,10 +11,8 @@ error and the batch goes on.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import hashlib
 import json
-import os
 import queue
 import re
 import threading
@@ -26,10 +24,18 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from polymodal.errors import ConfigurationError, PolymodalError, exception_text
-from polymodal.media import Attachment
+from polymodal.results import (  # re-exported: where batch callers have always found them
+    append_line,
+    completed_ids,
+    drop_failed,
+    encode_record,
+    failed_ids,
+    recorded_results,
+    reply_record,
+)
 
 if TYPE_CHECKING:
-    from polymodal.agent import Agent, Reply
+    from polymodal.agent import Agent
 
 __all__ = [
     "BatchSummary",
@@ -38,6 +44,8 @@ __all__ = [
     "Pool",
     "PoolFactory",
     "completed_ids",
+    "encode_record",
+    "failed_ids",
     "read_jobs",
     "reply_record",
     "run_batch",
@@ -122,129 +130,6 @@ def _parse_line(raw: bytes, number: int) -> Job | BadLine:
         return BadLine(where or f"line-{number}", f"line {number} is not a valid job: {problems}")
 
 
-def completed_ids(output: Path) -> set[str]:
-    """Ids already in the output; a torn last line (no newline, or not JSON) is cut off first."""
-    return set(recorded_results(output))
-
-
-def recorded_results(output: Path) -> dict[str, bool]:
-    """Each id in the output with whether its last record is ``ok``; cuts a torn last line off first.
-
-    A crash can leave at most one torn line (each record is one ``write`` then fsync), and only at
-    the end: it is truncated so that the next append starts on a line of its own.
-    """
-    if not output.exists():
-        return {}
-    data = output.read_bytes()
-    done: dict[str, bool] = {}
-    good_end = 0
-    position = 0
-    for raw in data.splitlines(keepends=True):
-        position += len(raw)
-        record = _record_of(raw)
-        if record is not None:
-            done[record["id"]] = record.get("ok") is True
-            good_end = position
-        elif position == len(data):
-            break  # the torn tail of a crashed run
-        else:
-            good_end = position  # a foreign line in the middle: keep it, it is not ours to delete
-    if good_end < len(data):
-        with open(output, "r+b") as fh:
-            fh.truncate(good_end)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return done
-
-
-def _record_of(raw: bytes) -> dict[str, Any] | None:
-    """The record a complete output line holds, or None for a torn or foreign line."""
-    if not raw.endswith(b"\n"):
-        return None
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or hostile: not one of our lines
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
-
-
-def drop_failed(output: Path, ids: set[str]) -> None:
-    """Rewrite ``output`` without the failed records of ``ids`` (atomically: a crash keeps the old file)."""
-    kept = [raw for raw in output.read_bytes().splitlines(keepends=True)
-            if (record := _record_of(raw)) is None or record["id"] not in ids or record.get("ok") is True]
-    scratch = output.with_name(f".{output.name}.rewrite")
-    with open(scratch, "wb") as fh:
-        fh.writelines(kept)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(scratch, output)
-    _fsync_folder(output.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def append_line(fh: IO[str], record: Mapping[str, Any]) -> None:
-    """Write one complete JSON line and make it durable before the next job starts.
-
-    The line is always valid JSON on one line (RELIABILITY R1/R2): text that UTF-8 cannot encode (a
-    lone surrogate in an id read from ``\\ud800``) makes that one line ASCII-escaped, which reads
-    back to the same string, instead of failing the write; U+2028, U+2029 and U+0085, which
-    ``str.splitlines`` takes for line breaks, are escaped too.
-    """
-    fh.write(encode_record(record) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def encode_record(record: Mapping[str, Any]) -> str:
-    """``record`` as one line of JSON that UTF-8 can encode; see :func:`append_line`."""
-    line = json.dumps(record, ensure_ascii=False, default=str)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(record, ensure_ascii=True, default=str)
-    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
-
-
-def reply_record(reply: Reply, files_dir: Path | None = None) -> dict[str, Any]:
-    """A JSON-ready view of a Reply; produced media are saved under ``files_dir`` and given by path."""
-    artifacts = []
-    for attachment in reply.artifacts:
-        entry: dict[str, Any] = {"id": attachment.id, "kind": attachment.kind.value, "mime_type": attachment.mime_type}
-        if files_dir is not None:
-            files_dir.mkdir(parents=True, exist_ok=True)
-            suffix = "." + attachment.mime_type.rsplit("/", 1)[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
-            entry["path"] = str(attachment.save(files_dir / f"{attachment.id or 'artifact'}{suffix}"))
-        artifacts.append(entry)
-    steps = []
-    for step in reply.steps:
-        item = step.model_dump(mode="json")
-        artifact = step.artifact
-        if isinstance(artifact, BaseModel) and not isinstance(artifact, Attachment):
-            item["artifact"] = artifact.model_dump(mode="json")
-        steps.append(item)
-    return {
-        "text": reply.text,
-        "outcome": reply.outcome,
-        "planner": reply.planner,
-        "fusion": reply.fusion,
-        "llm_calls": reply.llm_calls,
-        "missing_tools": list(reply.missing_tools),
-        "seconds": round(reply.seconds, 3),
-        "attachment_ids": reply.attachment_ids,
-        "plan": reply.plan.model_dump(mode="json"),
-        "steps": steps,
-        "artifacts": artifacts,
-    }
-
-
 def _resolve(path: str, base: Path) -> str:
     candidate = Path(path).expanduser()
     return str(candidate if candidate.is_absolute() else base / candidate)
@@ -290,8 +175,8 @@ def run_batch(
 ) -> BatchSummary:
     """Run every job not yet in ``output``, up to ``concurrency`` at once (models load once for all).
 
-    Each job runs on a fork of ``agent`` (its own conversation, the shared tools and models), so
-    jobs in flight together share model batches (:mod:`polymodal.tools.batching`). Results are
+    Each job is ``agent.run`` on a fresh conversation (the shared tools and models), so jobs in
+    flight together share model batches (:mod:`polymodal.tools.batching`). Results are
     appended in the order jobs finish, each as one complete fsynced line: after a crash, a re-run
     runs every job without a line exactly once and never one that has a line.
 
@@ -322,7 +207,7 @@ def run_batch(
 
     def run(entry: Job | BadLine) -> dict[str, Any]:
         assert agent is not None
-        return run_one(agent.fork(), entry, jobs_path.parent, files_dir)
+        return run_one(agent, entry, jobs_path.parent, files_dir)
 
     def record(fh: IO[str], result: dict[str, Any]) -> None:
         append_line(fh, result)
@@ -441,12 +326,12 @@ class JobPool:
 
 
 def run_one(agent: Agent, entry: Job | BadLine, base: Path, files_dir: Path | None) -> dict[str, Any]:
-    """One job's result record (a failure is a record too; nothing a job does escapes)."""
+    """One job's result record, run on a fresh conversation (a failure is a record too; nothing a job does escapes)."""
     if isinstance(entry, BadLine):
         return {"id": entry.id, "ok": False, "error": entry.error, "error_type": "ConfigurationError"}
     try:
-        reply = agent.chat(entry.prompt, [_resolve(a, base) for a in entry.attachments])
-        record = reply_record(reply, files_dir / _folder_name(entry.id) if files_dir else None)
+        reply = agent.run(entry.prompt, [_resolve(a, base) for a in entry.attachments])  # a fresh conversation
+        record = reply.to_record(files_dir / _folder_name(entry.id) if files_dir else None)
     except PolymodalError as exc:
         return {"id": entry.id, "ok": False, "error": exception_text(exc), "error_type": type(exc).__name__}
     except Exception as exc:  # noqa: BLE001 - one job's unexpected failure must not end the batch

@@ -68,7 +68,7 @@ class _BatchActor:
     def run(self, entry: Job | BadLine, base: str, files_dir: str | None) -> dict[str, Any]:
         if self.agent is None:  # a replacement actor that failed where the first ones did not
             raise WorkerSetupError(f"the Ray worker {self.where} could not build the agent: {self.failure}")
-        record = run_one(self.agent.fork(), entry, Path(base), Path(files_dir) if files_dir else None)
+        record = run_one(self.agent, entry, Path(base), Path(files_dir) if files_dir else None)
         return {**record, "worker": self.where}
 
     def pid(self) -> int:

@@ -45,7 +45,7 @@ def test_concurrent_run_answers_every_job_once_and_leaves_the_agent_alone(tmp_pa
     assert sorted(r["id"] for r in records) == sorted([*(f"j{i}" for i in range(10)), "bad"])
     assert summary.ok == 10 and summary.failed_ids == ["bad"]
     assert all(r["steps"][0]["status"] == "ok" for r in records if r["id"] != "bad")
-    assert agent.conversation.turns == [], "jobs run on forks: the caller's agent keeps its own conversation"
+    assert agent.conversation.turns == [], "jobs run on fresh conversations: the caller's agent keeps its own"
 
 
 def test_retry_failed_runs_only_the_failed_jobs_and_keeps_each_id_once(tmp_path, media, agent):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from polymodal import Agent, Attachment
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import DefaultPlanner, PlanningRequest
 from polymodal.agent.router import Router
 from polymodal.agent.tiers import TieredPlanner
@@ -47,7 +48,8 @@ def request_for(text: str, files: dict[str, Path], *kinds: str) -> PlanningReque
     for kind in kinds:
         ident = f"{kind}_{sum(k == kind for k in kinds[:len(attachments) + 1])}"
         attachments[ident] = Attachment.from_path(files[kind]).with_id(ident)
-    return PlanningRequest(text=text, attachments=attachments, new_attachment_ids=list(attachments))
+    return PlanningRequest(text=text, conversation=ConversationView.of(attachments),
+                           new_attachment_ids=list(attachments))
 
 
 def steps_of(route) -> list[tuple[str, dict]]:
@@ -210,5 +212,5 @@ def test_without_a_writer_model_the_reply_says_the_chore_was_not_done(tiny_model
     assert reply.missing_tools == [] and [(s.tool, s.status) for s in reply.steps] == [("transcriber", "ok")]
     assert reply.fusion == "template" and reply.text.startswith(NO_WRITER_NOTE)
     assert (reply.steps[0].content or "") in reply.text
-    plain = agent.fork().chat("What does this voice note say?", attachments=[media.wav(seconds=1.0)])
+    plain = agent.run("What does this voice note say?", attachments=[media.wav(seconds=1.0)])
     assert NO_WRITER_NOTE not in plain.text  # no chore asked: the transcript is the answer as it is

@@ -163,7 +163,6 @@ def test_run_reads_printed_text_with_the_packaged_ocr():
 
 def test_generated_media_are_saved_and_their_paths_printed(tmp_path):
     from polymodal import Agent, tool
-    from polymodal.batch import reply_record
 
     @tool
     def draw_square(color: str) -> Image.Image:
@@ -176,7 +175,7 @@ def test_generated_media_are_saved_and_their_paths_printed(tmp_path):
 
     agent = Agent(tools=[draw_square], planner=_OneStep("draw_square", {"color": "red"}))
     reply = agent.chat("draw a red square")
-    record = reply_record(reply, tmp_path / "out")
+    record = reply.to_record(tmp_path / "out")
     (saved,) = record["artifacts"]
     assert saved["kind"] == "image" and Path(saved["path"]).is_file()
     assert Image.open(saved["path"]).getpixel((0, 0)) == (255, 0, 0)

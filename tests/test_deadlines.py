@@ -16,6 +16,7 @@ from langchain_core.messages import ToolMessage
 from support.blocking import Gate, blocking_tool
 
 from polymodal import ToolTimeout
+from polymodal.agent.conversation import Conversation
 from polymodal.agent.executor import Executor
 from polymodal.agent.plan import Plan
 from polymodal.tools import tool
@@ -45,7 +46,7 @@ def gate():
 
 def run(tools, *steps: dict, **kwargs):
     plan = Plan.model_validate({"steps": list(steps)})
-    return Executor({t.name: t for t in tools}, **kwargs).run(plan, {})
+    return Executor({t.name: t for t in tools}, **kwargs).run(plan, Conversation())
 
 
 def test_the_executor_abandons_a_blocked_step_at_its_deadline(gate):
@@ -134,7 +135,7 @@ def test_the_request_budget_abandons_what_runs_and_skips_what_waits(gate):
         {"id": "s2", "tool": "echo", "args": {"text": "after {s1}"}},
     ]})
     with pytest.raises(BudgetExceeded, match=r"ran past its time budget \(1\.\d s\); 0 step\(s\) finished") as info:
-        Executor({"blocker": blocking_tool(gate), "echo": echo}).run(plan, {}, budget_seconds=TIMEOUT)
+        Executor({"blocker": blocking_tool(gate), "echo": echo}).run(plan, Conversation(), budget_seconds=TIMEOUT)
     running, waiting = info.value.partial
     assert not gate.finished.is_set()
     assert running.status == "timeout" and running.error_type == "BudgetExceeded"
@@ -175,7 +176,7 @@ def test_a_late_starter_stopped_by_the_budget_is_timed_from_its_own_start(gate):
         {"id": "s2", "tool": "blocker", "args": {"text": "after {s1}"}},
     ]})
     with pytest.raises(BudgetExceeded) as info:
-        Executor({"nap": nap, "blocker": blocking_tool(gate)}).run(plan, {}, budget_seconds=TIMEOUT)
+        Executor({"nap": nap, "blocker": blocking_tool(gate)}).run(plan, Conversation(), budget_seconds=TIMEOUT)
     napped, stopped = info.value.partial
     said = re.search(r"after ([0-9.]+) s", stopped.error or "")
     assert said is not None and napped.ok and stopped.status == "timeout" and stopped.started >= 0.4

@@ -11,6 +11,7 @@ import time
 from PIL import Image
 
 from polymodal import Attachment
+from polymodal.agent.conversation import Conversation
 from polymodal.agent.executor import Executor
 from polymodal.agent.plan import Plan
 from polymodal.tools import ImageInput, tool
@@ -51,9 +52,9 @@ def measure(image: ImageInput) -> str:
 TOOLS = {t.name: t for t in (slow_echo, explode, hang, paint, measure)}
 
 
-def run(*steps: dict, attachments: dict | None = None, **kw):
+def run(*steps: dict, conversation: Conversation | None = None, **kw):
     plan = Plan.model_validate({"steps": list(steps)})
-    return Executor(TOOLS, **kw).run(plan, attachments if attachments is not None else {})
+    return Executor(TOOLS, **kw).run(plan, conversation or Conversation())
 
 
 def test_independent_steps_overlap_in_time():
@@ -117,13 +118,13 @@ def test_T1_default_timeout_applies_to_tools_without_one():
 
 
 def test_media_produced_by_a_step_get_an_id_and_feed_a_later_step():
-    attachments: dict = {}
+    conversation = Conversation()
     s1, s2 = run(
         {"id": "s1", "tool": "paint", "args": {"color": "red"}},
         {"id": "s2", "tool": "measure", "args": {"image": "s1"}},
-        attachments=attachments,
+        conversation=conversation,
     )
-    assert s1.artifact_ids == ["image_1"] and isinstance(attachments["image_1"], Attachment)
+    assert s1.artifact_ids == ["image_1"] and isinstance(conversation.attachments["image_1"], Attachment)
     assert s2.args == {"image": "image_1"}
     assert s2.content == "image_1 8x8 (255, 0, 0)"
 
@@ -140,7 +141,7 @@ def test_max_parallel_bounds_concurrency():
 def test_events_report_each_step_start_and_finish():
     events: list[tuple[str, str]] = []
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "slow_echo", "args": {"text": "x"}}]})
-    Executor(TOOLS).run(plan, {}, on_event=lambda name, result: events.append((name, result.id)))
+    Executor(TOOLS).run(plan, Conversation(), on_event=lambda event: events.append((event.type, event.step.id)))
     assert events == [("step_started", "s1"), ("step_finished", "s1")]
 
 
@@ -156,7 +157,7 @@ def test_R3_the_request_budget_stops_waiting_and_keeps_partial_results():
         {"id": "s3", "tool": "slow_echo", "args": {"text": "{s2}"}},
     ]})
     with pytest.raises(BudgetExceeded) as info:
-        Executor(TOOLS).run(plan, {}, budget_seconds=0.5)
+        Executor(TOOLS).run(plan, Conversation(), budget_seconds=0.5)
     assert time.perf_counter() - started < 1.0
     quick, slow, after = info.value.partial
     assert quick.content == "QUICK"
@@ -177,6 +178,6 @@ def test_with_a_listener_every_step_is_a_traced_tool_run():
     listener = ToolRuns()
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "slow_echo", "args": {"text": "a"}},
                                           {"id": "s2", "tool": "slow_echo", "args": {"text": "{s1}b"}}]})
-    first, second = Executor(TOOLS).run(plan, {}, config={"callbacks": [listener]})
+    first, second = Executor(TOOLS).run(plan, Conversation(), config={"callbacks": [listener]})
     assert (first.content, second.content) == ("A", "AB")
     assert listener.runs == [("slow_echo", "s1", "A"), ("slow_echo", "s2", "AB")]

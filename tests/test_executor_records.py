@@ -14,7 +14,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from polymodal import Attachment, AttachmentError, Tool, ToolError, ToolOutput
-from polymodal.agent.executor import Executor, StepProgress
+from polymodal.agent.conversation import Conversation
+from polymodal.agent.events import StepFinished, StepProgress, StepStarted
+from polymodal.agent.executor import Executor
 from polymodal.agent.plan import Plan
 from polymodal.tools import ImageInput, ImageRefs, report_progress, tool
 from polymodal.tools.base import current_context, current_deadline
@@ -112,11 +114,11 @@ TOOLS = {t.name: t for t in (refuse, quota, crash, misfile, two_images, size, Ga
                               nowhere)}
 
 
-def run(*steps: dict, events: list | None = None, **kwargs):
+def run(*steps: dict, events: list | None = None, conversation: Conversation | None = None, **kwargs):
     plan = Plan.model_validate({"steps": list(steps)})
-    attachments: dict = {}
-    hook = (lambda name, payload: events.append((name, payload))) if events is not None else None
-    return Executor(TOOLS).run(plan, attachments, on_event=hook, **kwargs), attachments
+    conversation = conversation or Conversation()
+    hook = events.append if events is not None else None
+    return Executor(TOOLS).run(plan, conversation, on_event=hook, **kwargs), conversation.attachments
 
 
 def test_errors_are_recorded_by_kind():
@@ -160,19 +162,21 @@ def test_references_inside_a_mapping_argument_are_resolved():
 def test_progress_is_clamped_cut_and_attributed():
     events: list = []
     run({"id": "s1", "tool": "chatty", "args": {"text": "ok"}}, events=events)
-    reports = [payload for name, payload in events if name == "step_progress"]
-    assert all(isinstance(r, StepProgress) and (r.step_id, r.tool) == ("s1", "chatty") for r in reports)
+    reports = [event for event in events if isinstance(event, StepProgress)]
+    assert all((r.step_id, r.tool) == ("s1", "chatty") for r in reports)
     assert [r.fraction for r in reports] == [0.0, 0.5, 1.0, None]
     assert len(reports[0].message) == 500 and reports[1].message == "half"
-    assert [name for name, _ in events] == ["step_started", *["step_progress"] * 4, "step_finished"]
+    assert [type(event) for event in events] == [StepStarted, *[StepProgress] * 4, StepFinished]
+    assert [event.type for event in events] == ["step_started", *["step_progress"] * 4, "step_finished"]
 
 
 def test_an_output_that_cannot_be_stored_is_the_steps_error_and_the_run_goes_on():
-    def full(attachment: Attachment) -> Attachment:
-        raise AttachmentError(attachment.name, "over this conversation's attachment cap")
+    class Full(Conversation):
+        def add(self, attachment: Attachment) -> Attachment:
+            raise AttachmentError(attachment.name, "over this conversation's attachment cap")
 
     (made, measured), _ = run({"id": "s1", "tool": "two_images", "args": {"color": "red"}},
-                              {"id": "s2", "tool": "misfile", "args": {"text": "other"}}, register=full)
+                              {"id": "s2", "tool": "misfile", "args": {"text": "other"}}, conversation=Full())
     assert (made.status, made.error_type, made.error) == ("error", "AttachmentError",
                                                           "0.png: over this conversation's attachment cap")
     assert (made.content, made.artifact, made.artifact_ids) == (None, None, [])
@@ -182,7 +186,7 @@ def test_an_output_that_cannot_be_stored_is_the_steps_error_and_the_run_goes_on(
 def test_a_step_runs_with_its_own_id_the_executors_host_and_its_deadline():
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "whereami", "args": {"text": "x"}},
                                           {"id": "s2", "tool": "nowhere", "args": {"text": "x"}}]})
-    here, there = Executor(TOOLS, host="inprocess").run(plan, {})
+    here, there = Executor(TOOLS, host="inprocess").run(plan, Conversation())
     step_id, host, left = (here.content or "").split()
     assert (step_id, host, there.content) == ("s1", "inprocess", "none")
     assert 20 < float(left) <= 30  # its own 30 s timeout, counted from its start

@@ -53,7 +53,7 @@ def test_custom_tools_run_inside_the_agent(media):
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "count_colors", "args": {"image": "image_1"}}]})
     agent = Agent(tools=[count_colors])
     agent.conversation.add(Attachment.from_path(media.png()))
-    [result] = agent.executor.run(plan, agent.conversation.attachments)
+    [result] = agent.executor.run(plan, agent.conversation)
     assert result.ok and result.content == "1"
 
 

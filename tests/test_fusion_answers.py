@@ -11,9 +11,13 @@ import pytest
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Attachment
+from polymodal.agent.conversation import Conversation, ConversationView
 from polymodal.agent.executor import StepResult
 from polymodal.agent.fusion import Fusion, fence_result, keep_valid_citations, template_answer
 from polymodal.agent.plan import Plan, Step
+
+EMPTY = ConversationView.of()  # a conversation with nothing in it, read-only
+view = ConversationView.of
 
 
 @pytest.fixture
@@ -52,12 +56,12 @@ def test_the_template_without_results_says_no_tool_applies(attachments):
 def test_a_single_answer_step_is_passed_through_only_when_it_succeeded(attachments):
     plan = Plan(steps=[Step(id="s1", tool="echo", args={})], answer="s1")
     passed = Fusion(ScriptedChatModel(responses=[])).answer("q", plan, [ok("s1", "echo", "HELLO")],
-                                                          attachments=attachments)
+                                                          conversation=view(attachments))
     assert (passed.mode, passed.llm_calls, passed.text) == ("passthrough", 0, "HELLO")
-    outcome = Fusion(None).answer("q", plan, [failed("s1", "echo", "boom")], attachments=attachments)
+    outcome = Fusion(None).answer("q", plan, [failed("s1", "echo", "boom")], conversation=view(attachments))
     assert (outcome.mode, outcome.llm_calls) == ("template", 0) and "failed — boom" in outcome.text
     llm = ScriptedChatModel(responses=["It failed [s1]."])
-    outcome = Fusion(llm).answer("q", plan, [failed("s1", "echo", "boom")], attachments=attachments)
+    outcome = Fusion(llm).answer("q", plan, [failed("s1", "echo", "boom")], conversation=view(attachments))
     assert (outcome.mode, outcome.llm_calls, outcome.text) == ("llm", 1, "It failed.")
 
 
@@ -93,15 +97,16 @@ def test_an_answer_in_content_blocks_is_read_as_its_text(attachments):
     blocks = [{"type": "text", "text": "It is red "}, "and round [s1]", {"type": "reasoning", "reasoning": "hidden"}]
     llm = ToolCallingChatModel(messages=[AIMessage(content=blocks)])
     outcome = Fusion(llm).answer("q", Plan(steps=[Step(id="s1", tool="echo", args={})]), [ok("s1", "echo", "x")],
-                                 attachments=attachments)
+                                 conversation=view(attachments))
     assert outcome.text == "It is red and round [s1]"
 
 
 def test_the_writer_reads_the_request_the_attachments_and_every_result_within_its_share(attachments):
     results = [ok(f"s{i}", "ocr", str(i) * 5000) for i in range(1, 6)]  # five results: 4,800 characters each
     llm = ScriptedChatModel(responses=["It says 1 [s1]."])
-    outcome = Fusion(llm).answer("what do the scans say?", Plan(), results, attachments=attachments,
-                                 released_attachments=2)
+    conversation = Conversation.holding(attachments)
+    conversation.released = 2
+    outcome = Fusion(llm).answer("what do the scans say?", Plan(), results, conversation=conversation.view())
     prompt = llm.prompt(0)
     assert (outcome.mode, outcome.llm_calls, outcome.text) == ("llm", 1, "It says 1 [s1].")
     assert prompt.rstrip().endswith("## Request\nwhat do the scans say?")
@@ -110,14 +115,14 @@ def test_the_writer_reads_the_request_the_attachments_and_every_result_within_it
     assert prompt.count("[... tool output cut here: 200 more characters not shown]") == 5
     assert prompt.count("</tool_result>\n\n<tool_result") == 4
     empty = ScriptedChatModel(responses=["Hello."])
-    Fusion(empty).answer("hi", Plan(), [], attachments={})
+    Fusion(empty).answer("hi", Plan(), [], conversation=EMPTY)
     assert "## Attachments\n(none)\n" in empty.prompt(0) and "## Tool results\n(no tools were run)\n" in empty.prompt(0)
 
 
 def test_a_multimodal_writer_gets_the_prompt_as_a_text_block_next_to_the_images(attachments):
     llm = ScriptedChatModel(responses=["A red square [s1]."])
     image = attachments["image_1"]
-    Fusion(llm).answer("describe", Plan(), [ok("s1", "ocr", "no text")], attachments=attachments, images=[image])
+    Fusion(llm).answer("describe", Plan(), [ok("s1", "ocr", "no text")], conversation=view(attachments), images=[image])
     (message,) = llm.calls[0]
     text, block = message.content
     assert text == {"type": "text", "text": text["text"]} and "## Request\ndescribe" in text["text"]
@@ -143,7 +148,7 @@ def test_a_streamed_answer_goes_out_in_pieces_with_the_run_config_and_comes_back
     for streamed in (True, False):
         tokens: list[str] = []
         llm = GenericFakeChatModel(messages=iter([AIMessage(content=answer)]))
-        outcome = Fusion(llm).answer("describe", Plan(), results, attachments=attachments, config=config,
+        outcome = Fusion(llm).answer("describe", Plan(), results, conversation=view(attachments), config=config,
                                      on_token=tokens.append if streamed else None)
         assert outcome.text == "It is red [s1] and loud." and outcome.llm_calls == 1
         assert tokens == (["It", " ", "is", " ", "red", " ", "[s1]", " ", "and", " ", "loud", " ", "[s2]."]

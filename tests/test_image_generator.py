@@ -196,7 +196,7 @@ def test_R3_the_image_budget_counts_per_request_so_a_long_running_agent_keeps_ge
     generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=2, max_images=1)
     agent = Agent(tools=[generator])
     for i in range(3):  # a server or a batch run: each request may make its one image
-        reply = agent.fork().chat(f"draw an image of lighthouse number {i}")
+        reply = agent.run(f"draw an image of lighthouse number {i}")
         assert reply.steps[0].ok, reply.steps[0].error
     generator.execute(prompt="a direct call", **SMALL)  # outside any request: counted on the instance
     with pytest.raises(BudgetExceeded):
@@ -218,11 +218,13 @@ def test_parallel_steps_share_one_pipeline_safely(generator):
     plan = Plan.model_validate({"steps": [
         {"id": f"s{i}", "tool": "image_generator", "args": {"prompt": f"cat {i}", "seed": i, "steps": 2 * i, **SMALL}}
         for i in (1, 2, 3)]})  # different step counts: a shared scheduler would mix their timesteps
+    from polymodal.agent.conversation import Conversation
     from polymodal.agent.executor import Executor
 
-    attachments: dict[str, Attachment] = {}
-    results = Executor({"image_generator": generator}, max_parallel=3).run(plan, attachments)
-    assert [r.status for r in results] == ["ok"] * 3 and sorted(attachments) == ["image_1", "image_2", "image_3"]
+    conversation = Conversation()
+    results = Executor({"image_generator": generator}, max_parallel=3).run(plan, conversation)
+    assert [r.status for r in results] == ["ok"] * 3
+    assert sorted(conversation.attachments) == ["image_1", "image_2", "image_3"]
     for result in results:  # the scheduler's per-call state was not shared between concurrent calls
         alone = generator.execute(**plan.steps[int(result.id[1:]) - 1].args)
         assert np.array_equal(pixels(result.artifact), pixels(alone.artifact))

@@ -15,6 +15,7 @@ from langchain_core.messages import AIMessage
 from support.fake_llm import ScriptedChatModel, ToolCallingChatModel
 
 from polymodal import Agent, PlanningError
+from polymodal.agent.conversation import Conversation
 from polymodal.agent.events import AnswerToken, Done
 from polymodal.agent.planner import LLMPlanner
 from polymodal.tools import Captioner
@@ -70,7 +71,7 @@ def test_fusion_runs_and_streams_through_chat_huggingface(hf_chat, captioner, me
     agent = Agent(llm=planner_llm, fusion_llm=hf_chat, tools=[captioner])
     reply = agent.invoke({"input": "describe", "attachments": [str(media.png())]})
     assert reply.fusion == "llm" and reply.llm_calls == 2 and isinstance(reply.text, str)
-    events = list(agent.fork().stream({"input": "describe", "attachments": [str(media.png())]}))
+    events = list(agent.stream({"input": "describe", "attachments": [str(media.png())]}, conversation=Conversation()))
     tokens = [e.text for e in events if isinstance(e, AnswerToken)]
     assert isinstance(events[-1], Done) and len(tokens) >= 2  # the local pipeline streamed token by token
     assert "".join(tokens) == events[-1].reply.text

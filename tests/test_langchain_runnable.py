@@ -30,7 +30,6 @@ from polymodal.agent.events import (
     StepFinished,
     StepProgress,
     StepStarted,
-    to_event,
 )
 from polymodal.errors import ConfigurationError
 from polymodal.integrations.langchain import parse_agent_input
@@ -260,8 +259,7 @@ def test_chat_with_on_event_streams_the_same_events_on_the_callers_thread(captio
     agent = Agent(llm=llm, tools=[captioner])
     seen: list[tuple[Any, str]] = []
     reply = agent.chat("describe", [str(media.png())], stream_answer=True,
-                       on_event=lambda name, payload: seen.append((to_event(name, payload),
-                                                                   threading.current_thread().name)))
+                       on_event=lambda event: seen.append((event, threading.current_thread().name)))
     events = [event for event, _ in seen]
     assert isinstance(events[0], PlanReady) and isinstance(events[-1], Done) and events[-1].reply is reply
     assert [type(e) for e in events if isinstance(e, (StepStarted, StepFinished))] == [StepStarted, StepFinished]
@@ -314,11 +312,12 @@ def test_progress_reaches_chat_on_event_and_direct_tool_callbacks(media):
         report_progress("frame 1/1", 1.0)
         return "one frame"
 
-    seen: list[tuple[str, Any]] = []
+    seen: list[Any] = []
     agent = Agent(llm=ScriptedChatModel(responses=[plan_of("frames", answer="s1")]), tools=[frames])
-    agent.chat("read", attachments=[str(media.png())], on_event=lambda name, payload: seen.append((name, payload)))
-    assert [name for name, _ in seen] == ["plan", "step_started", "step_progress", "step_finished", "done"]
-    assert seen[2][1].message == "frame 1/1" and seen[2][1].step_id == "s1"
+    agent.chat("read", attachments=[str(media.png())], on_event=seen.append)
+    assert [type(event) for event in seen] == [PlanReady, StepStarted, StepProgress, StepFinished, Done]
+    assert [event.type for event in seen] == ["plan_ready", "step_started", "step_progress", "step_finished", "done"]
+    assert seen[2].message == "frame 1/1" and seen[2].step_id == "s1"
     recorder = Recorder()  # a direct LangChain call: no step, the custom event goes to the tool run
     frames.invoke({"image": str(media.png())}, config={"callbacks": [recorder]})
     assert recorder.custom == [("polymodal_progress", {"step_id": None, "tool": "frames",

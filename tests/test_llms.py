@@ -13,6 +13,7 @@ import json
 import pytest
 
 from polymodal import Attachment, ConfigurationError, MissingDependencyError, PlanningError
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import LLMPlanner, PlanningRequest
 from polymodal.llms import converted_gguf, gguf_chat_model, local_chat_model
 from polymodal.tools import Captioner
@@ -25,7 +26,7 @@ PLAN = json.dumps({"steps": [{"id": "s1", "tool": "captioner", "args": {"image":
 @pytest.fixture
 def planning(media) -> tuple[PlanningRequest, dict]:
     image = Attachment.from_path(media.png()).with_id("image_1")
-    request = PlanningRequest(text="What is in this photo?", attachments={"image_1": image},
+    request = PlanningRequest(text="What is in this photo?", conversation=ConversationView.of({"image_1": image}),
                               new_attachment_ids=["image_1"])
     return request, {"captioner": Captioner(model="/never/loaded")}
 

@@ -210,7 +210,7 @@ def test_concurrent_chats_of_one_agent_share_captioner_forwards(tiny_models, ima
     captioner = Captioner(model=str(tiny_models.path("blip-caption-varied")), max_new_tokens=6, max_wait_ms=300)
     agent = Agent(llm=None, tools=[captioner], planner=_Scripted(), settings=Settings())
     with counting_forwards(captioner.bundle().model.vision_model) as sizes:
-        replies = together(6, lambda i: agent.fork().chat("caption this", [images[i]]))
+        replies = together(6, lambda i: agent.run("caption this", [images[i]]))
     alone = Captioner(model=str(tiny_models.path("blip-caption-varied")), max_new_tokens=6, micro_batching=False)
     assert [r.steps[0].content for r in replies] == [alone.execute(image=images[i]).content for i in range(6)]
     assert len(sizes) < 6, sizes

@@ -37,7 +37,7 @@ def test_four_tools_on_one_image_run_in_parallel_and_reach_fusion(four_tools, me
     events: list[tuple[str, str]] = []
     reply = Agent(llm=llm, tools=four_tools).chat(
         "What is this, what does it say, and is it a sign?", attachments=[media.text_image("HELLO", font_size=28)],
-        on_event=lambda event, payload: events.append((event, getattr(payload, "id", ""))))
+        on_event=lambda event: events.append((event.type, getattr(getattr(event, "step", None), "id", ""))))
     assert [s.tool for s in reply.steps] == ["captioner", "visual_qa", "clip_matcher", "ocr"]
     assert all(s.ok for s in reply.steps), [s.error for s in reply.steps]
     started = [i for i, (event, _) in enumerate(events) if event == "step_started"]

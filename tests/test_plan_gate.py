@@ -15,6 +15,7 @@ from PIL import Image
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Agent, ImageInput, PlanningError, Settings, tool
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.agent.planner import PlanningRequest, PlanOutcome
 from polymodal.errors import PlanValidationError
@@ -147,8 +148,8 @@ def test_router_tier_honours_max_steps(media):
     text = "Transcribe the audio and describe the photo."
 
     def request(limit: int) -> PlanningRequest:
-        return PlanningRequest(text=text, attachments=attachments, new_attachment_ids=list(attachments),
-                               max_steps=limit)
+        return PlanningRequest(text=text, conversation=ConversationView.of(attachments),
+                               new_attachment_ids=list(attachments), max_steps=limit)
 
     router = Router()
     two = router.route(request(2), tools)

@@ -8,6 +8,7 @@ import pytest
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Attachment, PlanningError
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, parse_plan
 from polymodal.errors import PlanValidationError
 from polymodal.tools.captioner import Captioner
@@ -25,7 +26,8 @@ def tools() -> dict:
 def request_(media) -> PlanningRequest:
     image = Attachment.from_path(media.png()).with_id("image_1")
     audio = Attachment.from_path(media.wav()).with_id("audio_1")
-    return PlanningRequest(text="What is in this photo?", attachments={"image_1": image, "audio_1": audio},
+    return PlanningRequest(text="What is in this photo?",
+                           conversation=ConversationView.of({"image_1": image, "audio_1": audio}),
                            new_attachment_ids=["image_1", "audio_1"])
 
 
@@ -119,6 +121,6 @@ def test_default_planner_routes_by_modality(tools, request_):
 
 
 def test_default_planner_follow_up_uses_the_latest_attachment(tools, request_):
-    follow_up = PlanningRequest(text="and what does it say?", attachments=request_.attachments)
+    follow_up = PlanningRequest(text="and what does it say?", conversation=request_.conversation)
     [step] = DefaultPlanner().plan(follow_up, tools).plan.steps
     assert step.args == {"audio": "audio_1"}

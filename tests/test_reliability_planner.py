@@ -12,6 +12,7 @@ import pytest
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Attachment, PlanningError
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import LLMPlanner, PlanningRequest, parse_plan, strip_reasoning
 from polymodal.errors import PlanValidationError
 from polymodal.tools.captioner import Captioner
@@ -29,7 +30,7 @@ def tools() -> dict:
 @pytest.fixture
 def request_(media) -> PlanningRequest:
     image = Attachment.from_path(media.png()).with_id("image_1")
-    return PlanningRequest(text="What is in this photo?", attachments={"image_1": image},
+    return PlanningRequest(text="What is in this photo?", conversation=ConversationView.of({"image_1": image}),
                            new_attachment_ids=["image_1"])
 
 

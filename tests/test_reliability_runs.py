@@ -73,7 +73,7 @@ def test_R1_an_exception_that_cannot_be_printed_is_a_recorded_failure(tmp_path):
             raise ValueError("no")
 
     class Failing(Agent):
-        def chat(self, *args, **kwargs):
+        def run(self, *args, **kwargs):  # what a batch job calls
             raise Unprintable
 
     jobs, output = tmp_path / "jobs.jsonl", tmp_path / "out.jsonl"

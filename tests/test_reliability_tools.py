@@ -19,6 +19,7 @@ from pydantic import Field
 from support.fake_llm import ScriptedChatModel
 
 from polymodal import Agent, PlanningError, Settings, tool
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.executor import StepResult
 from polymodal.agent.fusion import Fusion
 from polymodal.agent.plan import Plan
@@ -26,6 +27,8 @@ from polymodal.errors import ResourceError, exception_text
 from polymodal.redaction import redact
 from polymodal.tools.cache import ModelCache
 from polymodal.transient import RetryPolicy, backoff, call_with_retry, is_transient
+
+EMPTY = ConversationView.of()  # a conversation with nothing in it, read-only
 
 
 class Unprintable(Exception):
@@ -382,7 +385,8 @@ def test_T6_the_fallback_note_quotes_the_writers_error_redacted_and_clipped():
     results = [StepResult(id="s1", tool="echo", status="ok", content="echo: a")]
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "echo", "args": {"text": "a"}}]})
     failure = HTTPError(400, "bad key sk-AbCdEf0123456789xyzXYZ; " + "y" * 400)
-    outcome = Fusion(FlakyChatModel(failures=[failure]), retry=NO_WAIT).answer("echo", plan, results, attachments={})
+    flaky = Fusion(FlakyChatModel(failures=[failure]), retry=NO_WAIT)
+    outcome = flaky.answer("echo", plan, results, conversation=EMPTY)
     reason = "HTTPError: bad key ***; " + "y" * 276 + " [... error cut here: 124 more characters not shown]"
     assert outcome.note == (f"The model that writes answers failed ({reason}), "
                             "so here are the tools' outputs as they are.")
@@ -394,10 +398,10 @@ def test_T6_a_streamed_answer_is_not_retried_once_tokens_went_out():
     plan = Plan.model_validate({"steps": [{"id": "s1", "tool": "echo", "args": {"text": "a"}}]})
     tokens: list[str] = []
     broken = StreamBreaksChatModel()
-    outcome = Fusion(broken, retry=NO_WAIT).answer("echo", plan, results, attachments={}, on_token=tokens.append)
+    outcome = Fusion(broken, retry=NO_WAIT).answer("echo", plan, results, conversation=EMPTY, on_token=tokens.append)
     assert broken.calls == 1 and tokens == ["Hel"] and outcome.mode == "template" and "echo: a" in outcome.text
     before_first_token = StreamBreaksChatModel(break_after_token=False, failures=[ConnectionResetError()],
                                                responses=["Hello [s1]"])
-    outcome = Fusion(before_first_token, retry=NO_WAIT).answer("echo", plan, results, attachments={},
+    outcome = Fusion(before_first_token, retry=NO_WAIT).answer("echo", plan, results, conversation=EMPTY,
                                                               on_token=tokens.append)
     assert before_first_token.calls == 2 and outcome.text == "Hello [s1]" and outcome.mode == "llm"

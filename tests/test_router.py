@@ -17,6 +17,7 @@ from support.media_files import MediaFactory
 from support.routing_cases import ROUTE_CASES, case_attachments, routing_tools
 
 from polymodal import Agent, Attachment, ConfigurationError, MissingDependencyError, PlanningError
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest
 from polymodal.agent.router import Router, fill_args, payload, split_clauses, tool_anchors
 from polymodal.agent.tiers import TieredPlanner
@@ -44,7 +45,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def request_for(text: str, attachments: dict[str, Attachment], new: list[str] | None = None) -> PlanningRequest:
-    return PlanningRequest(text=text, attachments=attachments,
+    return PlanningRequest(text=text, conversation=ConversationView.of(attachments),
                            new_attachment_ids=list(attachments) if new is None else new)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from polymodal.agent.anchors import cached_embeddings, model_identity
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.encoders import NumpyBertEncoder, numpy_compatible
 from polymodal.agent.planner import PlanningRequest
 from polymodal.agent.router import Router
@@ -80,10 +81,12 @@ def test_only_bert_sentence_checkpoints_run_in_numpy(tmp_path):
 def test_routing_needs_neither_torch_nor_sentence_transformers():
     code = BLOCK_ST + (
         "from polymodal.agent.planner import PlanningRequest; from polymodal.agent.router import Router;"
+        "from polymodal.agent.conversation import ConversationView;"
         "from polymodal.tools import default_tools; from polymodal.evaluation.media import placeholder;"
         "from polymodal.media import Modality; a = placeholder(Modality.AUDIO, 'note.wav').with_id('audio_1');"
         "tools = {t.name: t for t in default_tools()};"
-        "r = Router().route(PlanningRequest('What does this voice note say?', {'audio_1': a}, ['audio_1']), tools);"
+        "r = Router().route(PlanningRequest('What does this voice note say?', ConversationView.of({'audio_1': a}),"
+        " ['audio_1']), tools);"
         "print([s.tool for s in r.plan.steps], 'torch' in sys.modules)")
     done = run_python(code)
     assert done.returncode == 0, done.stderr
@@ -103,8 +106,8 @@ def test_a_router_that_needs_sentence_transformers_is_a_note_when_it_is_missing(
     from polymodal import Attachment
 
     audio = Attachment.from_path(media.wav()).with_id("audio_1")
-    outcome = TieredPlanner(hub_router).plan(PlanningRequest("Transcribe this", {"audio_1": audio}, ["audio_1"]),
-                                             tools)
+    request = PlanningRequest("Transcribe this", ConversationView.of({"audio_1": audio}), ["audio_1"])
+    outcome = TieredPlanner(hub_router).plan(request, tools)
     assert outcome.tier == "defaults" and [s.tool for s in outcome.plan.steps] == ["transcriber"]
     assert outcome.reason.startswith("router off (") and "sentence-transformers" in outcome.reason
 

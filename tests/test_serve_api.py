@@ -113,7 +113,7 @@ def client(server):
 def test_openai_client_gets_the_answer_agent_chat_gives(client, agent):
     photo = png()
     response = client.chat.completions.create(model="polymodal", messages=ask("describe this photo", image_part(photo)))
-    direct = agent.fork().chat("describe this photo", attachments=[photo])
+    direct = agent.run("describe this photo", attachments=[photo])
     answer = response.choices[0].message.content
     assert answer == direct.text and answer
     extra = response.model_extra["polymodal"]
@@ -160,7 +160,7 @@ def test_langchain_chat_openai_works_against_it(server, agent):
     llm = ChatOpenAI(base_url=server.url + "/v1", api_key="unused", model="polymodal", max_retries=0)
     photo = png((30, 30, 200))
     message = HumanMessage(content=[{"type": "text", "text": "describe this photo"}, image_part(photo)])
-    expected = agent.fork().chat("describe this photo", attachments=[photo]).text
+    expected = agent.run("describe this photo", attachments=[photo]).text
     assert llm.invoke([message]).content == expected
     assert "".join(str(chunk.content) for chunk in llm.stream([message])) == expected
 

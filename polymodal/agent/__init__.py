@@ -12,23 +12,29 @@ from polymodal._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from polymodal.agent.agent import Agent
-    from polymodal.agent.conversation import Conversation, Turn
-    from polymodal.agent.executor import Executor, StepResult
+    from polymodal.agent.conversation import Conversation, ConversationView, Turn
+    from polymodal.agent.defaults import DefaultPlanner
+    from polymodal.agent.executor import Executor
     from polymodal.agent.fusion import Fusion
     from polymodal.agent.plan import Plan, Step, validate_plan
-    from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest, PlanOutcome
+    from polymodal.agent.planner import LLMPlanner
+    from polymodal.agent.planning import PlanningRequest, PlanOutcome
     from polymodal.agent.reply import Reply
     from polymodal.agent.router import Route, Router
+    from polymodal.agent.steps import StepResult
     from polymodal.agent.tiers import TieredPlanner
 
 _WHERE: dict[str, str] = {
     "Agent": "polymodal.agent.agent",
     "Reply": "polymodal.agent.reply",
-    **dict.fromkeys(["Conversation", "Turn"], "polymodal.agent.conversation"),
-    **dict.fromkeys(["Executor", "StepResult"], "polymodal.agent.executor"),
+    **dict.fromkeys(["Conversation", "ConversationView", "Turn"], "polymodal.agent.conversation"),
+    "Executor": "polymodal.agent.executor",
+    "StepResult": "polymodal.agent.steps",
     "Fusion": "polymodal.agent.fusion",
     **dict.fromkeys(["Plan", "Step", "validate_plan"], "polymodal.agent.plan"),
-    **dict.fromkeys(["DefaultPlanner", "LLMPlanner", "PlanOutcome", "PlanningRequest"], "polymodal.agent.planner"),
+    "DefaultPlanner": "polymodal.agent.defaults",
+    "LLMPlanner": "polymodal.agent.planner",
+    **dict.fromkeys(["PlanOutcome", "PlanningRequest"], "polymodal.agent.planning"),
     **dict.fromkeys(["Route", "Router"], "polymodal.agent.router"),
     "TieredPlanner": "polymodal.agent.tiers",
 }
@@ -36,6 +42,7 @@ _WHERE: dict[str, str] = {
 __all__ = [
     "Agent",
     "Conversation",
+    "ConversationView",
     "DefaultPlanner",
     "Executor",
     "Fusion",

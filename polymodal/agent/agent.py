@@ -1,12 +1,17 @@
-"""The chat-style entry point: ``Agent.chat(text, attachments) -> Reply``.
+"""The entry points: ``Agent.run(text, attachments, conversation=c) -> Reply`` and ``Agent.chat``.
 
 One request flows attachments -> planner -> executor -> fusion, and every arrow carries typed
-objects. The agent keeps a :class:`~polymodal.agent.conversation.Conversation`, so attachments
-keep their ids across turns.
+objects: the planner and fusion get a read-only view of the one
+:class:`~polymodal.agent.conversation.Conversation`, the executor the conversation itself (it
+registers the media steps produce), and all of them report typed events
+(:mod:`polymodal.agent.events`) through one ``on_event`` hook.
+
+``run`` is stateless: the caller owns the conversation (none: a fresh one), so concurrent
+requests need no copy of the agent. ``chat`` is ``run`` on ``agent.conversation``, kept for you.
 
 The Agent is also a LangChain ``Runnable[AgentInput, Reply]``: ``invoke``/``ainvoke`` are ``chat``
-(same conversation) under a chain run that honours the ``RunnableConfig``; ``stream``/``astream``
-yield typed events (:mod:`polymodal.agent.events`); ``batch``/``abatch`` answer each input as an
+(or a turn of ``conversation=``) under a chain run that honours the ``RunnableConfig``;
+``stream``/``astream`` yield the typed events; ``batch``/``abatch`` answer each input as an
 independent request on a fresh conversation (concurrent turns of one conversation have no order).
 """
 
@@ -24,18 +29,28 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from polymodal.agent.agent_tool import AgentTool
 from polymodal.agent.conversation import Conversation, Turn
-from polymodal.agent.events import AgentEvent, astream_in_thread, stream_in_thread
-from polymodal.agent.executor import EventHook, Executor, StepResult
+from polymodal.agent.events import (
+    AgentEvent,
+    AnswerToken,
+    Done,
+    EventHook,
+    PlanReady,
+    astream_in_thread,
+    stream_in_thread,
+)
+from polymodal.agent.executor import Executor
 from polymodal.agent.fusion import Fusion
+from polymodal.agent.gate import checked_plan
 from polymodal.agent.inputs import AgentRequest, parse_agent_input
 from polymodal.agent.missing import with_missing_note
-from polymodal.agent.plan import validate_plan
-from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, PlanOutcome
-from polymodal.agent.reply import Reply
+from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest
+from polymodal.agent.reply import Reply, reply_message
 from polymodal.agent.router import Router
+from polymodal.agent.steps import attachment_refs
 from polymodal.agent.tiers import TieredPlanner
+from polymodal.agent.toolset import lend_llm, tools_by_name
 from polymodal.config import Settings
-from polymodal.errors import ConfigurationError, PlanningError, PlanValidationError
+from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
 from polymodal.tools.base import Tool
 from polymodal.tools.turns import request_in_flight
@@ -89,7 +104,7 @@ class Agent(Runnable[AgentInput, Reply]):
             from polymodal.tools import default_tools
 
             tools = default_tools()
-        self.tools = _by_name(lend_llm(tools, fusion_llm or llm))
+        self.tools = tools_by_name(lend_llm(tools, fusion_llm or llm))
         self.llm = llm
         self.planner: Planner = planner or (
             LLMPlanner(llm, max_attempts=self.settings.planner_attempts, retry=self.settings.llm_retry)
@@ -104,6 +119,39 @@ class Agent(Runnable[AgentInput, Reply]):
             host=self.settings.host,
         )
         self.conversation = Conversation()
+        """The conversation ``chat``, ``invoke`` and ``stream`` continue (``run`` takes its own)."""
+
+    def run(
+        self,
+        text: str,
+        attachments: Sequence[AttachmentLike] = (),
+        *,
+        conversation: Conversation | None = None,
+        config: RunnableConfig | None = None,
+        on_event: EventHook | None = None,
+        stream_answer: bool = False,
+    ) -> Reply:
+        """Answer ``text`` about ``attachments`` as one turn of ``conversation``; the Agent keeps nothing.
+
+        ``conversation`` is the caller's: this turn's attachments, generated media and the turn
+        itself are added to it, so the next ``run`` with it (on this Agent or any other, in this
+        process or after it was stored) refers to ``image_1`` as this one did. None runs the
+        request on a fresh conversation: an independent request. Concurrent calls are safe on
+        different conversations; turns of one conversation need an order, so run them one at a time.
+
+        ``on_event(event)`` sees the turn's typed events as it runs (:mod:`polymodal.agent.events`:
+        PlanReady, StepStarted/StepProgress/StepFinished, Done), on the thread that made each;
+        ``stream_answer`` also streams the fusion model's answer as AnswerToken events.
+
+        Raises:
+            AttachmentError: an attachment is unreadable, unsupported or over a cap (before any
+                LLM call or model load).
+            PlanningError: the LLM gave no valid plan within the allowed attempts.
+            BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
+        """
+        with request_in_flight():  # model batchers wait for this turn's calls (polymodal.tools.batching)
+            return self._turn(text, attachments, Conversation() if conversation is None else conversation,
+                              config=config, on_event=on_event, stream_answer=stream_answer)
 
     def chat(
         self,
@@ -114,76 +162,46 @@ class Agent(Runnable[AgentInput, Reply]):
         on_event: EventHook | None = None,
         stream_answer: bool = False,
     ) -> Reply:
-        """Answer ``text`` about ``attachments`` (and any attached in earlier turns).
+        """Answer ``text`` about ``attachments`` (and any attached in earlier turns): ``run`` on
+        ``agent.conversation``, which this agent keeps between calls (:meth:`reset` starts over).
 
-        ``on_event(name, payload)`` sees the turn as it runs ("plan", "step_started", ...,
-        "done"; :func:`polymodal.agent.events.to_event` makes the typed event of a call), on this
-        thread; ``stream_answer`` also streams the fusion model's answer as "token" events.
-        :meth:`stream` is the same turn as an iterator, on a thread of its own.
-
-        Raises:
-            AttachmentError: an attachment is unreadable, unsupported or over a cap (before any
-                LLM call or model load).
-            PlanningError: the LLM gave no valid plan within the allowed attempts.
-            BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
+        ``on_event`` and ``stream_answer`` are as in :meth:`run`; :meth:`stream` is the same turn
+        as an iterator, on a thread of its own. Raises what :meth:`run` raises.
         """
-        return self._respond(text, attachments, config=config, on_event=on_event, stream_answer=stream_answer)
-
-    def _respond(
-        self,
-        text: str,
-        attachments: Sequence[AttachmentLike],
-        *,
-        config: RunnableConfig | None,
-        on_event: EventHook | None,
-        stream_answer: bool = False,
-    ) -> Reply:
-        """One turn; ``stream_answer`` streams the fusion model and emits ("token", text) events."""
-        with request_in_flight():  # model batchers wait for this turn's calls (polymodal.tools.batching)
-            return self._turn(text, attachments, config=config, on_event=on_event, stream_answer=stream_answer)
+        return self.run(text, attachments, conversation=self.conversation, config=config, on_event=on_event,
+                        stream_answer=stream_answer)
 
     def _turn(
         self,
         text: str,
         attachments: Sequence[AttachmentLike],
+        conversation: Conversation,
         *,
         config: RunnableConfig | None,
         on_event: EventHook | None,
         stream_answer: bool,
     ) -> Reply:
         started = time.perf_counter()
-        emit = on_event or (lambda _event, _payload: None)
-        added = [self.conversation.add(Attachment.coerce(a, self.settings.limits)) for a in attachments]
-        self.conversation.release_older(self.settings.recent_attachments, protect=[a.id or "" for a in added])
-        history = self.conversation.history[-self.settings.history_turns :] if self.settings.history_turns else []
-        request = PlanningRequest(
-            text=text,
-            attachments=dict(self.conversation.attachments),
-            new_attachment_ids=[a.id or "" for a in added],
-            history=history,
-            released_attachments=self.conversation.released,
-            max_steps=self.settings.max_steps,
-        )
-        outcome = self._checked(self.planner.plan(request, self.tools, config=config))
-        emit("plan", outcome.plan)
-        results = self.executor.run(
-            outcome.plan,
-            self.conversation.attachments,
-            register=self.conversation.add,
-            config=config,
-            on_event=emit,
-            budget_seconds=self.settings.max_seconds,
-        )
-        self.conversation.touch(_attachment_refs(results))
+        emit = on_event or (lambda _event: None)
+        added = [conversation.add(Attachment.coerce(a, self.settings.limits)) for a in attachments]
+        conversation.release_older(self.settings.recent_attachments, protect=[a.id or "" for a in added])
+        view = conversation.view(history_turns=self.settings.history_turns or 0)
+        request = PlanningRequest(text=text, conversation=view, new_attachment_ids=[a.id or "" for a in added],
+                                  max_steps=self.settings.max_steps)
+        planned = self.planner.plan(request, self.tools, config=config)
+        outcome = checked_plan(planned, self.planner, self.tools, view.attachments, max_steps=self.settings.max_steps)
+        emit(PlanReady(plan=outcome.plan))
+        results = self.executor.run(outcome.plan, conversation, config=config, on_event=emit,
+                                    budget_seconds=self.settings.max_seconds)
+        conversation.touch(attachment_refs(results))
         images = [a for a in added if a.kind.value == "image"] if self.multimodal_llm else []
         fused = self.fusion.answer(
-            text, outcome.plan, results, attachments=self.conversation.attachments, history=history, config=config,
-            on_token=(lambda piece: emit("token", piece)) if stream_answer else None, images=images,
-            released_attachments=self.conversation.released,
+            text, outcome.plan, results, conversation=view, config=config,
+            on_token=(lambda piece: emit(AnswerToken(text=piece))) if stream_answer else None, images=images,
         )
-        produced = [self.conversation.attachments[i] for r in results for i in r.artifact_ids]
+        produced = [conversation.attachments[i] for r in results for i in r.artifact_ids]
         answer = with_missing_note(fused.text, outcome.missing_tools, ran=bool(results))
-        self.conversation.turns.append(Turn(user=text, reply=answer, attachment_ids=[a.id or "" for a in added]))
+        conversation.turns.append(Turn(user=text, reply=answer, attachment_ids=[a.id or "" for a in added]))
         reply = Reply(
             text=answer,
             plan=outcome.plan,
@@ -196,26 +214,21 @@ class Agent(Runnable[AgentInput, Reply]):
             missing_tools=list(outcome.missing_tools),
             seconds=time.perf_counter() - started,
         )
-        emit("done", reply)
+        emit(Done(reply=reply))
         return reply
 
-    def _checked(self, outcome: PlanOutcome) -> PlanOutcome:
-        """Validate the plan of ANY planner (a custom ``planner=`` included) before a tool runs.
-
-        The built-in tiers validate their own plans; this gate makes the README's promise hold for
-        every planner: the plan names registered tools, existing attachments and earlier steps only,
-        and stays within ``Settings.max_steps``. A plan that breaks the contract is a PlanningError
-        here, never a ``KeyError`` from the middle of a run.
-        """
-        try:
-            validate_plan(outcome.plan, self.tools, self.conversation.attachments, max_steps=self.settings.max_steps)
-        except PlanValidationError as exc:
-            planner = type(self.planner).__name__
-            msg = f"{planner} ({outcome.tier} tier) returned an invalid plan, so no tool ran:\n" + "\n".join(
-                f"- {problem}" for problem in exc.problems)
-            raise PlanningError(msg, raw_outputs=outcome.raw_outputs, attempts=outcome.llm_calls,
-                                last_error=str(exc)) from exc
-        return outcome
+    async def arun(
+        self,
+        text: str,
+        attachments: Sequence[AttachmentLike] = (),
+        *,
+        conversation: Conversation | None = None,
+        config: RunnableConfig | None = None,
+        on_event: EventHook | None = None,
+    ) -> Reply:
+        """``run`` without blocking the event loop (the turn runs on a worker thread)."""
+        return await asyncio.to_thread(self.run, text, attachments, conversation=conversation, config=config,
+                                       on_event=on_event)
 
     async def achat(
         self,
@@ -233,7 +246,12 @@ class Agent(Runnable[AgentInput, Reply]):
         self.conversation.clear()
 
     def fork(self) -> Agent:
-        """A copy sharing tools, models, LLMs and settings, with a fresh, empty conversation."""
+        """A copy sharing tools, models, LLMs and settings, with a fresh, empty ``conversation``.
+
+        Only for code that keeps one conversation per Agent object (``chat``-style sessions). An
+        independent request needs no fork: ``run(text, attachments)`` uses a fresh conversation,
+        and ``run(..., conversation=c)`` continues the caller's ``c``.
+        """
         clone = copy.copy(self)
         clone.conversation = Conversation()
         return clone
@@ -244,41 +262,57 @@ class Agent(Runnable[AgentInput, Reply]):
         """Turn any accepted input (see :data:`AgentInput`) into text and validated attachments."""
         return parse_agent_input(input, self.settings.limits)
 
-    def invoke(self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any) -> Reply:
-        """``chat`` as a Runnable: one turn of this agent's conversation, traced as a chain run.
+    def invoke(
+        self, input: AgentInput, config: RunnableConfig | None = None, *, conversation: Conversation | None = None,
+        **kwargs: Any,
+    ) -> Reply:
+        """``run`` as a Runnable, traced as a chain run: a turn of ``conversation`` (default: ``agent.conversation``).
 
         Callbacks see the chain start with a media-free summary of the input (text and attachment
         metadata, never base64), then every LLM call and tool run nested under it.
         """
         request = self.parse_input(input)
         run: Any = self._invoke_request  # langchain-core's types do not model the extra keyword argument
-        return self._call_with_config(run, request.summary(), config, run_type="chain", request=request)
+        return self._call_with_config(run, request.summary(), config, run_type="chain", request=request,
+                                      conversation=self._own(conversation))
 
-    def _invoke_request(self, _summary: Any, config: RunnableConfig, *, request: AgentRequest) -> Reply:
-        return self._respond(request.text, request.attachments, config=config, on_event=None)
+    def _invoke_request(
+        self, _summary: Any, config: RunnableConfig, *, request: AgentRequest, conversation: Conversation
+    ) -> Reply:
+        return self.run(request.text, request.attachments, conversation=conversation, config=config)
+
+    def _own(self, conversation: Conversation | None) -> Conversation:
+        return self.conversation if conversation is None else conversation
 
     def stream(  # type: ignore[override]
-        self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any
+        self, input: AgentInput, config: RunnableConfig | None = None, *, conversation: Conversation | None = None,
+        **kwargs: Any,
     ) -> Iterator[AgentEvent]:
-        """Typed events in order: PlanReady, StepStarted/StepProgress/StepFinished, AnswerToken..., Done."""
+        """Typed events in order: PlanReady, StepStarted/StepProgress/StepFinished, AnswerToken..., Done.
+
+        The turn is one of ``conversation`` (default: ``agent.conversation``), as for :meth:`invoke`.
+        """
         request = self.parse_input(input)
         # Typed as Any: a Runnable's stream chunks are typed as its output (Reply), ours are events.
         transform: Any = self._stream_request
         events: Iterator[Any] = self._transform_stream_with_config(
-            iter([request.summary()]), transform, config, run_type="chain", request=request
+            iter([request.summary()]), transform, config, run_type="chain", request=request,
+            conversation=self._own(conversation),
         )
         yield from events
 
     def _stream_request(
-        self, inputs: Iterator[Any], config: RunnableConfig, *, request: AgentRequest
+        self, inputs: Iterator[Any], config: RunnableConfig, *, request: AgentRequest, conversation: Conversation
     ) -> Iterator[AgentEvent]:
         for _ in inputs:  # the summary, already recorded by the chain run
             pass
-        yield from stream_in_thread(lambda emit: self._respond(
-            request.text, request.attachments, config=config, on_event=emit, stream_answer=True))
+        yield from stream_in_thread(lambda emit: self.run(
+            request.text, request.attachments, conversation=conversation, config=config, on_event=emit,
+            stream_answer=True))
 
     async def astream(  # type: ignore[override]
-        self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any
+        self, input: AgentInput, config: RunnableConfig | None = None, *, conversation: Conversation | None = None,
+        **kwargs: Any,
     ) -> AsyncIterator[AgentEvent]:
         """``stream`` for asyncio: the turn runs on a worker thread, events arrive on the loop."""
         request = await asyncio.to_thread(self.parse_input, input)
@@ -288,18 +322,19 @@ class Agent(Runnable[AgentInput, Reply]):
 
         transform: Any = self._astream_request  # see stream(): chunks are events, not Replies
         events: AsyncIterator[Any] = self._atransform_stream_with_config(
-            summary(), transform, config, run_type="chain", request=request
+            summary(), transform, config, run_type="chain", request=request, conversation=self._own(conversation)
         )
         async for event in events:
             yield event
 
     async def _astream_request(
-        self, inputs: AsyncIterator[Any], config: RunnableConfig, *, request: AgentRequest
+        self, inputs: AsyncIterator[Any], config: RunnableConfig, *, request: AgentRequest, conversation: Conversation
     ) -> AsyncIterator[AgentEvent]:
         async for _ in inputs:
             pass
-        async for event in astream_in_thread(lambda emit: self._respond(
-                request.text, request.attachments, config=config, on_event=emit, stream_answer=True)):
+        async for event in astream_in_thread(lambda emit: self.run(
+                request.text, request.attachments, conversation=conversation, config=config, on_event=emit,
+                stream_answer=True)):
             yield event
 
     def batch(
@@ -332,7 +367,7 @@ class Agent(Runnable[AgentInput, Reply]):
         """This agent with an ``AIMessage`` output (``Reply.to_message()``), for chains of messages."""
         from langchain_core.runnables import RunnableLambda
 
-        return self | RunnableLambda(_reply_message, name="reply_to_message")
+        return self | RunnableLambda(reply_message, name="reply_to_message")
 
     def as_tool(  # type: ignore[override]
         self,
@@ -356,50 +391,10 @@ class Agent(Runnable[AgentInput, Reply]):
 
 
 class _Independent(Runnable[AgentInput, Reply]):
-    """Runs each input on a fork of the agent: what ``Agent.batch`` means by independent requests."""
+    """Runs each input on a fresh conversation: what ``Agent.batch`` means by independent requests."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
     def invoke(self, input: AgentInput, config: RunnableConfig | None = None, **kwargs: Any) -> Reply:
-        return self.agent.fork().invoke(input, config, **kwargs)
-
-
-def _attachment_refs(results: Sequence[StepResult]) -> list[str]:
-    """The attachment ids the steps read (string arguments; ids that are not attachments are ignored)."""
-    return [item for r in results for value in r.args.values()
-            for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
-
-
-def _reply_message(value: Any) -> AIMessage:
-    reply = getattr(value, "reply", value)  # a streamed pipeline hands over the final Done event
-    if not isinstance(reply, Reply):
-        msg = f"expected a Reply, got {type(value).__name__}"
-        raise TypeError(msg)
-    return reply.to_message()
-
-
-def lend_llm(tools: Iterable[Tool], llm: BaseChatModel | None) -> list[Tool]:
-    """Give tools that write text with an LLM (``uses_llm = True``) and have none this agent's writer.
-
-    The tool is *copied* with the LLM set, never changed in place: a tool instance may be shared by
-    several agents with different LLMs (or be the user's own object), and lending must not leak
-    from one agent into another. The copy is shallow, so the models the tool holds stay shared.
-    A tool given an LLM explicitly keeps it.
-    """
-    lent: list[Tool] = []
-    for tool in tools:
-        if llm is not None and getattr(tool, "uses_llm", False) and getattr(tool, "llm", None) is None:
-            tool = tool.model_copy(update={"llm": llm})
-        lent.append(tool)
-    return lent
-
-
-def _by_name(tools: Iterable[Tool]) -> dict[str, Tool]:
-    by_name: dict[str, Tool] = {}
-    for tool in tools:
-        if tool.name in by_name:
-            msg = f"two tools are named {tool.name!r}; give one a different name="
-            raise ConfigurationError(msg)
-        by_name[tool.name] = tool
-    return by_name
+        return self.agent.invoke(input, config, conversation=Conversation(), **kwargs)

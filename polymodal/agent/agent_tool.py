@@ -1,6 +1,6 @@
 """The whole Agent as ONE LangChain tool (``request`` + file paths), for a bigger agent to call.
 
-``Agent.as_tool()`` builds it. Each call runs on a fork of the agent (a fresh conversation), so
+``Agent.as_tool()`` builds it. Each call is an independent request on a fresh conversation, so
 calls of the outer agent never see each other's attachments or turns. It lives in the agent layer
 because ``Agent.as_tool`` returns it; ``polymodal.integrations.langchain`` re-exports it.
 """
@@ -13,6 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
+from polymodal.agent.conversation import Conversation
 from polymodal.agent.reply import Reply
 from polymodal.errors import PolymodalError
 
@@ -43,7 +44,7 @@ class AgentTool(BaseTool):
     response_format: str = "content_and_artifact"  # type: ignore[assignment]
     handle_tool_error: bool = True  # type: ignore[assignment]
     agent: Any
-    """The Agent; each call runs on a fork of it (a fresh conversation)."""
+    """The Agent; each call is a turn of a fresh conversation (the agent's own is not touched)."""
 
     def _run(
         self, request: str, attachments: list[str] | None = None,
@@ -51,7 +52,8 @@ class AgentTool(BaseTool):
     ) -> tuple[str, Reply]:
         config: RunnableConfig = {"callbacks": run_manager.get_child()} if run_manager else {}
         try:
-            reply = self.agent.fork().invoke({"input": request, "attachments": attachments or []}, config)
+            reply = self.agent.invoke({"input": request, "attachments": attachments or []}, config,
+                                      conversation=Conversation())
         except PolymodalError as exc:  # expected failures become a ToolMessage(status="error")
             raise ToolException(str(exc)) from exc
         return reply.text, reply

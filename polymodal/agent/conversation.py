@@ -9,18 +9,24 @@ attachments and the ones used most recently (:meth:`Conversation.release_older`)
 released — dropped from the conversation, so their bytes and decoded pixels are freed once
 nothing else holds them — and prompts only say how many there were. Ids are never reused: after
 ``image_1`` is released the next image is still ``image_401``, never a second ``image_1``.
+
+A Conversation is a value the caller may own: ``Agent.run(text, conversation=c)`` continues ``c``
+and the Agent keeps nothing of it, so any Agent (a second one, a restarted process) continues
+the same ids. The planner and fusion get a :class:`ConversationView`, which can read but not
+write; only the executor, which registers the media steps produce, gets the Conversation itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from polymodal.media import Attachment
 
-__all__ = ["Conversation", "Turn"]
+__all__ = ["Conversation", "ConversationView", "Turn"]
 
 
 @dataclass
@@ -44,6 +50,30 @@ class Conversation:
         self._used: dict[str, int] = {}  # id -> when it was last attached or used (a tick)
         self._ticks = itertools.count(1)
         self._lock = threading.Lock()
+
+    @classmethod
+    def holding(cls, attachments: Mapping[str, Attachment]) -> Conversation:
+        """A conversation that already holds ``attachments`` under the given ids (a test, an evaluation case).
+
+        Each attachment takes its key as its id; numbering continues after the highest number per
+        kind, so an attachment added later never takes one of these ids.
+        """
+        conversation = cls()
+        for attachment_id, attachment in attachments.items():
+            conversation.attachments[attachment_id] = attachment.with_id(attachment_id)
+            conversation._used[attachment_id] = next(conversation._ticks)
+            kind, _, number = attachment_id.rpartition("_")
+            if number.isdigit():
+                conversation._numbers[kind] = max(conversation._numbers.get(kind, 0), int(number))
+        return conversation
+
+    def view(self, *, history_turns: int | None = None) -> ConversationView:
+        """This conversation, read-only: what the planner and fusion get.
+
+        ``history_turns`` caps the turns its ``history`` shows (the most recent ones; 0: none,
+        None: all), as ``Settings.history_turns`` does for prompts.
+        """
+        return ConversationView(self, history_turns=history_turns)
 
     def add(self, attachment: Attachment) -> Attachment:
         """Give ``attachment`` its id here (reusing the id of identical bytes) and remember it."""
@@ -104,3 +134,54 @@ class Conversation:
             self._numbers.clear()
             self._used.clear()
             self.released = 0
+
+
+class ConversationView:
+    """A read-only window on a :class:`Conversation`: it reads the live conversation, never writes it.
+
+    Why a view rather than a copy: fusion runs after the executor registered this turn's
+    generated media, and must see them; a copy taken before the plan ran would not. Why not the
+    Conversation itself: nothing but the executor (through ``add``) and the agent may change the
+    caller's conversation, and the view has no method or attribute that could.
+    """
+
+    __slots__ = ("_conversation", "_history_turns")
+
+    def __init__(self, conversation: Conversation, *, history_turns: int | None = None) -> None:
+        self._conversation = conversation
+        self._history_turns = history_turns
+
+    @classmethod
+    def of(cls, attachments: Mapping[str, Attachment] | None = None) -> ConversationView:
+        """A view of a conversation holding only ``attachments`` (see :meth:`Conversation.holding`)."""
+        return Conversation.holding(attachments or {}).view()
+
+    @property
+    def attachments(self) -> Mapping[str, Attachment]:
+        """The conversation's attachments by id (a read-only mapping of the live ones)."""
+        return MappingProxyType(self._conversation.attachments)
+
+    @property
+    def released(self) -> int:
+        """How many attachments the conversation has released (prompts count them)."""
+        return self._conversation.released
+
+    @property
+    def turns(self) -> tuple[Turn, ...]:
+        """The turns so far, oldest first (a tuple: appending to it changes nothing)."""
+        return tuple(self._conversation.turns)
+
+    @property
+    def history(self) -> tuple[tuple[str, str], ...]:
+        """(user, reply) pairs of the most recent turns, oldest first, within ``history_turns``."""
+        pairs = self._conversation.history
+        if self._history_turns is not None:
+            pairs = pairs[-self._history_turns :] if self._history_turns > 0 else []
+        return tuple(pairs)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in self.__slots__ and not hasattr(self, name):
+            object.__setattr__(self, name, value)  # __init__ sets each slot once
+            return
+        msg = f"a ConversationView is read-only: it cannot set {name!r}"
+        raise AttributeError(msg)

@@ -6,6 +6,11 @@ parallel); :class:`AnswerToken` chunks while the fusion model streams; and :clas
 :class:`~polymodal.agent.reply.Reply`. Every event has a ``type`` string, so a UI can dispatch on
 it without isinstance checks.
 
+One vocabulary: these classes are what the request path itself emits. The executor reports
+StepStarted/StepProgress/StepFinished, the agent PlanReady, AnswerToken and Done, each through
+the one ``on_event(event)`` hook (:data:`EventHook`); ``Agent.stream``, the server and a caller's
+own hook all see the same objects.
+
 Why a thread: the request path is synchronous (planner, executor threads, fusion) and reports
 through the ``on_event`` hook. Running it on one worker thread and passing events through a queue
 (``queue.Queue`` for ``stream``, the event loop for ``astream``) streams without rewriting it
@@ -24,22 +29,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from polymodal.agent.executor import EventHook, StepResult
-from polymodal.agent.executor import StepProgress as _Progress
 from polymodal.agent.plan import Plan
 from polymodal.agent.reply import Reply
+from polymodal.agent.steps import StepResult
 
 __all__ = [
     "AgentEvent",
     "AnswerToken",
     "Done",
+    "EventHook",
     "PlanReady",
     "StepFinished",
     "StepProgress",
     "StepStarted",
     "astream_in_thread",
     "stream_in_thread",
-    "to_event",
 ]
 
 
@@ -60,13 +64,14 @@ class StepStarted(BaseModel):
 
 
 class StepProgress(BaseModel):
-    """A running tool's progress report (frames read, diffusion steps done)."""
+    """A running step's progress report (a video frame, a diffusion step): text and a fraction."""
 
     type: Literal["step_progress"] = "step_progress"
     step_id: str
     tool: str
     message: str
     fraction: float | None = None
+    """0.0-1.0 when the tool knows how far along it is, else None."""
 
 
 class StepFinished(BaseModel):
@@ -99,22 +104,8 @@ AgentEvent = Annotated[
 ]
 
 
-def to_event(name: str, payload: Any) -> PlanReady | StepStarted | StepProgress | StepFinished | AnswerToken | Done:
-    """The typed event for one ``on_event(name, payload)`` call of the request path."""
-    if name == "plan":
-        return PlanReady(plan=payload)
-    if name == "step_started":
-        return StepStarted(step=payload.model_copy())  # a snapshot: the executor keeps updating it
-    if name == "step_finished":
-        return StepFinished(step=payload.model_copy())
-    if name == "step_progress" and isinstance(payload, _Progress):
-        return StepProgress(**payload.model_dump())
-    if name == "token":
-        return AnswerToken(text=str(payload))
-    if name == "done":
-        return Done(reply=payload)
-    msg = f"unknown agent event {name!r}"
-    raise ValueError(msg)
+EventHook = Callable[[PlanReady | StepStarted | StepProgress | StepFinished | AnswerToken | Done], None]
+"""What ``on_event`` is: called with each typed event of a turn, on the thread that made it."""
 
 
 _END = object()
@@ -138,7 +129,7 @@ def stream_in_thread(turn: Turn) -> Iterator[Any]:
 
     def work() -> None:
         try:
-            turn(lambda name, payload: events.put(to_event(name, payload)))
+            turn(events.put)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer's side
             events.put(_Failed(exc))
         finally:
@@ -157,8 +148,8 @@ async def astream_in_thread(turn: Turn) -> AsyncIterator[Any]:
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[Any] = asyncio.Queue()
 
-    def emit(name: str, payload: Any) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, to_event(name, payload))
+    def emit(event: Any) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, event)
 
     task = asyncio.ensure_future(asyncio.to_thread(turn, emit))  # to_thread copies the context
     # Runs after every event the thread scheduled before it returned (the loop keeps FIFO order).

@@ -7,6 +7,10 @@ or timed-out step is recorded; steps that depend on it are skipped; independent 
 
 Steps call their tool through LangChain's ``invoke`` with a tool call, so callbacks, tags and
 tracing see every step as a tool run.
+
+The executor gets the turn's :class:`~polymodal.agent.conversation.Conversation` itself (it is
+the one part that writes to it: media a step produces are added there and get their ids), and
+reports through the typed events of :mod:`polymodal.agent.events`.
 """
 
 from __future__ import annotations
@@ -15,63 +19,23 @@ import contextlib
 import contextvars
 import queue
 import time
-from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
-from pydantic import BaseModel, ConfigDict, Field
 
+from polymodal.agent.conversation import Conversation
+from polymodal.agent.events import EventHook, StepFinished, StepProgress, StepStarted
 from polymodal.agent.plan import Plan, Step, references
+from polymodal.agent.steps import StepResult, StepStatus
 from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout, exception_text
 from polymodal.media import Attachment
 from polymodal.redaction import redact
 from polymodal.threads import run_in_daemon
-from polymodal.tools.base import Tool, ToolContext, using_context
+from polymodal.tools.base import PROGRESS_EVENT, Tool, ToolContext, using_context
 
-__all__ = ["Executor", "StepProgress", "StepResult", "StepStatus"]
-
-StepStatus = Literal["ok", "error", "timeout", "skipped"]
-EventHook = Callable[[str, Any], None]
-PROGRESS_EVENT = "polymodal_progress"
-"""Name of the LangChain custom event a tool's progress is dispatched as (see ``astream_events``)."""
-
-
-class StepResult(BaseModel):
-    """What one step did: its resolved arguments, its output or error, and its timing."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    id: str
-    tool: str
-    args: dict[str, Any] = Field(default_factory=dict)
-    status: StepStatus = "skipped"
-    content: str | None = None
-    """The text output (what fusion and later steps read)."""
-    artifact: Any = Field(default=None, exclude=True)
-    """The typed output (a transcript, an image Attachment, ...); not serialised."""
-    artifact_ids: list[str] = Field(default_factory=list)
-    """Ids given to media the step produced (usable by later steps and turns)."""
-    error: str | None = None
-    error_type: str | None = None
-    started: float = 0.0
-    """Seconds from the start of the run to the start of this step."""
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the step produced an output."""
-        return self.status == "ok"
-
-
-class StepProgress(BaseModel):
-    """A running step's progress report (a video frame, a diffusion step): text and a fraction."""
-
-    step_id: str
-    tool: str
-    message: str
-    fraction: float | None = None
-    """0.0-1.0 when the tool knows how far along it is, else None."""
+__all__ = ["EventHook", "Executor", "StepResult", "StepStatus"]
 
 
 class Executor:
@@ -96,9 +60,8 @@ class Executor:
     def run(
         self,
         plan: Plan,
-        attachments: MutableMapping[str, Attachment],
+        conversation: Conversation,
         *,
-        register: Callable[[Attachment], Attachment] | None = None,
         config: RunnableConfig | None = None,
         on_event: EventHook | None = None,
         budget_seconds: float | None = None,
@@ -106,32 +69,21 @@ class Executor:
         """Run ``plan``; return one result per step, in plan order.
 
         Args:
-            attachments: the conversation's attachments by id; media that steps produce are added.
-            register: gives a produced Attachment its id (the conversation's numbering).
+            conversation: the turn's conversation: steps read its attachments by id, and media
+                that steps produce are added to it (its numbering gives their ids).
             config: LangChain run config passed to every tool call (callbacks, tags, metadata).
-            on_event: called with ("step_started" | "step_finished", result) as steps progress, and
-                ("step_progress", StepProgress) when a tool reports progress.
+            on_event: called with a StepStarted and then a StepFinished event (snapshots of the
+                step's result) per step, and a StepProgress event when a tool reports progress.
             budget_seconds: wall-clock cap for the whole plan.
 
         Raises:
             BudgetExceeded: the plan ran past ``budget_seconds``; ``partial`` holds every step's
                 result so far (finished ones with their output, the rest timed out or skipped).
         """
-        run = _Run(self, plan, attachments, register or _self_register(attachments), config, on_event)
+        run = _Run(self, plan, conversation, config, on_event)
         if budget_seconds is not None:
             run.budget_deadline = time.monotonic() + budget_seconds
         return run.execute()
-
-
-def _self_register(attachments: MutableMapping[str, Attachment]) -> Callable[[Attachment], Attachment]:
-    def register(attachment: Attachment) -> Attachment:
-        kind = attachment.kind.value
-        n = 1 + sum(1 for key in attachments if key.startswith(f"{kind}_"))
-        named = attachment.with_id(f"{kind}_{n}")
-        attachments[named.id or ""] = named
-        return named
-
-    return register
 
 
 class _Run:
@@ -141,15 +93,14 @@ class _Run:
         self,
         executor: Executor,
         plan: Plan,
-        attachments: MutableMapping[str, Attachment],
-        register: Callable[[Attachment], Attachment],
+        conversation: Conversation,
         config: RunnableConfig | None,
         on_event: EventHook | None,
     ) -> None:
         self.ex = executor
         self.plan = plan
-        self.attachments = attachments
-        self.register = register
+        self.conversation = conversation
+        self.attachments = conversation.view().attachments  # what tools read: live, read-only
         self.config = config
         self.on_event = on_event
         self.results = {step.id: StepResult(id=step.id, tool=step.tool, args=dict(step.args)) for step in plan.steps}
@@ -204,7 +155,7 @@ class _Run:
     def _skip(self, step: Step, reason: str) -> None:
         result = self.results[step.id]
         result.status, result.error, result.started = "skipped", reason, self._now()
-        self._emit("step_finished", result)
+        self._finished(result)
 
     def _launch(self, step: Step) -> None:
         tool = self.ex.tools[step.tool]
@@ -213,9 +164,10 @@ class _Run:
         result.started = self._now()
         timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
         self.running[step.id] = time.monotonic() + timeout if timeout is not None else float("inf")
-        self._emit("step_started", result)
+        if self.on_event is not None:
+            self.on_event(StepStarted(step=result.model_copy()))  # a snapshot: the run keeps updating it
         deadline = self.running[step.id]
-        ctx = ToolContext(attachments=dict(self.attachments), step_id=step.id, progress=self._progress(step),
+        ctx = ToolContext(attachments=self.attachments, step_id=step.id, progress=self._progress(step),
                           deadline=None if deadline == float("inf") else deadline, host=self.ex.host)
         call = {"type": "tool_call", "name": tool.name, "args": result.args, "id": step.id}
         context = contextvars.copy_context()
@@ -255,7 +207,7 @@ class _Run:
                 exc = ToolTimeout(result.tool, float(limit or 0))
                 result.status, result.error, result.error_type = "timeout", str(exc), type(exc).__name__
                 result.seconds = self._now() - result.started
-                self._emit("step_finished", result)
+                self._finished(result)
 
     def _record(
         self, result: StepResult, message: ToolMessage | None, error: BaseException | None, errors: list[Any]
@@ -269,12 +221,12 @@ class _Run:
                 result.content = message.content if isinstance(message.content, str) else str(message.content)
                 result.artifact = message.artifact
                 for produced in _attachments_in(message.artifact):
-                    result.artifact_ids.append(self.register(produced).id or "")
+                    result.artifact_ids.append(self.conversation.add(produced).id or "")
                 result.status = "ok"
         except Exception as exc:  # noqa: BLE001 - a tool's output that cannot even be stored is its failure
             result.content, result.artifact = None, None  # a failed step has no output to read
             self._record_error(result, None, exc)
-        self._emit("step_finished", result)
+        self._finished(result)
 
     @staticmethod
     def _record_error(result: StepResult, message: ToolMessage | None, cause: BaseException | None) -> None:
@@ -309,9 +261,9 @@ class _Run:
             value = value.replace("{" + ref + "}", self.results[ref].content or "")
         return value
 
-    def _emit(self, event: str, result: StepResult | StepProgress) -> None:
+    def _finished(self, result: StepResult) -> None:
         if self.on_event is not None:
-            self.on_event(event, result)
+            self.on_event(StepFinished(step=result.model_copy()))
 
     def _progress(self, step: Step) -> Callable[[str, float | None], None]:
         """The step's progress hook: to ``on_event`` and, as a LangChain custom event, to callbacks."""
@@ -319,7 +271,8 @@ class _Run:
         def progress(message: str, fraction: float | None = None) -> None:
             share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
             report = StepProgress(step_id=step.id, tool=step.tool, message=str(message)[:500], fraction=share)
-            self._emit("step_progress", report)
+            if self.on_event is not None:
+                self.on_event(report)
             dispatch_progress(report)
 
         return progress
@@ -349,7 +302,7 @@ def dispatch_progress(report: StepProgress) -> None:
     from langchain_core.callbacks import dispatch_custom_event
 
     with contextlib.suppress(RuntimeError):  # no parent run: a direct call with no callbacks configured
-        dispatch_custom_event(PROGRESS_EVENT, report.model_dump())
+        dispatch_custom_event(PROGRESS_EVENT, report.model_dump(exclude={"type"}))
 
 
 def _attachments_in(artifact: Any) -> list[Attachment]:

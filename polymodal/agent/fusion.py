@@ -20,9 +20,10 @@ from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from polymodal.agent.clauses import asks_for_writing
-from polymodal.agent.executor import StepResult
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.plan import Plan
 from polymodal.agent.planner import describe_attachments, describe_history, describe_request
+from polymodal.agent.steps import StepResult
 from polymodal.errors import exception_text
 from polymodal.media import Attachment
 from polymodal.prompts import render_prompt
@@ -72,24 +73,24 @@ class Fusion:
         plan: Plan,
         results: Sequence[StepResult],
         *,
-        attachments: Mapping[str, Attachment],
-        history: Sequence[tuple[str, str]] = (),
+        conversation: ConversationView,
         config: RunnableConfig | None = None,
         on_token: Callable[[str], None] | None = None,
         images: Sequence[Attachment] = (),
-        released_attachments: int = 0,
     ) -> FusionOutcome:
         """Answer ``request`` from ``results``.
 
         Args:
+            conversation: the turn's conversation, read-only: its attachments (this turn's
+                generated media included) name the sources, its ``history`` and released count
+                go into the prompt.
             on_token: when given, the answer is streamed (``llm.stream``) and each text chunk is
                 passed here as it arrives; the returned text is the whole answer, with invalid
                 citations removed (which streamed chunks cannot be).
             images: attachments to hand the chat model as image content blocks next to the prompt,
                 for chat models that read images natively (``Agent(multimodal_llm=True)``).
-            released_attachments: earlier attachments of the conversation that are no longer
-                available; the prompt counts them instead of listing them.
         """
+        attachments = conversation.attachments
         by_id = {r.id: r for r in results}
         direct = by_id.get(plan.answer or "")
         if direct is not None and direct.ok and len([r for r in results if r.ok]) >= 1:
@@ -103,8 +104,7 @@ class Fusion:
             return FusionOutcome(text=text, llm_calls=0, mode="template")
         calls = [0]  # the writer's calls so far, kept when it fails: each one cost the request
         try:
-            text = self._write(request, results, attachments, history, config, on_token, images,
-                               released_attachments, calls)
+            text = self._write(request, results, conversation, config, on_token, images, calls)
         except Exception as exc:  # noqa: BLE001 - any writer failure: the tools' outputs are still the answer
             return self._fallback(exc, results, attachments, llm_calls=calls[0])
         return FusionOutcome(text=keep_valid_citations(text, results), llm_calls=calls[0], mode="llm")
@@ -113,12 +113,10 @@ class Fusion:
         self,
         request: str,
         results: Sequence[StepResult],
-        attachments: Mapping[str, Attachment],
-        history: Sequence[tuple[str, str]],
+        conversation: ConversationView,
         config: RunnableConfig | None,
         on_token: Callable[[str], None] | None,
         images: Sequence[Attachment],
-        released_attachments: int = 0,
         calls: list[int] | None = None,
     ) -> str:
         """The writer model's answer; transient failures retried (T6). ``calls[0]`` counts each call
@@ -132,8 +130,8 @@ class Fusion:
         share = result_share(len(results))
         prompt = render_prompt(
             "fusion",
-            history=describe_history(history),
-            attachments=describe_attachments(attachments, released=released_attachments),
+            history=describe_history(conversation.history),
+            attachments=describe_attachments(conversation.attachments, released=conversation.released),
             results="\n\n".join(fence_result(r, share) for r in results) or "(no tools were run)",
             request=describe_request(request),
         )

@@ -2,8 +2,9 @@
 
 :class:`LLMPlanner` asks any LangChain chat model once for a plan, validates it against the
 tools and attachments, and on failure re-asks with the exact problems (bounded, with tenacity),
-the way instructor repairs outputs. :class:`DefaultPlanner` plans with no LLM at all: one step
-per new attachment, chosen by its modality, so polymodal stays useful offline.
+the way instructor repairs outputs. :class:`DefaultPlanner` (:mod:`polymodal.agent.defaults`)
+plans with no LLM at all; the contract every planner keeps (:class:`PlanningRequest` in,
+:class:`PlanOutcome` out) is :mod:`polymodal.agent.planning`. Both are re-exported here.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -21,9 +21,11 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
-from polymodal.agent.plan import Plan, Step, validate_plan
+from polymodal.agent.defaults import DefaultPlanner
+from polymodal.agent.plan import Plan, validate_plan
+from polymodal.agent.planning import DEFAULT_MAX_STEPS, Planner, PlanningRequest, PlanOutcome, Tier, clean_text
 from polymodal.errors import PlanningError, PlanValidationError, exception_text
-from polymodal.media import Attachment, Modality
+from polymodal.media import Attachment
 from polymodal.prompts import render_prompt
 from polymodal.prompts.bounds import ERROR_CHARS, HISTORY_CHARS, HISTORY_TURN_CHARS, REQUEST_CHARS, clip
 from polymodal.redaction import redact
@@ -31,6 +33,7 @@ from polymodal.tools.base import Tool
 from polymodal.transient import RetryPolicy, call_with_retry, is_transient
 
 __all__ = [
+    "DEFAULT_MAX_STEPS",
     "DefaultPlanner",
     "LLMPlanner",
     "PlanOutcome",
@@ -38,56 +41,11 @@ __all__ = [
     "PlanningRequest",
     "parse_plan",
     "parse_plans",
+    "Tier",
+    "clean_text",
     "strip_reasoning",
 ]
 
-Tier = Literal["llm", "router", "defaults"]
-DEFAULT_MAX_STEPS = 8
-_QUESTION = re.compile(r"\?\s*$|^\s*(what|which|who|where|when|why|how|is|are|does|do|can|could|count)\b", re.I)
-_TEXTUAL = re.compile(r"\b(read|text|written|writing|words?|say|says|sign|document|receipt|label|letter|screenshot|"
-                      r"transcribe|ocr)\b", re.I)
-_EMOTION = re.compile(r"\b(emotion|emotions|mood|feel|feels|feeling|angry|happy|sad|tone|upset|excited)\b", re.I)
-_GENERATE = re.compile(r"\b(draw|paint|generate|create|make|render|sketch|illustrate)\b.*\b(image|picture|photo|"
-                       r"drawing|painting|poster|illustration|logo|art)\b|^\s*(draw|paint|sketch)\b", re.I)
-
-
-@dataclass
-class PlanningRequest:
-    """What a planner sees: the text, the conversation's attachments, and recent turns."""
-
-    text: str
-    attachments: Mapping[str, Attachment]
-    new_attachment_ids: Sequence[str] = ()
-    history: Sequence[tuple[str, str]] = ()
-    """(user text, reply text) of earlier turns, oldest first."""
-    released_attachments: int = 0
-    """Earlier attachments of the conversation no longer available (prompts only count them)."""
-    max_steps: int = DEFAULT_MAX_STEPS
-    """The most steps a plan may have: the agent's ``Settings.max_steps``, which every tier honours."""
-
-
-@dataclass
-class PlanOutcome:
-    """A plan and what it cost to make."""
-
-    plan: Plan
-    tier: Tier
-    llm_calls: int = 0
-    raw_outputs: list[str] = field(default_factory=list)
-    reason: str = ""
-    """Why this tier planned (the router's scores, or why it handed the request on)."""
-    missing_tools: list[str] = field(default_factory=list)
-    """Tools the request needs that the agent does not have: the plan leaves those parts out."""
-
-
-class Planner(Protocol):
-    """Anything that turns a request into a plan."""
-
-    def plan(
-        self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
-    ) -> PlanOutcome:
-        """Return a validated plan for ``request``."""
-        ...
 
 
 class LLMPlanner:
@@ -398,73 +356,3 @@ def describe_history(
     dropped = len(kept) - len(blocks)
     lines = [f"({dropped} earlier turn{'s' if dropped != 1 else ''} not shown)"] if dropped else []
     return "\n".join(lines + blocks) or "(first turn)"
-
-
-def clean_text(text: str) -> str:
-    """Drop NUL and control characters (keeping newlines and tabs) from untrusted text."""
-    return "".join(ch for ch in text if ch in "\n\t" or (ord(ch) >= 32 and ord(ch) != 127))
-
-
-class DefaultPlanner:
-    """Plans with no LLM: one step per new attachment, by modality and the request's wording.
-
-    image -> ``visual_qa`` when the request is a question and that tool exists, else
-    ``captioner``, else ``ocr`` only when the request is about written text; audio ->
-    ``emotion_recognizer`` when it asks about feelings, else ``transcriber``; video ->
-    ``video_summarizer`` (else the transcriber); no attachment and "draw/generate ... image" ->
-    ``image_generator``. A follow-up question with no new attachment goes to the most recent one.
-    When the tool a request needs is not registered, the plan leaves that attachment out and
-    ``missing_tools`` names the tool, rather than answering with a tool that does something else.
-    """
-
-    def plan(
-        self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
-    ) -> PlanOutcome:
-        ids = list(request.new_attachment_ids)
-        if not ids and request.attachments and _QUESTION.search(request.text):
-            ids = [list(request.attachments)[-1]]
-        steps: list[Step] = []
-        missing: list[str] = []
-        for attachment_id in ids:
-            attachment = request.attachments[attachment_id]
-            wants = [self._step_for(attachment, request.text, tools, f"s{len(steps) + 1}")]
-            if attachment.kind is Modality.AUDIO and _EMOTION.search(request.text):
-                # "does she sound sad?" is for the emotion tool; "what does she say, and ..." wants both
-                emotion = self._emotion_step(attachment, tools, f"s{len(steps) + 1}")
-                wants = [emotion, *(wants if _TEXTUAL.search(request.text) else [])]
-            for want in wants:
-                if isinstance(want, Step):
-                    steps.append(want.model_copy(update={"id": f"s{len(steps) + 1}"}))
-                elif want is not None and want not in missing:
-                    missing.append(want)
-        if not ids and "image_generator" in tools and _GENERATE.search(request.text):
-            steps.append(Step(id="s1", tool="image_generator", args={"prompt": clean_text(request.text)}))
-        plan = Plan(steps=steps, answer=steps[0].id if len(steps) == 1 and not missing else None)
-        validate_plan(plan, tools, request.attachments, max_steps=request.max_steps)
-        return PlanOutcome(plan=plan, tier="defaults", missing_tools=missing)
-
-    @staticmethod
-    def _step_for(attachment: Attachment, text: str, tools: Mapping[str, Tool], step_id: str) -> Step | str | None:
-        """The step for one attachment, or the name of the missing tool it needs, or None."""
-        ref = attachment.id or ""
-        if attachment.kind is Modality.IMAGE:
-            wanted = "visual_qa" if _QUESTION.search(text) else "captioner"
-            if "visual_qa" in tools and wanted == "visual_qa":
-                return Step(id=step_id, tool="visual_qa", args={"image": ref, "question": clean_text(text)})
-            if "captioner" in tools:
-                return Step(id=step_id, tool="captioner", args={"image": ref})
-            if "ocr" in tools and _TEXTUAL.search(text):  # reading the text is what was asked
-                arg = next((k for k, m in tools["ocr"].input_modalities.items() if m is Modality.IMAGE), "image")
-                return Step(id=step_id, tool="ocr", args={arg: ref})
-            return wanted
-        if attachment.kind is Modality.VIDEO and "video_summarizer" in tools:
-            return Step(id=step_id, tool="video_summarizer", args={"video": ref})
-        if attachment.kind in (Modality.AUDIO, Modality.VIDEO) and "transcriber" in tools:
-            return Step(id=step_id, tool="transcriber", args={"audio": ref})
-        return None
-
-    @staticmethod
-    def _emotion_step(attachment: Attachment, tools: Mapping[str, Tool], step_id: str) -> Step | str:
-        if "emotion_recognizer" not in tools:
-            return "emotion_recognizer"
-        return Step(id=step_id, tool="emotion_recognizer", args={"audio": attachment.id or ""})

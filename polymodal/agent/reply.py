@@ -6,17 +6,18 @@ it without importing the Agent: no import cycle inside the agent layer.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from polymodal.agent.executor import StepResult
 from polymodal.agent.plan import Plan
-from polymodal.agent.planner import Tier
+from polymodal.agent.planning import Tier
+from polymodal.agent.steps import StepResult
 from polymodal.media import Attachment
 
-__all__ = ["Outcome", "Reply"]
+__all__ = ["Outcome", "Reply", "reply_message"]
 
 Outcome = Literal["answered", "partial", "failed"]
 
@@ -69,6 +70,42 @@ class Reply(BaseModel):
     def __str__(self) -> str:
         return self.text
 
+    def to_record(self, files_dir: Path | None = None) -> dict[str, Any]:
+        """The reply as a JSON-ready dict: the one shape batch results and ``polymodal run --json`` write.
+
+        Every step is there with its typed artifact as JSON (a transcript's segments, a match's
+        scores) unless the artifact is media. Produced media (``artifacts``) are given by id, kind
+        and MIME type; with ``files_dir`` each is also saved there and its ``path`` given.
+        """
+        artifacts = []
+        for attachment in self.artifacts:
+            entry: dict[str, Any] = {"id": attachment.id, "kind": attachment.kind.value,
+                                     "mime_type": attachment.mime_type}
+            if files_dir is not None:
+                files_dir.mkdir(parents=True, exist_ok=True)
+                suffix = "." + attachment.mime_type.rsplit("/", 1)[-1].replace("mpeg", "mp3").replace("x-wav", "wav")
+                entry["path"] = str(attachment.save(files_dir / f"{attachment.id or 'artifact'}{suffix}"))
+            artifacts.append(entry)
+        steps = []
+        for step in self.steps:
+            item = step.model_dump(mode="json")
+            if isinstance(step.artifact, BaseModel) and not isinstance(step.artifact, Attachment):
+                item["artifact"] = step.artifact.model_dump(mode="json")
+            steps.append(item)
+        return {
+            "text": self.text,
+            "outcome": self.outcome,
+            "planner": self.planner,
+            "fusion": self.fusion,
+            "llm_calls": self.llm_calls,
+            "missing_tools": list(self.missing_tools),
+            "seconds": round(self.seconds, 3),
+            "attachment_ids": list(self.attachment_ids),
+            "plan": self.plan.model_dump(mode="json"),
+            "steps": steps,
+            "artifacts": artifacts,
+        }
+
     def to_message(self, *, include_media: bool = False) -> AIMessage:
         """The reply as an ``AIMessage``, for chains and chat UIs that expect messages.
 
@@ -89,3 +126,12 @@ class Reply(BaseModel):
         if include_media and self.artifacts:
             content = [{"type": "text", "text": self.text}, *(a.to_content_block() for a in self.artifacts)]
         return AIMessage(content=content, response_metadata=metadata)
+
+
+def reply_message(value: Any) -> AIMessage:
+    """``value.to_message()`` for a Reply, or for the final Done event a streamed pipeline hands over."""
+    reply = getattr(value, "reply", value)
+    if not isinstance(reply, Reply):
+        msg = f"expected a Reply, got {type(value).__name__}"
+        raise TypeError(msg)
+    return reply.to_message()

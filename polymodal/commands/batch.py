@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,6 +89,7 @@ def batch(
     one), 2 usage.
     """
     from polymodal.batch import BatchSummary, run_batch
+    from polymodal.results import failed_ids
 
     output = output or jobs.with_name(jobs.stem + ".results.jsonl")
     files_dir = files_dir or output.with_name(output.stem + "-files")
@@ -150,21 +150,9 @@ def batch(
         except setup_failures as exc:  # an option the cluster cannot honour: a usage error, as it is here
             say(err, f"error: {exc}", "red")
             raise typer.Exit(EXIT_USAGE) from None
-        failed = _failed_in(output)
+        failed = failed_ids(output)
         say(err, f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped; results in {output}")
         if failed:
             say(err, f"{len(failed)} job(s) in {output} have errors: {', '.join(failed[:10])} "
                      "(--retry-failed runs them again)", "red")
             raise typer.Exit(EXIT_FAILED)
-
-
-def _failed_in(output: Path) -> list[str]:
-    failed = []
-    for line in output.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("ok") is False:
-            failed.append(str(record.get("id")))
-    return failed

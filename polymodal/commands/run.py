@@ -58,15 +58,13 @@ def run(
 
     Exit code: 0 answered, 1 failed, 2 usage error, 3 answered but some steps failed.
     """
-    from polymodal.batch import reply_record
-
     with errors_as_lines(debug, EXIT_USAGE):
         text = _read_prompt(prompt, prompt_file)
         agent = _agent(profile, config, llm, device, model, debug)
     with errors_as_lines(debug):
         with err.status("working…"):
             reply = agent.chat(text, [str(p) for p in attach or []])
-        record = reply_record(reply, output_dir if reply.artifacts else None)
+        record = reply.to_record(output_dir if reply.artifacts else None)
         if as_json:
             sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=True) + "\n")
         else:
@@ -100,7 +98,6 @@ def chat(
     Exit code on /quit or end of input: the worst of the session's turns (1 if any failed, 3 if any
     was answered only in part, else 0); 2 if the options are wrong.
     """
-    from polymodal.batch import reply_record
     from polymodal.media import Attachment
 
     with errors_as_lines(debug, EXIT_USAGE):
@@ -137,7 +134,7 @@ def chat(
             continue
         pending.clear()
         say(out, reply.text)
-        _show_artifacts(reply_record(reply, output_dir if reply.artifacts else None))
+        _show_artifacts(reply.to_record(output_dir if reply.artifacts else None))
         worst = _worse(worst, exit_code(reply))
     if worst:
         raise typer.Exit(worst)

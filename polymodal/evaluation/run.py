@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 
+from polymodal.agent.conversation import ConversationView
 from polymodal.agent.plan import Plan, references
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, PlanOutcome
 from polymodal.agent.router import Router
@@ -178,7 +179,7 @@ def evaluate(
 def _run_case(case: EvalCase, planner: Planner, tools: Mapping[str, Tool]) -> CaseResult:
     ids = case.attachment_ids
     attachments = {i: placeholder(kind, name).with_id(i) for i, (kind, name) in zip(ids, case.attachments, strict=True)}
-    request = PlanningRequest(text=case.request, attachments=attachments, new_attachment_ids=ids)
+    request = PlanningRequest(text=case.request, conversation=ConversationView.of(attachments), new_attachment_ids=ids)
     error, tier, calls, missing = "", "", 0, []
     started, cpu = time.perf_counter(), time.thread_time()
     try:

@@ -54,5 +54,4 @@ class MultimodalChain(Runnable[Any, str]):
         return self._call_with_config(answer, request.summary(), config, run_type="chain", request=request)
 
     def _answer(self, _summary: Any, config: RunnableConfig, *, request: AgentRequest) -> str:
-        fork = self.agent.fork()
-        return fork._respond(request.text, request.attachments, config=config, on_event=None).text
+        return self.agent.run(request.text, request.attachments, config=config).text  # a fresh conversation

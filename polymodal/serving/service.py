@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polymodal.agent import Agent, Reply, Turn
-from polymodal.agent.events import AgentEvent, to_event
+from polymodal.agent.events import AgentEvent
 from polymodal.media import Attachment
 from polymodal.serving.admission import Admission
 from polymodal.serving.artifacts import ArtifactStore
@@ -222,7 +222,7 @@ class Service:
             running._loaded()
         decoded = time.perf_counter() - started
         agent = session.agent if session is not None else self._stateless(loaded)
-        emit = (lambda name, payload: running._emit(to_event(name, payload))) if stream else None
+        emit = running._emit if stream else None
         reply = agent.chat(loaded.text, loaded.attachments, on_event=emit, stream_answer=stream)
         if session is not None:
             self.sessions.trim(session)

@@ -41,6 +41,7 @@ __all__ = [
     "ImageRef",
     "ImageRefs",
     "ModelTool",
+    "PROGRESS_EVENT",
     "Tool",
     "ToolContext",
     "ToolOutput",
@@ -102,6 +103,8 @@ class ToolContext:
     """Where model work runs for this request ("inprocess", "process", "ray"), unless the tool says."""
 
 
+PROGRESS_EVENT = "polymodal_progress"
+"""Name of the LangChain custom event a tool's progress is dispatched as (see ``astream_events``)."""
 _CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("polymodal_tool", default=None)
 # The tool running on this thread, so report_progress can name it in a direct LangChain call.
 _RUNNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("polymodal_running_tool", default=None)
@@ -153,8 +156,8 @@ def report_progress(message: str, fraction: float | None = None, *, tool: str | 
 
     share = None if fraction is None else min(1.0, max(0.0, float(fraction)))
     with contextlib.suppress(RuntimeError):  # no run to report to
-        dispatch_custom_event("polymodal_progress", {"step_id": None, "tool": tool or _RUNNING.get() or "",
-                                                     "message": str(message)[:500], "fraction": share})
+        dispatch_custom_event(PROGRESS_EVENT, {"step_id": None, "tool": tool or _RUNNING.get() or "",
+                                               "message": str(message)[:500], "fraction": share})
 
 
 @dataclass
