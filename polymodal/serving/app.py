@@ -49,6 +49,7 @@ try:
         Send,
         error_response,
     )
+    from polymodal.serving.limits import BodyLimits
 except ImportError as exc:  # pragma: no cover - the 'serve' extra is missing
     raise MissingDependencyError("polymodal serve", "fastapi", "serve") from exc
 
@@ -82,6 +83,10 @@ def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | Non
 
         mount_ui(app, service)
     app.add_middleware(CompletionsEndpoint, service=service)
+    # Around every route (the chat page's, and any mounted later): bodies are read here, under the limits.
+    app.add_middleware(BodyLimits, max_request_bytes=settings.max_request_bytes,
+                       max_buffered_bytes=settings.max_buffered_bytes, body_timeout=settings.body_timeout,
+                       max_json_depth=settings.max_json_depth)
     if settings.api_key:  # added last: the outermost layer, so it guards the completions endpoint too
         app.add_middleware(APIKeyMiddleware, key=settings.api_key)
     return app
