@@ -192,8 +192,9 @@ def test_sessions_remember_attachments_and_keep_artifacts_to_themselves(server, 
     follow = client.chat.completions.create(model="polymodal", messages=ask("what is it?"),
                                             extra_body={"session_id": first}).model_extra["polymodal"]
     assert follow["session_id"] == first and follow["steps"][0]["args"] == {"image": "image_1"}
-    assert httpx.get(f"{server.url}/v1/sessions/{first}").json()["attachment_ids"] == ["image_1"]
-    assert httpx.delete(f"{server.url}/v1/sessions/{first}").status_code == 204
+    named = {SESSION_HEADER: first}
+    assert httpx.get(f"{server.url}/v1/sessions/current", headers=named).json()["attachment_ids"] == ["image_1"]
+    assert httpx.delete(f"{server.url}/v1/sessions/current", headers=named).status_code == 204
     assert httpx.get(server.url + artifact["url"], headers={SESSION_HEADER: first}).status_code == 404
 
 
