@@ -69,6 +69,8 @@ class BadLine:
 
     id: str
     error: str
+    made_up: bool = False
+    """The line had no id of its own: ``id`` is ``line-N`` (renamed if a real job has that id)."""
 
 
 @dataclass
@@ -104,30 +106,36 @@ def read_jobs(path: Path) -> Iterator[Job | BadLine]:
     except OSError as exc:
         msg = f"cannot read jobs file {str(path)!r}: {exc}"
         raise ConfigurationError(msg) from exc
-    for number, raw in enumerate(data.removeprefix(codecs.BOM_UTF8).splitlines(), 1):
-        if not raw.strip():
-            continue
-        yield _parse_line(raw, number)
+    entries = [_parse_line(raw, number) for number, raw in enumerate(data.removeprefix(codecs.BOM_UTF8).splitlines(), 1)
+               if raw.strip()]
+    # A made-up ``line-N`` must never take a real job's id: that job would be called a duplicate, never run.
+    taken = {e.id for e in entries if not (isinstance(e, BadLine) and e.made_up)}
+    for entry in entries:
+        if isinstance(entry, BadLine) and entry.made_up:
+            while entry.id in taken:
+                entry.id += "~bad"
+            taken.add(entry.id)
+        yield entry
 
 
 def _parse_line(raw: bytes, number: int) -> Job | BadLine:
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return BadLine(f"line-{number}", f"line {number} is not valid UTF-8 (byte {exc.start + 1})")
+        return BadLine(f"line-{number}", f"line {number} is not valid UTF-8 (byte {exc.start + 1})", made_up=True)
     try:
         data = json.loads(line)
     except RecursionError:
-        return BadLine(f"line-{number}", f"line {number} is not a valid job: JSON nested too deeply")
+        return BadLine(f"line-{number}", f"line {number} is not a valid job: JSON nested too deeply", made_up=True)
     except ValueError as exc:  # JSONDecodeError, and int() refusing a 5,000-digit number
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exception_text(exc)[:200]
-        return BadLine(f"line-{number}", f"line {number} is not valid JSON: {reason}")
+        return BadLine(f"line-{number}", f"line {number} is not valid JSON: {reason}", made_up=True)
     try:
         return Job.model_validate(data)
     except ValidationError as exc:
         where = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"] else None
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in exc.errors())
-        return BadLine(where or f"line-{number}", f"line {number} is not a valid job: {problems}")
+        return BadLine(where or f"line-{number}", f"line {number} is not a valid job: {problems}", made_up=not where)
 
 
 def _resolve(path: str, base: Path) -> str:

@@ -622,6 +622,18 @@ class Attachment(BaseModel):
             raise
         return fp
 
+    @property
+    def held_bytes(self) -> int:
+        """Memory this attachment holds now: its bytes (when kept in memory) and its decoded image and audio.
+
+        What a server counts against a session's bound (``ServeSettings.max_session_bytes``).
+        """
+        caches = self._caches
+        image = caches.image
+        decoded = (image.width * image.height * len(image.getbands())) if image is not None else 0
+        decoded += sum(samples.nbytes for samples in caches.audio.values())
+        return (len(self._data) if self._data is not None else 0) + decoded
+
     def read_bytes(self) -> bytes:
         """The raw bytes; a file changed on disk since it was attached is refused."""
         if self._data is not None:

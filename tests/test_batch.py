@@ -106,3 +106,14 @@ def test_R1_R2_batch_survives_sigkill_and_resumes_without_losing_or_repeating_jo
     assert "not valid JSON" in by_id["line-20"]["error"]
     assert by_id["good-00"]["steps"][0]["tool"] == "transcriber"
 
+
+
+def test_R1_a_bad_lines_made_up_id_never_swallows_a_real_job_with_that_id(tmp_path):
+    from polymodal.batch import plan_batch
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('not json\n{"id": "line-1", "prompt": "hi"}\n{"id": "line-1~bad", "prompt": "hi"}\n')
+    entries = list(read_jobs(jobs))
+    pending, summary = plan_batch(entries, {})
+    assert summary.duplicates == [] and len(pending) == 3  # the real line-1 runs; the bad line is recorded apart
+    assert [e.id for e in entries] == ["line-1~bad~bad", "line-1", "line-1~bad"]

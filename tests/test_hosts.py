@@ -51,7 +51,7 @@ def _stop_workers():
     host_named("process").shutdown()  # type: ignore[attr-defined]
 
 
-def test_a_call_past_its_deadline_kills_its_worker_and_the_next_call_gets_a_fresh_one():
+def test_H1_a_call_past_its_deadline_kills_its_worker_and_the_next_call_gets_a_fresh_one():
     faulty = Faulty(host="process", own_worker=True, timeout=1.0)
     first_pid = faulty.execute(text="warm up").artifact  # the worker's start-up is not what is timed
     agent = Agent(llm=None, tools=[faulty], planner=Scripted([{"id": "s1", "tool": "faulty",
@@ -81,7 +81,7 @@ def test_progress_a_model_call_reports_reaches_the_step_wherever_the_model_runs(
 
 
 @pytest.mark.parametrize(("fault", "signal_name"), [("abort", "SIGABRT"), ("segv", "SIGSEGV")])
-def test_a_crash_in_native_code_is_a_typed_error_and_the_sibling_step_is_answered(fault, signal_name):
+def test_H2_a_crash_in_native_code_is_a_typed_error_and_the_sibling_step_is_answered(fault, signal_name):
     tools = [Faulty(host="process"), OtherFaulty(host="process")]  # both on the CPU's shared worker
     plan = [{"id": "s1", "tool": "faulty", "args": {"text": fault}},
             {"id": "s2", "tool": "other", "args": {"text": "still here"}}]
@@ -152,7 +152,7 @@ def _wait_until_dead(ray: Any, actor: Any, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.enable_socket
-def test_a_dead_ray_actor_is_replaced_and_the_call_retried(ray_local):
+def test_H3_a_dead_ray_actor_is_replaced_and_the_call_retried(ray_local):
     faulty = Faulty(host="ray")
     first = faulty.execute(text="one").artifact
     actor = host_named("ray").actor_for(faulty)  # type: ignore[attr-defined]
@@ -162,7 +162,7 @@ def test_a_dead_ray_actor_is_replaced_and_the_call_retried(ray_local):
     assert second.content.startswith("two from ") and second.artifact != first
 
 
-def test_without_ray_the_ray_host_and_batch_say_which_extra_to_install(monkeypatch, tmp_path):
+def test_H4_without_ray_the_ray_host_and_batch_say_which_extra_to_install(monkeypatch, tmp_path):
     from polymodal import MissingDependencyError
     from polymodal.batch import run_batch
     from polymodal.ray_batch import RayOptions

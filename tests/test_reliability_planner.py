@@ -92,6 +92,16 @@ def test_P2_json_cut_off_after_a_preamble_is_still_called_cut_off(tools, request
     assert "token limit" in llm.prompt(1)
 
 
+def test_P2_cut_off_on_the_last_attempt_says_cut_off_not_the_fragment_it_left(tools, request_):
+    two = json.dumps({"steps": [{"id": "s1", "tool": "captioner", "args": {"image": "image_1"}},
+                                {"id": "extra", "tool": "captioner", "args": {"image": "image_1"}}]})
+    cut = two[: two.index('"tool"', two.index('"extra"'))]  # the first step whole, the second cut off
+    llm = ScriptedChatModel(responses=[cut, cut])
+    with pytest.raises(PlanningError) as caught:
+        LLMPlanner(llm, max_attempts=2).plan(request_, tools)
+    assert "cut off" in str(caught.value) and "- id" not in str(caught.value), str(caught.value)
+
+
 def test_P2_a_wall_of_braces_is_bounded_work():
     with pytest.raises(PlanValidationError):
         parse_plan("{" * 50_000 + "[" * 50_000)

@@ -14,44 +14,12 @@ from pathlib import Path
 
 import pytest
 
-ROWS = {
-    "P1": "prose instead of JSON: bounded re-asks, then PlanningError with the raw outputs; no tool ran",
-    "P2": "JSON cut off mid-way: the same, with its own message",
-    "P3": "args that fail the tool's schema: re-asked with the field path",
-    "P4": "unknown tool: rejected, the re-ask lists the registered tools",
-    "P5": "extra args (device, path, trust_remote_code): rejected",
-    "P6": "an attachment id that does not exist: rejected, never read as a path",
-    "P7": "cycles, self and forward references, more than max_steps: rejected before any tool runs",
-    "P8": "modality mismatch: rejected before any model loads",
-    "P9": "a JSON tool call inside tool output: never parsed as a plan",
-    "P10": "spoken instructions: tool calls unchanged, fusion treats the transcript as data",
-    "A1": "paths outside the allowed roots: refused before open()",
-    "A2": "symlinks out of a root, and files swapped after they were checked: refused",
-    "A3": "content unlike its extension: sniffed from the bytes, typed error",
-    "A4": "empty, truncated, garbage, corrupt files: typed error naming the file, no model loaded",
-    "A5": "decompression bombs: refused from the header",
-    "A6": "over byte, pixel or duration caps: typed error saying the cap and how to raise it",
-    "A7": "silent, near-silent, 8 kHz stereo, 48 kHz float audio: resampled and downmixed right, 'no speech'",
-    "A8": "video without audio, audio given as video, 0 frames: handled",
-    "A9": "huge text, control characters, RTL overrides: bounded or escaped",
-    "A10": "URL attachments: off by default with a clear message",
-    "T1": "a tool hangs: ToolTimeout at its deadline, the request goes on",
-    "T2": "a tool raises: the step records it, independent steps run, fusion says what failed",
-    "T3": "out of memory: models evicted, one retry, then ResourceError; the process lives on",
-    "T4": "model folder missing, hub unreachable: typed configuration error at once",
-    "T5": "optional dependency missing: import works, the tool names its extra",
-    "T6": "transient failures: bounded retries with backoff; non-transient ones fail at once",
-    "T7": "secrets in error text: redacted before the LLM and the user",
-    "T8": "trust_remote_code: never set from a plan",
-    "T9": "concurrent requests on one GPU tool: bounded per device, no model loaded twice",
-    "R1": "a batch with bad jobs and hostile lines: every job answered or recorded, valid JSONL",
-    "R2": "a batch killed and restarted: resumes, nothing lost or done twice",
-    "R3": "budgets exceeded: typed error with the partial results",
-    "R4": "fusion cites a step that never ran: the citation is removed",
-    "R5": "markup in output: kept raw in the reply, escaped when rendered",
-}
+TABLE = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
+ROWS = dict(re.findall(r"^\| ([PATRSH]\d{1,2}) \| (.+?) \|", TABLE.read_text(encoding="utf-8"), re.M))
+"""The rows of docs/reliability.md (the table itself is the source: P, A, T, R, S server, H hosts)."""
+_CITED = re.compile(r"RELIABILITY(?:\.md)?[ ,:]+((?:[PATRSH]\d{1,2}(?:[-/, ]+(?:and )?)?)+)")
 
-_NAMED = re.compile(r"^\s*(?:async\s+)?def\s+test_((?:[PATR]\d{1,2}_)+)", re.M)
+_NAMED = re.compile(r"^\s*(?:async\s+)?def\s+test_((?:[PATRSH]\d{1,2}_)+)", re.M)
 
 
 def _tests_by_row() -> dict[str, list[str]]:
@@ -70,3 +38,18 @@ def test_every_row_has_a_test_named_by_it(row):
 
 def test_every_row_named_by_a_test_is_in_the_table():
     assert set(_tests_by_row()) <= set(ROWS)
+
+
+def test_the_table_has_every_kind_of_row():
+    assert {row[0] for row in ROWS} == set("PATRSH") and len(ROWS) >= 40
+
+
+def test_every_row_cited_in_code_is_in_the_table():
+    root = Path(__file__).resolve().parents[1]
+    cited: dict[str, str] = {}
+    for path in sorted([*(root / "polymodal").rglob("*.py"), *(root / "tests").glob("*.py")]):
+        for match in _CITED.finditer(path.read_text(encoding="utf-8")):
+            for row in re.findall(r"[PATRSH]\d{1,2}", match.group(1)):
+                cited.setdefault(row, str(path.relative_to(root)))
+    missing = {row: where for row, where in cited.items() if row not in ROWS}
+    assert cited and not missing, f"cited but not in docs/reliability.md: {missing}"

@@ -174,7 +174,7 @@ def test_stateless_requests_carry_their_history_in_the_messages(client):
     assert extra["steps"][0]["args"] == {"image": "image_1"}  # ...but the earlier photo is image_1
 
 
-def test_sessions_remember_attachments_and_keep_artifacts_to_themselves(server, client):
+def test_S12_sessions_remember_attachments_and_keep_artifacts_to_themselves(server, client):
     first, other = (httpx.post(server.url + "/v1/sessions").json()["id"] for _ in range(2))
     drawn = client.chat.completions.create(model="polymodal", messages=ask("draw a red bicycle image"),
                                            extra_body={"session_id": first}).model_extra["polymodal"]
@@ -192,8 +192,9 @@ def test_sessions_remember_attachments_and_keep_artifacts_to_themselves(server, 
     follow = client.chat.completions.create(model="polymodal", messages=ask("what is it?"),
                                             extra_body={"session_id": first}).model_extra["polymodal"]
     assert follow["session_id"] == first and follow["steps"][0]["args"] == {"image": "image_1"}
-    assert httpx.get(f"{server.url}/v1/sessions/{first}").json()["attachment_ids"] == ["image_1"]
-    assert httpx.delete(f"{server.url}/v1/sessions/{first}").status_code == 204
+    named = {SESSION_HEADER: first}
+    assert httpx.get(f"{server.url}/v1/sessions/current", headers=named).json()["attachment_ids"] == ["image_1"]
+    assert httpx.delete(f"{server.url}/v1/sessions/current", headers=named).status_code == 204
     assert httpx.get(server.url + artifact["url"], headers={SESSION_HEADER: first}).status_code == 404
 
 
@@ -253,7 +254,7 @@ def test_readyz_reports_a_model_that_cannot_load(tmp_path):
         assert httpx.get(running.url + "/healthz").status_code == 200  # up, just not ready
 
 
-def test_api_key_is_checked_on_every_route(agent):
+def test_S11_api_key_is_checked_on_every_route(agent):
     with ServerThread(create_app(agent, ServeSettings(ui=False, api_key="s3cret", preload=False))) as running:
         routes = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/models"), ("POST", "/v1/sessions"),
                   ("POST", "/v1/chat/completions"), ("GET", "/v1/artifacts/art_x")]
@@ -268,7 +269,7 @@ def test_api_key_is_checked_on_every_route(agent):
             openai.OpenAI(base_url=running.url + "/v1", api_key="nope", max_retries=0).models.list()
 
 
-def test_40_concurrent_requests_with_a_queue_of_8_get_429s_and_every_accepted_one_is_answered():
+def test_S10_40_concurrent_requests_with_a_queue_of_8_get_429s_and_every_accepted_one_is_answered():
     settings = ServeSettings(ui=False, max_concurrency=2, max_queue=8, preload=False)
     with ServerThread(create_app(napping_agent(1.0), settings)) as running:
 

@@ -73,3 +73,17 @@ def test_serve_answers_the_example_client_and_stops_cleanly_on_sigterm(tiny_mode
     assert "Application shutdown complete" in stderr
     assert f"polymodal: API at {url}/v1, chat page at {url}/" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("args", "warned"), [(["--host", "0.0.0.0"], True),
+                                              (["--host", "0.0.0.0", "--api-key", "k"], False), ([], False)])
+def test_S9_serving_every_interface_without_an_api_key_warns(monkeypatch, args, warned):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from polymodal.commands._common import app
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # the warning is printed before serving starts
+    result = CliRunner().invoke(app, ["serve", "--profile", "offline", "--no-ui", "--no-preload", *args])
+    assert result.exit_code == 0, result.output
+    assert ("without --api-key" in result.output) is warned, result.output

@@ -136,3 +136,18 @@ def test_admission_runs_some_queues_some_and_refuses_the_rest():
         assert admission.retry_after() >= 1
 
     asyncio.run(scenario())
+
+
+def test_S8_session_bytes_count_turn_texts_and_decoded_media():
+    clock, ended = Clock(), []
+    sessions = store(clock, ended, max_bytes=300_000)
+    session = sessions.create()
+    for _ in range(4):
+        session.agent.chat("x" * 100_000)
+        sessions.trim(session)
+    texts = sum(len(t.user) + len(t.reply) for t in session.agent.conversation.turns)
+    assert 0 < texts <= 300_000  # user texts are counted, oldest turns go first
+    photo = png(7, side=400)  # a few kB encoded, 480 kB decoded
+    session.agent.conversation.add(photo).image()
+    sessions.trim(session)
+    assert session.agent.conversation.attachments == {}  # its decoded pixels put the session over its bound

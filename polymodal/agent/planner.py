@@ -204,11 +204,11 @@ def parse_plans(raw: str) -> list[Plan]:
         errors, problems = errors or more_errors, problems or more_problems
     if plans:
         return plans[::-1]
-    if problems:
-        raise problems[-1]
     cut = [(start, exc) for start, exc in errors
            if exc.pos >= len(exc.doc.rstrip()) - 1 or "Unterminated" in exc.msg]
-    if cut:
+    if problems and not cut:
+        raise problems[-1]
+    if cut:  # before the problems: fragments of a cut-off plan (its complete steps) decode as bad candidates
         start, exc = cut[0]
         problem = (f"output: the JSON is cut off after {len(exc.doc) - start} characters (did the answer hit the "
                    "model's token limit?); reply with a shorter, complete JSON object")

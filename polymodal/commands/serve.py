@@ -91,6 +91,9 @@ def serve(
     with errors_as_lines(debug, EXIT_USAGE):
         agent = _agent(profile, config, llm, device, model, debug, settings=Settings(limits=limits))
         application = create_app(agent, settings)
+        if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+            say(err, f"polymodal: warning: listening on {host} without --api-key: anyone who can reach this "
+                     "address can use the API and the chat page")
         where = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
         say(err, f"polymodal: API at {where}/v1" + (f", chat page at {where}/" if ui else "") +
             (" (API key required)" if api_key else ""))

@@ -12,7 +12,8 @@ Routes (every one wants the API key when one is set):
 - ``POST /v1/chat/completions``: OpenAI chat completions, ``stream`` included (see :mod:`.sse`).
 - ``GET /v1/models``; ``GET /healthz`` (the process is up, with load figures);
   ``GET /readyz`` (200 once every tool's model has loaded, 503 with the details before or if not).
-- ``POST /v1/sessions``, ``GET``/``DELETE /v1/sessions/{id}``: remembered conversations.
+- ``POST /v1/sessions``, ``GET``/``DELETE /v1/sessions/current`` (the session named by the
+  ``X-Polymodal-Session`` header, never by the URL: URLs end up in access logs): remembered conversations.
 - ``GET /v1/artifacts/{id}``: generated media, for the session that made them.
 """
 
@@ -51,6 +52,7 @@ try:
         Send,
         error_response,
     )
+    from polymodal.serving.limits import BodyLimits
 except ImportError as exc:  # pragma: no cover - the 'serve' extra is missing
     raise MissingDependencyError("polymodal serve", "fastapi", "serve") from exc
 
@@ -84,6 +86,10 @@ def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | Non
 
         mount_ui(app, service)
     app.add_middleware(CompletionsEndpoint, service=service)
+    # Around every route (the chat page's, and any mounted later): bodies are read here, under the limits.
+    app.add_middleware(BodyLimits, max_request_bytes=settings.max_request_bytes,
+                       max_buffered_bytes=settings.max_buffered_bytes, body_timeout=settings.body_timeout,
+                       max_json_depth=settings.max_json_depth)
     if settings.api_key:  # added last: the outermost layer, so it guards the completions endpoint too
         app.add_middleware(APIKeyMiddleware, key=settings.api_key)
     return app
@@ -160,12 +166,14 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     async def create_session() -> SessionInfo:
         return _session_info(service.sessions.create(), settings)
 
-    @app.get("/v1/sessions/{session_id}")
-    async def get_session(session_id: str) -> SessionInfo:
-        return _session_info(service.sessions.get(session_id), settings)
+    # The session id is a capability: it travels in a header, never in a URL (URLs end up in access logs).
+    @app.get("/v1/sessions/current")
+    async def get_session(request: Request) -> SessionInfo:
+        return _session_info(service.sessions.get(_named_session(request)), settings)
 
-    @app.delete("/v1/sessions/{session_id}", status_code=204)
-    async def end_session(session_id: str) -> Response:
+    @app.delete("/v1/sessions/current", status_code=204)
+    async def end_session(request: Request) -> Response:
+        session_id = _named_session(request)
         service.sessions.get(session_id)  # 404 for an unknown one
         service.sessions.end(session_id)
         return Response(status_code=204)
@@ -203,6 +211,14 @@ def _document_completions(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = schema  # type: ignore[method-assign]
+
+
+def _named_session(request: Request) -> str:
+    session_id = request.headers.get(SESSION_HEADER)
+    if not session_id:
+        msg = f"name the session in the {SESSION_HEADER} header (never in the URL: URLs are logged)"
+        raise APIError(400, msg, param=SESSION_HEADER, code="session_header_missing")
+    return session_id
 
 
 def _session_info(session: Any, settings: ServeSettings) -> SessionInfo:

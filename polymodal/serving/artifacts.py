@@ -71,6 +71,20 @@ class ArtifactStore:
             for token in [t for t, item in self._items.items() if item.owner == owner]:
                 self._bytes -= self._items.pop(token).attachment.size_bytes
 
+    def owned_bytes(self, owner: str) -> int:
+        """Bytes of the artifacts ``owner`` (a session) made and that are still kept."""
+        with self._lock:
+            return sum(item.attachment.size_bytes for item in self._items.values() if item.owner == owner)
+
+    def drop_oldest(self, owner: str) -> bool:
+        """Forget ``owner``'s oldest artifact (a session over its byte bound); False when it has none."""
+        with self._lock:
+            token = next((t for t, item in self._items.items() if item.owner == owner), None)
+            if token is None:
+                return False
+            self._bytes -= self._items.pop(token).attachment.size_bytes
+            return True
+
     def _evict(self) -> None:
         now = self.clock()
         while self._items:

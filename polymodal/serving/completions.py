@@ -81,7 +81,7 @@ class CompletionsEndpoint:
         session_id = body.session_id or headers.get(SESSION_HEADER)
         session = service.sessions.get(session_id) if session_id else None
         turn = read_messages(body.messages, with_history=session is None)
-        running = await service.start(turn, session, stream=body.stream)
+        running = await _unless_gone(service.start(turn, session, stream=body.stream), receive)
         replied = {SESSION_HEADER: session.id} if session else {}
         completion_id = "chatcmpl-" + os.urandom(16).hex()
         if body.stream:
@@ -97,6 +97,31 @@ class CompletionsEndpoint:
                                     choices=[Choice(message=ResponseMessage(content=result.reply.text))],
                                     polymodal=result.extension())
         return Response(completion.model_dump_json(), media_type="application/json", headers=replied)
+
+
+async def _unless_gone(admitted: Awaitable[Any], receive: Receive) -> Any:
+    """``admitted``'s result, unless the client disconnects first: then its queued turn is dropped unstarted.
+
+    A turn waiting for a slot holds a place in the queue; one whose client has gone would run for
+    nobody and make live clients get 429 (RELIABILITY S6). The body has been read, so the next
+    message ``receive`` gives is the client's disconnect.
+    """
+    waiting = asyncio.ensure_future(admitted)
+    gone = asyncio.ensure_future(_disconnect(receive))
+    try:
+        await asyncio.wait((waiting, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not waiting.done():
+            waiting.cancel()  # leaves the queue: Service._admit gives the reservation and the session lock back
+        gone.cancel()
+    if not waiting.done() or waiting.cancelled():
+        raise _Disconnected
+    return waiting.result()
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def error_response(exc: BaseException) -> JSONResponse:

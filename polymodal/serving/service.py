@@ -119,7 +119,8 @@ class Service:
         self.settings = settings
         self.artifacts = ArtifactStore(max_bytes=settings.max_artifact_bytes, ttl=settings.session_ttl)
         self.sessions = SessionStore(agent.fork, max_sessions=settings.max_sessions, ttl=settings.session_ttl,
-                                     max_bytes=settings.max_session_bytes, on_end=self.artifacts.drop_owner)
+                                     max_bytes=settings.max_session_bytes, on_end=self.artifacts.drop_owner,
+                                     owned=self.artifacts.owned_bytes, drop_owned=self.artifacts.drop_oldest)
         self.admission = Admission(settings.max_concurrency, settings.max_queue)
         self.pool = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="polymodal-turn")
         self.models: dict[str, str] = {}
@@ -224,10 +225,10 @@ class Service:
         agent = session.agent if session is not None else self._stateless(loaded)
         emit = running._emit if stream else None
         reply = agent.chat(loaded.text, loaded.attachments, on_event=emit, stream_answer=stream)
-        if session is not None:
-            self.sessions.trim(session)
         owner = session.id if session is not None else None
         links = [self._link(artifact, owner) for artifact in reply.artifacts]
+        if session is not None:  # after its artifacts are stored: they count too
+            self.sessions.trim(session)
         total = queued + time.perf_counter() - started
         timings = Timings(queued=queued, attachments=decoded, turn=reply.seconds, total=total)
         return TurnResult(reply=reply, session=session, artifacts=links, timings=timings)

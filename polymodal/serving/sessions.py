@@ -4,7 +4,15 @@ A session is an :meth:`Agent.fork` (same tools and loaded models, its own conver
 session's attachments are never visible to another. Its id is an unguessable token, which is what
 stops one client from naming another's session. The store is bounded three ways: how many
 sessions (the least recently used idle one ends to make room), how long an idle one lives, and
-how many attachment bytes one keeps (older attachments are released first).
+how many bytes one keeps.
+
+Session bytes (``max_bytes``, RELIABILITY S8) are what a session makes the server hold, counted by
+:meth:`SessionStore.held_bytes`: every attachment's :attr:`~polymodal.media.Attachment.held_bytes`
+(its bytes and its decoded image or audio), the text of every turn (the user's and the reply,
+UTF-8), and the artifacts it made (``owned``, from the artifact store). After each turn
+:meth:`SessionStore.trim` brings it back under the bound, oldest first: attachments, then turns,
+then artifacts; the newest turn's text goes too when it alone is over the bound. A store that
+keeps sessions elsewhere must count the same three things.
 """
 
 from __future__ import annotations
@@ -42,12 +50,17 @@ class SessionStore:
         make_agent: a fresh agent for a new session (``agent.fork``).
         max_sessions / ttl / max_bytes: the bounds (see :class:`~polymodal.serving.settings.ServeSettings`).
         on_end: called with the id of every session that ends (its artifacts go with it).
+        owned / drop_owned: the bytes of a session's artifacts, and a way to drop its oldest one
+            (the artifact store's ``owned_bytes`` and ``drop_oldest``).
     """
 
     def __init__(
         self, make_agent: Callable[[], Agent], *, max_sessions: int, ttl: float, max_bytes: int,
         on_end: Callable[[str], None] = lambda _id: None, clock: Callable[[], float] = time.monotonic,
+        owned: Callable[[str], int] = lambda _id: 0, drop_owned: Callable[[str], bool] = lambda _id: False,
     ) -> None:
+        self.owned = owned
+        self.drop_owned = drop_owned
         self.make_agent = make_agent
         self.max_sessions = max_sessions
         self.ttl = ttl
@@ -109,10 +122,29 @@ class SessionStore:
                 if not session.busy and now - session.last_used > self.ttl:
                     self._end(session.id)
 
+    def held_bytes(self, session: Session) -> int:
+        """What ``session`` makes the server hold: attachments (encoded and decoded), turn texts, artifacts."""
+        conversation = session.agent.conversation
+        attachments = sum(a.held_bytes for a in list(conversation.attachments.values()))
+        texts = sum(len(t.user.encode()) + len(t.reply.encode()) for t in list(conversation.turns))
+        return attachments + texts + self.owned(session.id)
+
     def trim(self, session: Session) -> list[str]:
-        """Release what the session keeps beyond its bounds (after a turn); returns the released ids."""
-        agent = session.agent
-        return agent.conversation.release_older(agent.settings.recent_attachments, max_bytes=self.max_bytes)
+        """Bring the session back under its bounds (after a turn); returns the released attachment ids.
+
+        Oldest first: attachments beyond ``recent_attachments`` or the byte bound, then turns (their
+        text), then artifacts.
+        """
+        conversation = session.agent.conversation
+        released = conversation.release_older(session.agent.settings.recent_attachments)
+        while self.held_bytes(session) > self.max_bytes:
+            if conversation.attachments:
+                released += conversation.release_older(len(conversation.attachments) - 1)
+            elif conversation.turns:
+                conversation.turns.pop(0)
+            elif not self.drop_owned(session.id):
+                break
+        return released
 
     def live(self, session_id: str) -> bool:
         """Whether ``session_id`` has not ended (a turn that ran while it ended must not keep its artifacts)."""

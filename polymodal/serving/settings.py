@@ -22,12 +22,21 @@ class ServeSettings(BaseModel):
     """Requests that may wait for a free slot; past that, 429 with ``Retry-After``."""
     max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
     """Largest request body (base64 attachments included), refused with 413 before it is read whole."""
+    max_buffered_bytes: int = Field(default=256 * 1024**2, gt=0)
+    """Request bytes held by all connections together while they are read and answered; past it, 503 with
+    ``Retry-After`` (a declared ``Content-Length`` is reserved when the request arrives). At least
+    ``max_request_bytes``."""
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client has to send its whole request body; past it, 408 and the connection closes."""
+    max_json_depth: int = Field(default=200, ge=8)
+    """Deepest nesting of arrays and objects in a JSON body; deeper is a 400 before any parser reads it."""
     max_sessions: int = Field(default=256, ge=1)
     """Sessions kept at once; past it the least recently used idle session ends."""
     session_ttl: float = Field(default=1800.0, gt=0)
     """Seconds a session (and its artifacts) lives after its last use."""
     max_session_bytes: int = Field(default=256 * 1024**2, gt=0)
-    """Attachment bytes one session keeps; older attachments are released past it."""
+    """Bytes one session keeps: its attachments (encoded and decoded), the texts of its turns and the artifacts it
+    made. Past it, older attachments are released, then older turns and artifacts (see ``sessions.py``)."""
     max_artifact_bytes: int = Field(default=512 * 1024**2, gt=0)
     """Bytes of generated media kept for ``GET /v1/artifacts/{id}``, all sessions together (oldest go first)."""
     ui: bool = True

@@ -29,6 +29,7 @@ from polymodal.serving.errors import as_api_error
 from polymodal.serving.messages import MediaRef, TurnRequest
 from polymodal.serving.service import Service
 from polymodal.serving.sessions import Session
+from polymodal.serving.uploads import UploadPathGuard
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the page must not phone home
 
@@ -37,11 +38,12 @@ try:
 except ImportError as exc:  # pragma: no cover - the 'serve' extra is missing
     raise MissingDependencyError("the polymodal chat page", "gradio", "serve") from exc
 
-__all__ = ["build_ui", "mount_ui"]
+__all__ = ["UPLOADS", "build_ui", "mount_ui"]
 
 Message = dict[str, Any]
 _PREVIEW = 600  # characters of a step's output shown under its title
-_UPLOADS = str(gr.utils.get_upload_folder())  # Gradio has checked uploads are here; we check again
+UPLOADS = str(gr.utils.get_upload_folder())
+"""The page's upload folder: the only files a client may name (checked before Gradio copies, and again here)."""
 
 
 def mount_ui(app: Any, service: Service) -> None:
@@ -49,8 +51,12 @@ def mount_ui(app: Any, service: Service) -> None:
     key = service.settings.api_key
     auth = (lambda _user, password: hmac.compare_digest(str(password).encode(), key.encode())) if key else None
     limits = service.agent.settings.limits
-    gr.mount_gradio_app(app, build_ui(service), path="/", auth=auth, auth_message="Password: the server's API key",
+    page = build_ui(service)
+    gr.mount_gradio_app(app, page, path="/", auth=auth, auth_message="Password: the server's API key",
                         max_file_size=limits.max_bytes, ssr_mode=False, show_error=True, footer_links=[])
+    # Gradio checks the paths a client names only for a launched app: a mounted one must say it is.
+    page.has_launched = True
+    app.add_middleware(UploadPathGuard, folder=UPLOADS)  # and ours, before Gradio copies anything (RELIABILITY S1)
 
 
 def build_ui(service: Service) -> gr.Blocks:
@@ -106,7 +112,7 @@ async def _turn(service: Service, message: dict[str, Any], history: list[Message
     try:
         session = _session(service, session_id)
         session_id = session.id
-        media = [MediaRef(block={}, where=Path(f).name, path=f, root=_UPLOADS) for f in files]
+        media = [MediaRef(block={}, where=Path(f).name, path=f, root=UPLOADS) for f in files]
         running = await service.start(TurnRequest(text=words, media=media), session, stream=True)
         await running.loaded
         view = _TurnView(history)
