@@ -110,8 +110,23 @@ def test_every_python_block_in_the_docs_compiles(page, code):
     compile(code, page, "exec")
 
 
+RUNS = "<!-- runs in tests/test_docs.py -->"  # the line before a block that needs nothing it does not define
+
+
+def runnable_blocks() -> list[tuple[str, str]]:
+    found = re.compile(re.escape(RUNS) + r"\n```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+    return [(page, match.group(1)) for page, text in PAGES.items() for match in found.finditer(text)]
+
+
+@pytest.mark.parametrize(("page", "code"), runnable_blocks(), ids=lambda value: value[:40])
+def test_the_blocks_marked_runnable_run(page, code, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)  # paths in the docs are relative to the repository, as the README's are
+    exec(compile(code, page, "exec"), {"__name__": "__docs__"})
+
+
 def test_the_python_blocks_are_found():
     assert len(python_blocks()) >= 15, "the fence pattern is wrong"
+    assert runnable_blocks(), "the runnable marker pattern is wrong"
 
 
 def test_the_readme_s_first_block_is_what_the_quickstart_example_runs():
