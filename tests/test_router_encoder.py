@@ -116,7 +116,7 @@ def test_cli_run_answers_without_sentence_transformers():
     code = BLOCK_ST + "from polymodal.cli import main; sys.exit(main(sys.argv[1:]))"
     done = run_python(code, "run", "What is the capital of France?", "--profile", "default", "--debug",
                       env={"POLYMODAL_ROUTER_MODEL": "sentence-transformers/all-MiniLM-L6-v2"})
-    # Not an error (no traceback, no "error:" line), but no answer either: exit 1 (README, "Command line").
+    # Not an error (no traceback, no "error:" line), but no answer either: exit 1 (docs/cli.md, "Command line").
     assert done.returncode == 1 and "error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert "router: off" in done.stderr and "needs the 'sentence-transformers' package" in done.stderr
     assert "No tool applies" in done.stdout

@@ -1,4 +1,4 @@
-"""Every container README lists is recognised from its bytes and decodes (RELIABILITY A3).
+"""Every container docs/errors.md lists is recognised from its bytes and decodes (RELIABILITY A3).
 
 Each file is encoded here with Pillow or PyAV and handed over under a name that says nothing
 (``upload.bin``), so only the magic bytes can tell its kind. A container that stops being
@@ -58,7 +58,7 @@ def bare_mp3() -> bytes:
     return data[10 + sum(b << (7 * (3 - i)) for i, b in enumerate(data[6:10])):]  # drop the ID3 tag
 
 
-CONTAINERS = {  # README's list, in its order
+CONTAINERS = {  # docs/errors.md's list, in its order
     "png": (lambda: image_bytes("PNG"), Modality.IMAGE, "image/png"),
     "jpeg": (lambda: image_bytes("JPEG"), Modality.IMAGE, "image/jpeg"),
     "gif": (lambda: image_bytes("GIF"), Modality.IMAGE, "image/gif"),

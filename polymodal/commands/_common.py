@@ -4,7 +4,7 @@ Everything a model or a file name produced is untrusted: it is printed as plain 
 such as ``[red]`` stays literal) with terminal control characters escaped (RELIABILITY R5/A9).
 Errors print as one line; ``--debug`` adds the traceback.
 
-Exit codes, the same for every command (README, "Command line"): 0 answered; 1 failed (no answer,
+Exit codes, the same for every command (docs/cli.md, "Command line"): 0 answered; 1 failed (no answer,
 or an error while answering); 2 usage (the command line or a setting is wrong, found before any
 work); 3 answered, but some steps failed (the answer is built from the rest).
 """
