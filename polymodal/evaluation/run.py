@@ -25,6 +25,7 @@ from polymodal.errors import ConfigurationError, PlanningError
 from polymodal.evaluation.cases import EvalCase
 from polymodal.evaluation.media import placeholder
 from polymodal.evaluation.scoring import Counts, score_plan
+from polymodal.evaluation.splits import SplitName, in_split
 from polymodal.tools.base import Tool
 
 __all__ = ["CaseResult", "EvalReport", "PlannerName", "evaluate", "make_planner"]
@@ -52,6 +53,8 @@ class CaseResult:
     """CPU time of the planning thread: what planning costs on one thread, however busy the machine is."""
     missing_tools: list[str] = field(default_factory=list)
     error: str = ""
+    split: str = "tuning"
+    """The case's part (:mod:`polymodal.evaluation.splits`): figures are reported per part."""
 
 
 @dataclass
@@ -107,7 +110,27 @@ class EvalReport:
             "planning_cpu_ms": {k: round(v, 2) for k, v in self.latency_ms("cpu_seconds").items()},
             "tiers": dict(Counter(c.tier for c in self.cases)),
             "errors": sum(bool(c.error) for c in self.cases),
+            "confidently_wrong": self.confidently_wrong,
+            "splits": self.by_split(),
         }
+
+    @property
+    def confidently_wrong(self) -> int:
+        """Cases the router planned itself (no next tier asked) with a tool the gold plan lacks."""
+        return sum(c.tier == "router" and c.nodes.fp > 0 for c in self.cases)
+
+    def by_split(self) -> dict[str, dict[str, Any]]:
+        """Node and edge F1 and exact plans of each part present (tuning, held-out), apart."""
+        found: dict[str, dict[str, Any]] = {}
+        for part in ("tuning", "held-out"):
+            cases = [c for c in self.cases if c.split == part]
+            if cases:
+                nodes, edges = sum((c.nodes for c in cases), Counts()), sum((c.edges for c in cases), Counts())
+                found[part] = {"cases": len(cases), "node_f1": round(100 * nodes.f1, 1),
+                               "edge_f1": round(100 * edges.f1, 1),
+                               "exact_plans": round(100 * sum(c.exact for c in cases) / len(cases), 1),
+                               "confidently_wrong": sum(c.tier == "router" and c.nodes.fp > 0 for c in cases)}
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """The summary, every case's result and the skipped cases, as JSON-ready data."""
@@ -156,13 +179,15 @@ def evaluate(
     *,
     name: str = "",
     on_case: Callable[[CaseResult], None] | None = None,
+    split: SplitName = "all",
 ) -> EvalReport:
-    """Plan every scorable case with ``planner`` and score it against its expected plan.
+    """Plan every scorable case of ``split`` with ``planner`` and score it against its expected plan.
 
     A planner that fails on a case (PlanningError) scores an empty plan there, and the error is
     recorded; any other error propagates.
     """
     results: list[CaseResult] = []
+    cases = [case for case, keep in zip(cases, in_split((c.split for c in cases), split), strict=True) if keep]
     skipped = {case.id: case.skipped for case in cases if case.skipped}
     first = 0.0
     for case in (c for c in cases if not c.skipped):
@@ -192,7 +217,7 @@ def _run_case(case: EvalCase, planner: Planner, tools: Mapping[str, Tool]) -> Ca
     expected = [f"{s.label}({', '.join(s.uses)})" for s in case.steps]
     planned = [f"{s.tool}({', '.join(_uses(s.args, set(ids)))})" for s in plan.steps]
     return CaseResult(case.id, case.request, expected, planned, score.nodes, score.edges, score.exact, tier, calls,
-                      seconds, cpu_seconds, missing, error)
+                      seconds, cpu_seconds, missing, error, case.split)
 
 
 def _uses(args: Mapping[str, Any], attachment_ids: set[str]) -> list[str]:
