@@ -37,6 +37,8 @@ def eval_(
     show: Annotated[str, typer.Option("--show", help="cases to list under the table: misses, all or none")] = "misses",
     split: Annotated[str, typer.Option(
         "--split", help="score the tuning part, the held-out part or all (each part is reported apart)")] = "all",
+    few_shot: Annotated[int, typer.Option(
+        "--few-shot", help="with --llm: show the planner this many solved tuning-part requests (0: none)")] = 3,
     mapping: Annotated[list[str] | None, typer.Option(
         "--map", help="TaskBench tool=polymodal tools, e.g. 'Image-to-Text=captioner' (repeatable)")] = None,
     profile: Annotated[str | None, typer.Option(
@@ -48,7 +50,9 @@ def eval_(
     debug: DebugOpt = False,
 ) -> None:
     """Score a planner on a JSONL file: node and edge F1 (TaskBench's), exact plans, LLM calls, planning time."""
+    from polymodal.agent.fewshot import FewShotExamples
     from polymodal.evaluation import TASKBENCH_TOOLS, evaluate, load_cases, make_planner
+    from polymodal.evaluation.fewshot import tuning_examples
     from polymodal.evaluation.splits import in_split
 
     with errors_as_lines(debug, EXIT_USAGE):  # the options: a wrong one is a usage error, nothing has run
@@ -58,9 +62,13 @@ def eval_(
         in_split([], split)  # type: ignore[arg-type]  # a wrong --split is a usage error
         tool_map = {**TASKBENCH_TOOLS, **_mapping(mapping)}
         tools, router = _eval_tools(profile, config, model, device)
-        chosen = make_planner(planner, llm=_load_llm(llm, device), router=router)  # type: ignore[arg-type]
+        chat = _load_llm(llm, device)
+        make_planner(planner, llm=chat, router=router)  # type: ignore[arg-type]  # a wrong --planner: usage error
     with errors_as_lines(debug):  # a cases file that cannot be read is a bad file, as for `run`: exit 1
         loaded = [case for path in cases for case in load_cases(path, tool_map)]
+        # An LLM planner is shown the nearest solved requests of the tuning part only (never held-out).
+        examples = FewShotExamples(tuning_examples(loaded), k=few_shot) if chat is not None and few_shot else None
+        chosen = make_planner(planner, llm=chat, router=router, examples=examples)  # type: ignore[arg-type]
         chosen_cases = [c for c, keep in zip(loaded, in_split((c.split for c in loaded), split), strict=True) if keep]  # type: ignore[arg-type]
         total = sum(not case.skipped for case in chosen_cases)
         with err.status(f"planning {total} cases…") as status:

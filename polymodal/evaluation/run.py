@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 
+from polymodal.agent.fewshot import FewShotExamples
 from polymodal.agent.plan import Plan, references
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, PlanOutcome
 from polymodal.agent.router import Router
@@ -150,12 +151,14 @@ class _RouterOnly:
         return outcome
 
 
-def make_planner(name: PlannerName, *, llm: BaseChatModel | None = None, router: Router | None = None) -> Planner:
+def make_planner(name: PlannerName, *, llm: BaseChatModel | None = None, router: Router | None = None,
+                 examples: FewShotExamples | None = None) -> Planner:
     """The planner ``polymodal eval --planner NAME`` scores.
 
     ``router``: the router alone; ``tiered``: router, then the LLM when one is given, else the
     modality defaults (what an Agent with a router runs); ``defaults``: the modality defaults;
-    ``llm``: one LLM call per request (needs ``llm``).
+    ``llm``: one LLM call per request (needs ``llm``). ``examples``: the LLM planner's worked
+    examples (build them with :func:`~polymodal.evaluation.fewshot.tuning_examples`).
     """
     if name == "defaults":
         return DefaultPlanner()
@@ -163,11 +166,12 @@ def make_planner(name: PlannerName, *, llm: BaseChatModel | None = None, router:
         if llm is None:
             msg = "the llm planner needs a chat model: pass --llm FOLDER (or llm=...)"
             raise ConfigurationError(msg)
-        return LLMPlanner(llm)
+        return LLMPlanner(llm, examples=examples)
     if name == "router":
         return _RouterOnly(router or Router())
     if name == "tiered":
-        return TieredPlanner(router or Router(), LLMPlanner(llm) if llm is not None else None, DefaultPlanner())
+        llm_tier = LLMPlanner(llm, examples=examples) if llm is not None else None
+        return TieredPlanner(router or Router(), llm_tier, DefaultPlanner())
     msg = f"unknown planner {name!r} (router, tiered, defaults or llm)"
     raise ConfigurationError(msg)
 
