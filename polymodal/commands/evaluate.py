@@ -31,10 +31,14 @@ from polymodal.errors import ConfigurationError
 
 @app.command("eval")
 def eval_(
-    cases: Annotated[Path, typer.Argument(help="JSONL cases: TaskBench tasks or polymodal's own format")],
+    cases: Annotated[list[Path], typer.Argument(help="JSONL cases: TaskBench tasks or polymodal's own format")],
     planner: Annotated[str, typer.Option("--planner", help="router, tiered, defaults or llm (needs --llm)")] = "tiered",
     as_json: Annotated[bool, typer.Option("--json", help="print the summary and every case as JSON")] = False,
     show: Annotated[str, typer.Option("--show", help="cases to list under the table: misses, all or none")] = "misses",
+    split: Annotated[str, typer.Option(
+        "--split", help="score the tuning part, the held-out part or all (each part is reported apart)")] = "all",
+    few_shot: Annotated[int, typer.Option(
+        "--few-shot", help="with --llm: show the planner this many solved tuning-part requests (0: none)")] = 3,
     mapping: Annotated[list[str] | None, typer.Option(
         "--map", help="TaskBench tool=polymodal tools, e.g. 'Image-to-Text=captioner' (repeatable)")] = None,
     profile: Annotated[str | None, typer.Option(
@@ -46,18 +50,27 @@ def eval_(
     debug: DebugOpt = False,
 ) -> None:
     """Score a planner on a JSONL file: node and edge F1 (TaskBench's), exact plans, LLM calls, planning time."""
+    from polymodal.agent.fewshot import FewShotExamples
     from polymodal.evaluation import TASKBENCH_TOOLS, evaluate, load_cases, make_planner
+    from polymodal.evaluation.fewshot import tuning_examples
+    from polymodal.evaluation.splits import in_split
 
     with errors_as_lines(debug, EXIT_USAGE):  # the options: a wrong one is a usage error, nothing has run
         if show not in ("misses", "all", "none"):
             msg = f"--show expects misses, all or none, got {show!r}"
             raise ConfigurationError(msg)
+        in_split([], split)  # type: ignore[arg-type]  # a wrong --split is a usage error
         tool_map = {**TASKBENCH_TOOLS, **_mapping(mapping)}
         tools, router = _eval_tools(profile, config, model, device)
-        chosen = make_planner(planner, llm=_load_llm(llm, device), router=router)  # type: ignore[arg-type]
+        chat = _load_llm(llm, device)
+        make_planner(planner, llm=chat, router=router)  # type: ignore[arg-type]  # a wrong --planner: usage error
     with errors_as_lines(debug):  # a cases file that cannot be read is a bad file, as for `run`: exit 1
-        loaded = load_cases(cases, tool_map)
-        total = sum(not case.skipped for case in loaded)
+        loaded = [case for path in cases for case in load_cases(path, tool_map)]
+        # An LLM planner is shown the nearest solved requests of the tuning part only (never held-out).
+        examples = FewShotExamples(tuning_examples(loaded), k=few_shot) if chat is not None and few_shot else None
+        chosen = make_planner(planner, llm=chat, router=router, examples=examples)  # type: ignore[arg-type]
+        chosen_cases = [c for c, keep in zip(loaded, in_split((c.split for c in loaded), split), strict=True) if keep]  # type: ignore[arg-type]
+        total = sum(not case.skipped for case in chosen_cases)
         with err.status(f"planning {total} cases…") as status:
             done: list[int] = []
 
@@ -65,7 +78,7 @@ def eval_(
                 done.append(1)
                 status.update(f"planning case {len(done)}/{total}…")
 
-            report = evaluate(loaded, chosen, tools, name=planner, on_case=advance)
+            report = evaluate(chosen_cases, chosen, tools, name=planner, on_case=advance)
         if as_json:
             sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
             return
@@ -113,6 +126,10 @@ def _print_report(report: Any, show: str) -> None:
         ("planning CPU ms / request", f"mean {cpu['mean']:.1f}, median {cpu['median']:.1f}, p95 {cpu['p95']:.1f}"),
         ("first request", f"{summary['first_seconds']:.2f} s (loads the router or LLM)"),
         ("tiers", ", ".join(f"{k} {v}" for k, v in summary["tiers"].items())),
+        *((f"{part} part", f"{figures['cases']} cases: node F1 {figures['node_f1']:.1f}, "
+                           f"edge F1 {figures['edge_f1']:.1f}, exact {figures['exact_plans']:.1f} %, "
+                           f"routed wrong {figures['confidently_wrong']}")
+          for part, figures in summary["splits"].items()),
     ]
     if summary["errors"]:
         rows.append(("planning errors", str(summary["errors"])))

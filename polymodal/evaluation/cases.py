@@ -19,6 +19,9 @@ Two JSONL formats are read, line by line (a file may mix them):
   ``uses`` lists what each expected step consumes: attachment ids and earlier expected steps
   (``s1`` is the first). ``args`` (optional) are argument values the step must have; text is
   compared without case, surrounding quotes or final punctuation, lists as sets.
+
+Either format may carry ``"split": "tuning"`` or ``"held-out"``; without it the case's id decides
+its part (:func:`~polymodal.evaluation.splits.split_of`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from polymodal.errors import ConfigurationError
+from polymodal.evaluation.splits import Split, split_of
 from polymodal.media import Modality
 
 __all__ = ["TASKBENCH_TOOLS", "EvalCase", "ExpectedStep", "load_cases", "parse_case"]
@@ -88,6 +92,8 @@ class EvalCase:
     source: Literal["taskbench", "polymodal"]
     skipped: str = ""
     """Why the case cannot be scored (a TaskBench tool polymodal has no counterpart for); empty if scored."""
+    split: Split = "tuning"
+    """The part it belongs to (see :mod:`polymodal.evaluation.splits`): tuning, or held-out (scored only)."""
 
     @property
     def attachment_ids(self) -> list[str]:
@@ -162,7 +168,8 @@ def _taskbench_case(data: Mapping[str, Any], where: str, mapping: Mapping[str, f
             uses += [by_name[text.strip()]] if text.strip() in by_name else []
         steps.append(ExpectedStep(task, tools, tuple(dict.fromkeys(uses))))
     case_id = str(data.get("id") or where)
-    return EvalCase(case_id, instruction, attachments, tuple(steps), "taskbench", skipped)
+    return EvalCase(case_id, instruction, attachments, tuple(steps), "taskbench", skipped,
+                    split_of(case_id, str(data.get("split", ""))))
 
 
 def _polymodal_case(data: Mapping[str, Any], where: str) -> EvalCase:
@@ -181,7 +188,9 @@ def _polymodal_case(data: Mapping[str, Any], where: str) -> EvalCase:
                 msg = f"step {index + 1} uses {ref}, which is not an earlier step"
                 raise ValueError(msg)
         steps.append(ExpectedStep(str(step["tool"]), frozenset({str(step["tool"])}), uses, dict(step.get("args", {}))))
-    return EvalCase(str(data.get("id") or where), str(data["request"]), tuple(attachments), tuple(steps), "polymodal")
+    case_id = str(data.get("id") or where)
+    return EvalCase(case_id, str(data["request"]), tuple(attachments), tuple(steps), "polymodal",
+                    split=split_of(case_id, str(data.get("split", ""))))
 
 
 _SUFFIX = {"image": ".png", "audio": ".wav", "video": ".mp4"}

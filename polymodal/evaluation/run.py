@@ -18,6 +18,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 
 from polymodal.agent.conversation import ConversationView
+from polymodal.agent.fewshot import FewShotExamples
 from polymodal.agent.plan import Plan, references
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, PlanningRequest, PlanOutcome
 from polymodal.agent.router import Router
@@ -26,6 +27,7 @@ from polymodal.errors import ConfigurationError, PlanningError
 from polymodal.evaluation.cases import EvalCase
 from polymodal.evaluation.media import placeholder
 from polymodal.evaluation.scoring import Counts, score_plan
+from polymodal.evaluation.splits import SplitName, in_split
 from polymodal.tools.base import Tool
 
 __all__ = ["CaseResult", "EvalReport", "PlannerName", "evaluate", "make_planner"]
@@ -53,6 +55,8 @@ class CaseResult:
     """CPU time of the planning thread: what planning costs on one thread, however busy the machine is."""
     missing_tools: list[str] = field(default_factory=list)
     error: str = ""
+    split: str = "tuning"
+    """The case's part (:mod:`polymodal.evaluation.splits`): figures are reported per part."""
 
 
 @dataclass
@@ -108,7 +112,27 @@ class EvalReport:
             "planning_cpu_ms": {k: round(v, 2) for k, v in self.latency_ms("cpu_seconds").items()},
             "tiers": dict(Counter(c.tier for c in self.cases)),
             "errors": sum(bool(c.error) for c in self.cases),
+            "confidently_wrong": self.confidently_wrong,
+            "splits": self.by_split(),
         }
+
+    @property
+    def confidently_wrong(self) -> int:
+        """Cases the router planned itself (no next tier asked) with a tool the gold plan lacks."""
+        return sum(c.tier == "router" and c.nodes.fp > 0 for c in self.cases)
+
+    def by_split(self) -> dict[str, dict[str, Any]]:
+        """Node and edge F1 and exact plans of each part present (tuning, held-out), apart."""
+        found: dict[str, dict[str, Any]] = {}
+        for part in ("tuning", "held-out"):
+            cases = [c for c in self.cases if c.split == part]
+            if cases:
+                nodes, edges = sum((c.nodes for c in cases), Counts()), sum((c.edges for c in cases), Counts())
+                found[part] = {"cases": len(cases), "node_f1": round(100 * nodes.f1, 1),
+                               "edge_f1": round(100 * edges.f1, 1),
+                               "exact_plans": round(100 * sum(c.exact for c in cases) / len(cases), 1),
+                               "confidently_wrong": sum(c.tier == "router" and c.nodes.fp > 0 for c in cases)}
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """The summary, every case's result and the skipped cases, as JSON-ready data."""
@@ -128,12 +152,14 @@ class _RouterOnly:
         return outcome
 
 
-def make_planner(name: PlannerName, *, llm: BaseChatModel | None = None, router: Router | None = None) -> Planner:
+def make_planner(name: PlannerName, *, llm: BaseChatModel | None = None, router: Router | None = None,
+                 examples: FewShotExamples | None = None) -> Planner:
     """The planner ``polymodal eval --planner NAME`` scores.
 
     ``router``: the router alone; ``tiered``: router, then the LLM when one is given, else the
     modality defaults (what an Agent with a router runs); ``defaults``: the modality defaults;
-    ``llm``: one LLM call per request (needs ``llm``).
+    ``llm``: one LLM call per request (needs ``llm``). ``examples``: the LLM planner's worked
+    examples (build them with :func:`~polymodal.evaluation.fewshot.tuning_examples`).
     """
     if name == "defaults":
         return DefaultPlanner()
@@ -141,11 +167,12 @@ def make_planner(name: PlannerName, *, llm: BaseChatModel | None = None, router:
         if llm is None:
             msg = "the llm planner needs a chat model: pass --llm FOLDER (or llm=...)"
             raise ConfigurationError(msg)
-        return LLMPlanner(llm)
+        return LLMPlanner(llm, examples=examples)
     if name == "router":
         return _RouterOnly(router or Router())
     if name == "tiered":
-        return TieredPlanner(router or Router(), LLMPlanner(llm) if llm is not None else None, DefaultPlanner())
+        llm_tier = LLMPlanner(llm, examples=examples) if llm is not None else None
+        return TieredPlanner(router or Router(), llm_tier, DefaultPlanner())
     msg = f"unknown planner {name!r} (router, tiered, defaults or llm)"
     raise ConfigurationError(msg)
 
@@ -157,13 +184,15 @@ def evaluate(
     *,
     name: str = "",
     on_case: Callable[[CaseResult], None] | None = None,
+    split: SplitName = "all",
 ) -> EvalReport:
-    """Plan every scorable case with ``planner`` and score it against its expected plan.
+    """Plan every scorable case of ``split`` with ``planner`` and score it against its expected plan.
 
     A planner that fails on a case (PlanningError) scores an empty plan there, and the error is
     recorded; any other error propagates.
     """
     results: list[CaseResult] = []
+    cases = [case for case, keep in zip(cases, in_split((c.split for c in cases), split), strict=True) if keep]
     skipped = {case.id: case.skipped for case in cases if case.skipped}
     first = 0.0
     for case in (c for c in cases if not c.skipped):
@@ -193,7 +222,7 @@ def _run_case(case: EvalCase, planner: Planner, tools: Mapping[str, Tool]) -> Ca
     expected = [f"{s.label}({', '.join(s.uses)})" for s in case.steps]
     planned = [f"{s.tool}({', '.join(_uses(s.args, set(ids)))})" for s in plan.steps]
     return CaseResult(case.id, case.request, expected, planned, score.nodes, score.edges, score.exact, tier, calls,
-                      seconds, cpu_seconds, missing, error)
+                      seconds, cpu_seconds, missing, error, case.split)
 
 
 def _uses(args: Mapping[str, Any], attachment_ids: set[str]) -> list[str]:
