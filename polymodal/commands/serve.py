@@ -35,6 +35,7 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="largest attachment, MB")] = 32.0,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="the web chat page at /")] = True,
     preload: Annotated[bool, typer.Option("--preload/--no-preload", help="load every model at start-up")] = True,
+    mcp: Annotated[bool, typer.Option("--mcp/--no-mcp", help="also serve the tools over MCP at /mcp")] = False,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -57,9 +58,10 @@ def serve(
         agent = _agent(profile, config, llm, device, model, debug, settings=Settings(limits=limits))
         settings = ServeSettings(api_key=api_key or None, max_concurrency=max_concurrency, max_queue=max_queue,
                                  max_request_bytes=max(64 * 1024**2, 2 * limits.max_bytes), ui=ui, preload=preload)
-        application = create_app(agent, settings)
+        application = create_app(agent, settings, mcp=mcp)
         where = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
         say(err, f"polymodal: API at {where}/v1" + (f", chat page at {where}/" if ui else "") +
+            (f", MCP at {where}/mcp" if mcp else "") +
             (" (API key required)" if api_key else ""))
     uvicorn.run(application, host=host, port=port, log_level="debug" if debug else "info",
                 timeout_graceful_shutdown=30, ws="none")
