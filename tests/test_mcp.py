@@ -220,8 +220,8 @@ def test_the_llm_planner_reads_the_remote_schema(remote, sign):
 
 
 def test_a_remote_failure_is_a_tool_error(remote, sign):
-    with pytest.raises(ToolError, match="takes audio"):
-        remote["transcriber"].invoke({"audio": str(sign)})  # the image goes over as a data: URL; the server refuses
+    with pytest.raises(ToolError, match="takes audio"):  # the image goes over as a data: URL; the server refuses
+        remote["transcriber"].execute(audio=data_url(sign))
     plan = '{"steps": [{"id": "s1", "tool": "ocr", "args": {"image": "image_1", "min_score": 2}}]}'
     from support.fake_llm import ScriptedChatModel
 
