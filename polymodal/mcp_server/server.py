@@ -68,7 +68,7 @@ class _Handlers:
 
     async def list_tools(self, _ctx: ServerRequestContext[Any], _params: Any) -> types.ListToolsResult:
         tools = [types.Tool(name=name, description=tool.description,
-                            input_schema=input_schema(tool.args_schema, paths=self.paths))
+                            input_schema=input_schema(tool.args_schema, paths=self.paths))  # type: ignore[arg-type]
                  for name, tool in self.agent.tools.items() if isinstance(tool.args_schema, type)]
         ask = input_schema(AskArgs, paths=self.paths)
         ask["properties"]["attachments"]["description"] = AskArgs.model_fields["attachments"].description if (

@@ -256,7 +256,7 @@ def _field_type(prop: Mapping[str, Any]) -> Any:
     kind = prop.get("type")
     if kind == "array":
         items = prop.get("items")
-        inner = _JSON_TYPES.get(items.get("type"), Any) if isinstance(items, Mapping) else Any
+        inner = _JSON_TYPES.get(str(items.get("type")), Any) if isinstance(items, Mapping) else Any
         return list[inner]  # type: ignore[valid-type]
     return _JSON_TYPES.get(kind, Any) if isinstance(kind, str) else Any
 
@@ -276,7 +276,7 @@ def args_model(tool_name: str, schema: Mapping[str, Any]) -> tuple[type[BaseMode
         name = key if key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_") else f"arg_{index}"
         if name != key:
             aliases[name] = key
-        extra = {"modality": Modality(prop["modality"]).value} if prop.get("modality") in ("image", "audio",
+        extra: dict[str, Any] | None = {"modality": Modality(prop["modality"]).value} if prop.get("modality") in ("image", "audio",
                                                                                          "video") else None
         kind = _field_type(prop)
         default = ... if key in required else prop.get("default")
