@@ -276,8 +276,8 @@ def args_model(tool_name: str, schema: Mapping[str, Any]) -> tuple[type[BaseMode
         name = key if key.isidentifier() and not keyword.iskeyword(key) and not key.startswith("_") else f"arg_{index}"
         if name != key:
             aliases[name] = key
-        extra: dict[str, Any] | None = {"modality": Modality(prop["modality"]).value} if prop.get("modality") in ("image", "audio",
-                                                                                         "video") else None
+        marked = prop.get("modality") in ("image", "audio", "video")
+        extra: dict[str, Any] | None = {"modality": Modality(prop["modality"]).value} if marked else None
         kind = _field_type(prop)
         default = ... if key in required else prop.get("default")
         fields[name] = (Annotated[kind if key in required else kind | None,
