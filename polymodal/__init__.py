@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     )
     from polymodal.integrations.langchain import MultimodalChain
     from polymodal.media import Attachment, MediaLimits, Modality
-    from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, tool
+    from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, mcp_tools, tool
     from polymodal.tools.video_summarizer import Timeline, VideoSummarizer
     from polymodal.transient import RetryPolicy
 
@@ -47,7 +47,8 @@ _WHERE: dict[str, str] = {
                      "ResourceError", "ToolError", "ToolTimeout"], "polymodal.errors"),
     "MultimodalChain": "polymodal.integrations.langchain",
     **dict.fromkeys(["Attachment", "MediaLimits", "Modality"], "polymodal.media"),
-    **dict.fromkeys(["AudioInput", "ImageInput", "Tool", "ToolOutput", "VideoInput", "tool"], "polymodal.tools"),
+    **dict.fromkeys(["AudioInput", "ImageInput", "Tool", "ToolOutput", "VideoInput", "mcp_tools", "tool"],
+                    "polymodal.tools"),
     **dict.fromkeys(["Timeline", "VideoSummarizer"], "polymodal.tools.video_summarizer"),
     "RetryPolicy": "polymodal.transient",
 }
@@ -85,6 +86,7 @@ __all__ = [
     "VideoInput",
     "VideoSummarizer",
     "__version__",
+    "mcp_tools",
     "tool",
 ]
 

@@ -24,6 +24,8 @@ import torch
 from PIL import Image
 from support.server import free_port
 
+from polymodal.serving import SESSION_HEADER
+
 pytestmark = [pytest.mark.allow_hosts(["127.0.0.1"]), pytest.mark.enable_socket]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +140,8 @@ def test_a_session_started_on_one_replica_continues_on_another(two_replicas):
     created = httpx.post(url + "/v1/sessions", timeout=30)
     assert created.status_code == 201
     session = created.json()["id"]
-    statuses = [httpx.get(f"{url}/v1/sessions/{session}", timeout=30).status_code for _ in range(20)]
+    statuses = [httpx.get(f"{url}/v1/sessions/current", headers={SESSION_HEADER: session}, timeout=30).status_code
+                for _ in range(20)]
     assert statuses == [200] * 20
 
 

@@ -34,7 +34,7 @@ def tools() -> dict:
 def test_the_split_rule_is_pinned_and_a_declared_part_wins():
     cases = load_cases(TASKBENCH)
     held = sorted(c.id for c in cases if c.split == "held-out")
-    assert len(held) == 18 and len(cases) - len(held) == 30  # the figures in docs/planning.md are of these parts
+    assert len(held) == 18 and len(cases) - len(held) == 30  # docs/planning-generalization.md figures
     assert held[:3] == sorted(held)[:3] and split_of(held[0]) == "held-out"
     assert split_of(held[0], "tuning") == "tuning"
     assert {c.split for c in load_cases(FRESH)} == {"held-out"}  # written before tuning: never tuned on

@@ -54,6 +54,7 @@ def serve(
                             ] = 1.0,
     replica_gpus: Annotated[float, typer.Option("--ray-replica-gpus", min=0,
                                                 help="with --ray: GPUs per replica (0.5: two share one)")] = 0.0,
+    mcp: Annotated[bool, typer.Option("--mcp/--no-mcp", help="also serve the tools over MCP at /mcp")] = False,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -90,12 +91,13 @@ def serve(
         return
     with errors_as_lines(debug, EXIT_USAGE):
         agent = _agent(profile, config, llm, device, model, debug, settings=Settings(limits=limits))
-        application = create_app(agent, settings)
+        application = create_app(agent, settings, mcp=mcp)
         if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
             say(err, f"polymodal: warning: listening on {host} without --api-key: anyone who can reach this "
                      "address can use the API and the chat page")
         where = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}"
         say(err, f"polymodal: API at {where}/v1" + (f", chat page at {where}/" if ui else "") +
+            (f", MCP at {where}/mcp" if mcp else "") +
             (" (API key required)" if api_key else ""))
     uvicorn.run(application, host=host, port=port, log_level="debug" if debug else "info",
                 timeout_graceful_shutdown=30, ws="none")

@@ -15,6 +15,7 @@ Routes (every one wants the API key when one is set):
 - ``POST /v1/sessions``, ``GET``/``DELETE /v1/sessions/current`` (the session named by the
   ``X-Polymodal-Session`` header, never by the URL: URLs end up in access logs): remembered conversations.
 - ``GET /v1/artifacts/{id}``: generated media, for the session that made them.
+- ``/mcp`` (with ``create_app(..., mcp=True)``): the tools and ``ask`` over MCP's streamable HTTP.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from polymodal.agent import Agent
@@ -60,19 +61,23 @@ __all__ = ["SESSION_HEADER", "create_app"]
 
 logger = logging.getLogger("polymodal.serving")
 
-_PROTECTED = ("/v1", "/healthz", "/readyz")
+_PROTECTED = ("/v1", "/healthz", "/readyz", "/mcp")
 
 
-def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | None = None) -> FastAPI:
-    """The app serving ``agent`` (or the agent ``agent()`` builds) under ``settings``."""
+def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | None = None, *,
+               mcp: bool = False) -> FastAPI:
+    """The app serving ``agent`` (or the agent ``agent()`` builds) under ``settings``; ``mcp``
+    also serves its tools over MCP at ``/mcp`` (the ``mcp`` extra), behind the same API key."""
     settings = settings or ServeSettings()
     service = Service(agent if isinstance(agent, Agent) else agent(), settings)
+    mcp_running: list[Callable[[], AbstractAsyncContextManager[None]]] = []
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.preload:
             threading.Thread(target=service.warm_up, name="polymodal-warm-up", daemon=True).start()
-        yield
+        async with mcp_running[0]() if mcp_running else nullcontext():
+            yield
         await asyncio.to_thread(service.close)  # uvicorn has finished the responses; let the turns end too
 
     app = FastAPI(title="polymodal", version=_version(), lifespan=lifespan, docs_url="/v1/docs",
@@ -81,6 +86,12 @@ def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | Non
     _add_error_handlers(app)
     _add_routes(app, service)
     _document_completions(app)
+    if mcp:
+        from polymodal.mcp_server import http_endpoint
+
+        endpoint, running = http_endpoint(service.agent, host="", max_request_bytes=settings.max_request_bytes)
+        app.add_route("/mcp", endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+        mcp_running.append(running)
     if settings.ui:
         from polymodal.serving.ui import mount_ui
 

@@ -90,10 +90,9 @@ class BodyLimits:
         chunks: list[bytes] = []
         size = 0
         while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
+            try:  # asyncio.timeout_at is 3.11+; wait_for works on 3.10 too
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except (TimeoutError, asyncio.TimeoutError):
                 msg = (f"the request body did not arrive within {self.body_timeout:g} s (the server's "
                        f"body_timeout; {size:,} bytes came); send it faster or smaller")
                 return None, reserved, APIError(408, msg, code="body_timeout", headers={"Connection": "close"})

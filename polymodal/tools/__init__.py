@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
     from polymodal.tools.fusion_head import FusionHead
     from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
+    from polymodal.tools.mcp_client import MCPConnection, MCPTool, mcp_tools
     from polymodal.tools.mood import Mood, MoodSpan, MoodWindow
     from polymodal.tools.ocr import OCR, OCRLine, OCRResult
     from polymodal.tools.speech_synthesizer import SpeechSynthesizer
@@ -52,6 +53,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["AudioInput", "FunctionTool", "ImageInput", "VideoInput", "tool"], "polymodal.tools.function"),
     **dict.fromkeys(["FusionHead"], "polymodal.tools.fusion_head"),
     **dict.fromkeys(["ImageGenerator", "ImageGeneratorArgs", "ImagePromptArgs"], "polymodal.tools.image_generator"),
+    **dict.fromkeys(["MCPConnection", "MCPTool", "mcp_tools"], "polymodal.tools.mcp_client"),
     **dict.fromkeys(["Mood", "MoodSpan", "MoodWindow"], "polymodal.tools.mood"),
     **dict.fromkeys(["OCR", "OCRLine", "OCRResult"], "polymodal.tools.ocr"),
     **dict.fromkeys(["SpeechSynthesizer"], "polymodal.tools.speech_synthesizer"),
@@ -82,6 +84,8 @@ __all__ = [
     "ImageRef",
     "ImageRefs",
     "LabelScore",
+    "MCPConnection",
+    "MCPTool",
     "ModelCache",
     "ModelTool",
     "Mood",
@@ -105,6 +109,7 @@ __all__ = [
     "VisualAnswers",
     "VisualQA",
     "default_tools",
+    "mcp_tools",
     "model_cache",
     "report_progress",
     "tool",
