@@ -31,7 +31,8 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "langchain": ("LangChain agents and chains", ("langchain", "langchain_community", "langchain_huggingface")),
     "dalle": ("DallEImageGenerator (OpenAI's API)", ("langchain_community", "openai")),
     "serve": ("polymodal serve: the HTTP API and its chat page", ("fastapi", "uvicorn", "gradio", "python_multipart")),
-    "ray": ("batch --ray and Ray hosts: spreading model work over a cluster", ("ray",)),
+    "mcp": ("polymodal mcp and mcp_tools(): tools shared over the Model Context Protocol", ("mcp",)),
+    "ray": ("batch --ray, serve --ray and Ray hosts: spreading model work over a cluster", ("ray", "ray.serve")),
 }
 """Every optional extra of pyproject.toml (but ``all`` and ``dev``): what it is for, and the modules it brings."""
 
