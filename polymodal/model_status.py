@@ -32,7 +32,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dalle": ("DallEImageGenerator (OpenAI's API)", ("langchain_community", "openai")),
     "serve": ("polymodal serve: the HTTP API and its chat page", ("fastapi", "uvicorn", "gradio", "python_multipart")),
     "mcp": ("polymodal mcp and mcp_tools(): tools shared over the Model Context Protocol", ("mcp",)),
-    "ray": ("batch --ray, serve --ray and Ray hosts: spreading model work over a cluster", ("ray", "ray.serve")),
+    "ray": ("batch --ray, serve --ray and Ray hosts: spreading model work over a cluster", ("ray",)),
 }
 """Every optional extra of pyproject.toml (but ``all`` and ``dev``): what it is for, and the modules it brings."""
 

@@ -196,7 +196,7 @@ def test_the_conversations_page_code_runs_as_written():
     assert len(blocks) >= 5
     namespace: dict[str, Any] = {}
     for block in blocks:  # one namespace: the page's blocks continue each other, as a reader runs them
-        exec(compile(block, "docs/conversations.md", "exec"), namespace)
+        exec(compile(block, "conversations page", "exec"), namespace)
 
 
 def test_a_batch_result_is_the_replys_record_and_the_cli_reads_failures_back_from_it(tmp_path):
