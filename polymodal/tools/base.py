@@ -492,7 +492,8 @@ class ModelTool(Tool):
 
     def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
         """The batcher's progress hook (see :func:`fan_out_progress`); a method so that the batcher
-        gets it from the tool it serves, without importing this module back (no import cycle)."""
+        gets it from the tool it serves (:class:`~polymodal.tools.batching.BatchedTool`), without
+        importing this module back (no import cycle, not even for types)."""
         return fan_out_progress(contexts, call)
 
     def batch_signature(self) -> str:
