@@ -90,7 +90,7 @@ def face_path(args: argparse.Namespace, work: Path, models: Any) -> None:
 
     from polymodal import Attachment
     from polymodal.tools import EmotionRecognizer, HaarFaceDetector
-    from polymodal.tools.call_windows import FaceSettings, WindowInput, faces_in
+    from polymodal.tools.emotion.call_windows import FaceSettings, WindowInput, faces_in
     from polymodal.tools.keyframes import Sampling, frames_at, iter_frames
 
     video = Attachment.from_path(two_face_call(work, args.frames / 2 + 1))

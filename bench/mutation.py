@@ -6,8 +6,8 @@ against each mutant. A mutant the tests do not catch ("survived") is a change of
 would notice: a missing test, or code that does nothing.
 
 Targets: plan validation (``agent/plan.py``), the executor (``agent/executor.py``), fusion and its
-citation cleaning (``agent/fusion.py``), media sniffing (``_sniff`` and ``_looks_like`` in
-``media.py``; the rest of that module is left alone) and redaction (``redaction.py``). mutmut 3
+citation cleaning (``agent/fusion.py``), media sniffing (``_sniff`` and ``_looks_like``, the
+whole of ``media/_sniffing.py``) and redaction (``redaction.py``). mutmut 3
 mutates function bodies only: module-level tables (magic numbers, the redaction patterns) are not
 mutated, and are guarded by table-driven tests instead.
 
@@ -38,7 +38,7 @@ TARGETS: dict[str, set[str] | None] = {
     "polymodal/agent/plan.py": None,
     "polymodal/agent/executor.py": None,
     "polymodal/agent/fusion.py": None,
-    "polymodal/media.py": {"_sniff", "_looks_like"},
+    "polymodal/media/_sniffing.py": None,
     "polymodal/redaction.py": None,
 }
 # The tests that guard those behaviours; all run without model checkpoints.

@@ -135,8 +135,8 @@ def test_limits_are_media_limit_errors_naming_the_setting_before_any_model_loads
 
 
 def test_a_header_that_understates_the_length_still_meets_the_caps(calls):
-    from polymodal.tools.call_windows import CallSource, FaceSettings, StreamState, iter_windows
-    from polymodal.tools.mood import WindowGrid
+    from polymodal.tools.emotion.call_windows import CallSource, FaceSettings, StreamState, iter_windows
+    from polymodal.tools.emotion.mood import WindowGrid
 
     video = Attachment.from_path(calls["halves"])
     source = CallSource("halves.mp4", audio=video, video=video, duration=1.0)  # the header said 1 s
@@ -326,8 +326,8 @@ def test_agent_asks_how_the_people_in_a_call_felt(tuned, calls):
 
 
 def test_frames_are_sampled_evenly_across_each_window(media):
+    from polymodal.tools.emotion.mood import WindowGrid
     from polymodal.tools.keyframes import Sampling, frames_at
-    from polymodal.tools.mood import WindowGrid
 
     video = Attachment.from_path(media.video(scenes=[(RED, 1.0), ((30, 200, 30), 1.0), (BLUE, 1.0)]))
     grid = WindowGrid(window=1.5, duration=video.duration)

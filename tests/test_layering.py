@@ -2,9 +2,10 @@
 
 Every ``import`` in polymodal's source is read with ``ast`` — module-level and function-local
 alike, since a lazy import is still a dependency — and two rules are checked: no module imports
-a module of a higher layer (``TYPE_CHECKING`` imports included), and the modules' runtime imports
-form no cycle (a ``TYPE_CHECKING`` import is a type reference, not a dependency, so two modules of
-one layer may name each other's types). A new module of an unknown place counts as the top layer
+a module of a higher layer (``TYPE_CHECKING`` imports included), and the modules' imports form no
+cycle, ``TYPE_CHECKING`` imports included: two modules that need each other's types are one module,
+or one of them takes a small ``Protocol`` of what it needs from the other (``tools.batching``'s
+``BatchedTool``). A new module of an unknown place counts as the top layer
 (an application): nothing below may import it; add it to ``LAYERS`` where it belongs.
 """
 
@@ -95,6 +96,10 @@ GRAPH = {module: sorted({name for name, _ in imports(module, path, type_checking
          for module, path in MODULES.items()}
 
 
+TYPED_GRAPH = {module: sorted({name for name, _ in imports(module, path)} - {module})
+               for module, path in MODULES.items()}
+
+
 def test_the_source_tree_was_found():
     assert {"polymodal.agent.agent", "polymodal.tools.base", "polymodal.media"} <= set(MODULES)
     assert all(target in MODULES for targets in GRAPH.values() for target in targets), "an import of no module"
@@ -160,3 +165,17 @@ def test_function_local_imports_count(tmp_path):
         "polymodal.integrations.langchain"]
     assert layer("polymodal.integrations.langchain") > layer("polymodal.agent.x") > layer("polymodal.tools.base")
     assert layer("polymodal.serving.app") == len(LAYERS)  # a new package defaults to the top layer
+
+
+def test_there_is_no_import_cycle_even_through_type_checking_imports():
+    cycle = find_cycle(TYPED_GRAPH)
+    assert cycle is None, "import cycle (TYPE_CHECKING imports counted): " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_sees_a_cycle_made_only_of_type_checking_imports(tmp_path):
+    """The typed graph really holds ``if TYPE_CHECKING:`` imports, so the test above can fail."""
+    (tmp_path / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import polymodal.b\n")
+    untyped = list(imports("polymodal.a", tmp_path / "a.py", type_checking=False))
+    typed = list(imports("polymodal.a", tmp_path / "a.py"))
+    assert untyped == [] and typed == [("polymodal.b", 3)]
+    assert find_cycle({"polymodal.a": ["polymodal.b"], "polymodal.b": ["polymodal.a"]}) is not None

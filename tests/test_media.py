@@ -695,7 +695,7 @@ def test_coerce_dispatches_on_type(tmp_path: Path) -> None:
 
 
 def test_bytes_probed_once_are_not_decoded_again_unless_the_caps_differ(monkeypatch: pytest.MonkeyPatch) -> None:
-    import polymodal.media as media
+    import polymodal.media._attachment as media  # where Attachment looks _probe up
 
     probes: list[str] = []
     real = media._probe

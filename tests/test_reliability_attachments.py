@@ -19,7 +19,8 @@ from support.offline_models import VOICE_NOTE, VOICE_NOTE_TEXT, needs_offline_mo
 
 from polymodal import Agent, Attachment, AttachmentError, packaged, tool
 from polymodal.agent.planner import describe_history
-from polymodal.media import MediaLimits, _open_regular
+from polymodal.media import MediaLimits
+from polymodal.media._files import _open_regular
 from polymodal.prompts.bounds import HISTORY_CHARS, REQUEST_CHARS, TOOL_RESULT_CHARS, TOOL_RESULTS_CHARS
 from polymodal.tools import Transcriber
 from polymodal.tools.transcriber import sound_seconds

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from polymodal import Attachment, AttachmentError, Modality
-from polymodal.media import _looks_like, _sniff
+from polymodal.media._sniffing import _looks_like, _sniff
 
 RATE = 16000
 

@@ -26,13 +26,13 @@ if TYPE_CHECKING:
     from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
     from polymodal.tools.dalle import DallEImageGenerator
     from polymodal.tools.emotion import EmotionRecognizer, EmotionScores
-    from polymodal.tools.faces import FaceBox, FaceDetector, HaarFaceDetector
+    from polymodal.tools.emotion.faces import FaceBox, FaceDetector, HaarFaceDetector
+    from polymodal.tools.emotion.fusion_head import FusionHead
+    from polymodal.tools.emotion.mood import Mood, MoodSpan, MoodWindow
     from polymodal.tools.frame_grabber import FrameGrabber
     from polymodal.tools.function import AudioInput, FunctionTool, ImageInput, VideoInput, tool
-    from polymodal.tools.fusion_head import FusionHead
     from polymodal.tools.image_generator import ImageGenerator, ImageGeneratorArgs, ImagePromptArgs
     from polymodal.tools.mcp_client import MCPConnection, MCPTool, mcp_tools
-    from polymodal.tools.mood import Mood, MoodSpan, MoodWindow
     from polymodal.tools.ocr import OCR, OCRLine, OCRResult
     from polymodal.tools.speech_synthesizer import SpeechSynthesizer
     from polymodal.tools.transcriber import Transcriber, Transcript, TranscriptSegment
@@ -47,14 +47,15 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["Captioner"], "polymodal.tools.captioner"),
     **dict.fromkeys(["ClipMatcher", "ClipScores", "LabelScore"], "polymodal.tools.clip_matcher"),
     **dict.fromkeys(["DallEImageGenerator"], "polymodal.tools.dalle"),
-    **dict.fromkeys(["EmotionRecognizer", "EmotionScores"], "polymodal.tools.emotion"),
-    **dict.fromkeys(["FaceBox", "FaceDetector", "HaarFaceDetector"], "polymodal.tools.faces"),
+    "EmotionRecognizer": "polymodal.tools.emotion.recognizer",
+    "EmotionScores": "polymodal.tools.emotion.scores",
+    **dict.fromkeys(["FaceBox", "FaceDetector", "HaarFaceDetector"], "polymodal.tools.emotion.faces"),
     **dict.fromkeys(["FrameGrabber"], "polymodal.tools.frame_grabber"),
     **dict.fromkeys(["AudioInput", "FunctionTool", "ImageInput", "VideoInput", "tool"], "polymodal.tools.function"),
-    **dict.fromkeys(["FusionHead"], "polymodal.tools.fusion_head"),
+    **dict.fromkeys(["FusionHead"], "polymodal.tools.emotion.fusion_head"),
     **dict.fromkeys(["ImageGenerator", "ImageGeneratorArgs", "ImagePromptArgs"], "polymodal.tools.image_generator"),
     **dict.fromkeys(["MCPConnection", "MCPTool", "mcp_tools"], "polymodal.tools.mcp_client"),
-    **dict.fromkeys(["Mood", "MoodSpan", "MoodWindow"], "polymodal.tools.mood"),
+    **dict.fromkeys(["Mood", "MoodSpan", "MoodWindow"], "polymodal.tools.emotion.mood"),
     **dict.fromkeys(["OCR", "OCRLine", "OCRResult"], "polymodal.tools.ocr"),
     **dict.fromkeys(["SpeechSynthesizer"], "polymodal.tools.speech_synthesizer"),
     **dict.fromkeys(["Transcriber", "Transcript", "TranscriptSegment"], "polymodal.tools.transcriber"),

@@ -36,12 +36,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from polymodal.tools.turns import Turn, current_turn, on_turn_end, turns_in_flight
 
-if TYPE_CHECKING:
-    from polymodal.tools.base import ModelTool
+T = TypeVar("T")
 
 __all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled"]
 
@@ -303,11 +302,40 @@ class MicroBatcher:
 
 
 
+class BatchedTool(Protocol):
+    """What a batcher needs of the tool it serves (:class:`polymodal.tools.base.ModelTool` is one).
+
+    A protocol rather than the class itself, so this module does not import ``tools.base``, which
+    imports it: the batcher sits below the tool, and values (the tool, its hooks) are passed down.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def max_wait_ms(self) -> float | None: ...
+
+    @property
+    def default_max_wait_ms(self) -> float: ...
+
+    def host_name(self) -> str: ...
+
+    def batch_signature(self) -> str: ...
+
+    def run_prepared(self, prepared: list[Any], *, host: str | None = None, deadline: float | None = None
+                     ) -> list[Any]: ...
+
+    def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T: ...
+
+
 _BATCHERS: dict[str, MicroBatcher] = {}
 _BATCHERS_LOCK = threading.Lock()
 
 
-def batcher_for(tool: ModelTool, host: str | None = None) -> MicroBatcher:
+def batcher_for(tool: BatchedTool, host: str | None = None) -> MicroBatcher:
     """The process-wide batcher of ``tool``'s configuration on ``host`` (equal signatures share one).
 
     The batcher sits in front of the host: calls are coalesced here, then each batch goes to
@@ -320,7 +348,7 @@ def batcher_for(tool: ModelTool, host: str | None = None) -> MicroBatcher:
         if batcher is None:
             wait = tool.max_wait_ms if tool.max_wait_ms is not None else tool.default_max_wait_ms
 
-            def run(items: list[Any], deadline: float | None, tool: ModelTool = tool) -> list[Any]:
+            def run(items: list[Any], deadline: float | None, tool: BatchedTool = tool) -> list[Any]:
                 return tool.run_prepared(items, host=host, deadline=deadline)
 
             batcher = MicroBatcher(run, max_batch=tool.batch_size, max_wait_ms=wait,

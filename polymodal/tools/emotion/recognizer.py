@@ -5,191 +5,70 @@
   ``AutoFeatureExtractor`` (``AutoProcessor`` fails for wav2vec2 classifiers, which have no CTC
   vocabulary). A silent window (RMS under ``silence_rms``) says "no voice" instead of classifying noise.
 - Faces: an image-classification checkpoint (facial-expression ViTs) on face *crops*. In a video,
-  ``frames`` frames per window are sampled, faces are found (:mod:`polymodal.tools.faces`, OpenCV's
+  ``frames`` frames per window are sampled, faces are found (:mod:`polymodal.tools.emotion.faces`, OpenCV's
   Haar cascade), tracked by position (``face 1``, ``face 2``) and cropped; a frame without a face
   says so instead of classifying the room. A photo with no face found is classified whole (it may
   be a tight face crop already), with a note.
 - Fusion per window: labels are aligned by name (``hap`` = ``happy``...), the faces' distributions
   are averaged, then a weighted average with the voice; or a trained
-  :class:`~polymodal.tools.fusion_head.FusionHead` (concatenated embeddings -> linear classifier)
+  :class:`~polymodal.tools.emotion.fusion_head.FusionHead` (concatenated embeddings -> linear classifier)
   when one is configured and both signals are there.
-- Over time (:mod:`polymodal.tools.mood`): windows of ``window`` seconds, adjacent equal labels
+- Over time (:mod:`polymodal.tools.emotion.mood`): windows of ``window`` seconds, adjacent equal labels
   merged into a timeline per person/signal, and the changes told in words ("calm until 03:10, then
-  angry"). The call is streamed (:mod:`polymodal.tools.call_windows`): memory holds a batch of
+  angry"). The call is streamed (:mod:`polymodal.tools.emotion.call_windows`): memory holds a batch of
   windows' crops and sound, never the call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr
 
 from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import ModelTool, ToolOutput, current_deadline
-from polymodal.tools.call_windows import (
+from polymodal.tools.emotion._parts import (
+    _Bundle,
+    _distribution,
+    _per_input,
+    _pool,
+    _Run,
+    _span,
+    _to,
+    _track_names,
+    _weighted,
+)
+from polymodal.tools.emotion.call_windows import (
     WHOLE_PICTURE,
     CallSource,
     FaceSettings,
-    StreamState,
     WindowInput,
     iter_windows,
 )
-from polymodal.tools.faces import FaceDetector, FaceTracker, HaarFaceDetector
-from polymodal.tools.fusion_head import FusionHead
-from polymodal.tools.loading import load_checked
-from polymodal.tools.mood import (
-    FACES,
-    FUSED,
-    VOICE,
+from polymodal.tools.emotion.faces import FaceDetector, FaceTracker, HaarFaceDetector
+from polymodal.tools.emotion.fusion_head import FusionHead
+from polymodal.tools.emotion.mood import (
     Fusion,
-    Mood,
-    MoodSpan,
     MoodWindow,
     WindowGrid,
     clock,
-    describe_changes,
     mean_distribution,
     merge_windows,
 )
+from polymodal.tools.emotion.scores import (
+    _MIN_VOICE,
+    DEFAULT_AUDIO_MODEL,
+    DEFAULT_FACE_MODEL,
+    SAMPLE_RATE,
+    EmotionArgs,
+    EmotionScores,
+)
+from polymodal.tools.loading import load_checked
 
-__all__ = ["EmotionArgs", "EmotionRecognizer", "EmotionScores", "canonical_emotion"]
-
-DEFAULT_AUDIO_MODEL = "superb/wav2vec2-base-superb-er"
-DEFAULT_FACE_MODEL = "trpakov/vit-face-expression"
-SAMPLE_RATE = 16000
-_MIN_VOICE = SAMPLE_RATE // 10  # under 0.1 s of sound is no voice
-
-# Short or variant label names used by emotion checkpoints -> one vocabulary, so voice and face agree.
-_ALIASES = {
-    "neu": "neutral", "hap": "happy", "happiness": "happy", "joy": "happy", "ang": "angry", "anger": "angry",
-    "sadness": "sad", "fea": "fear", "fearful": "fear", "dis": "disgust", "disgusted": "disgust",
-    "sur": "surprise", "surprised": "surprise", "cal": "calm",
-}
-
-
-def canonical_emotion(label: str) -> str:
-    """One spelling per emotion: lower case, aliases resolved (``"HAP"`` -> ``"happy"``)."""
-    key = label.strip().lower()
-    return _ALIASES.get(key, key)
-
-
-def _media_arg(modality: Modality, description: str) -> Any:
-    # ``AudioRef | None`` would lose the modality marker inside the union, so optional media args
-    # carry it on the field itself (base.attachment_fields reads it from there).
-    return Field(default=None, description=description, json_schema_extra={"modality": modality.value})
-
-
-class EmotionArgs(BaseModel):
-    """Arguments of emotion_recognizer: any of a voice recording, a video, or a face photo."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    audio: str | None = _media_arg(Modality.AUDIO, "id of an audio attachment (or a video, for its sound track)")
-    video: str | None = _media_arg(Modality.VIDEO, "id of a video: faces in its frames, and its sound track")
-    image: str | None = _media_arg(Modality.IMAGE, "id of an image showing a face")
-
-    @model_validator(mode="after")
-    def _something(self) -> EmotionArgs:
-        if self.audio is None and self.video is None and self.image is None:
-            raise ValueError("give at least one of 'audio', 'video' or 'image'")
-        if self.video is not None and self.image is not None:
-            raise ValueError("give 'video' or 'image' for the face, not both")
-        return self
-
-
-class EmotionScores(BaseModel):
-    """The artifact of emotion_recognizer: the overall mood, and how it went over time.
-
-    The first fields are the overall result (as before timelines existed); ``timeline`` has one
-    row per person/signal and run of equal labels, ``windows`` the per-window detail.
-    """
-
-    label: str
-    """The most likely emotion over the whole input, after fusion."""
-    probabilities: dict[str, float]
-    """Fused distribution over emotions, averaged over the windows by duration, most likely first."""
-    audio: dict[str, float] | None = None
-    """The voice model's distribution, averaged over the windows with a voice."""
-    face: dict[str, float] | None = None
-    """The face model's distribution, averaged over the faces and the windows with a face."""
-    frames: int = 0
-    """Frames (or photos) looked at for faces."""
-    fusion: Fusion
-    """``head`` or ``average`` when voice and face both counted somewhere, else ``audio`` or ``face``."""
-    timeline: list[MoodSpan] = Field(default_factory=list)
-    """Rows (start, end, who, label, probabilities): who is ``fused``, ``voice``, ``face 1``..., or
-    ``faces`` for "no face" stretches; adjacent windows with the same label are merged."""
-    windows: list[MoodWindow] = Field(default_factory=list)
-    """Per window: the voice's, each face's and the fused distribution."""
-    faces: list[str] = Field(default_factory=list)
-    """The faces told apart (``face 1``, ``face 2``...); ``picture`` when whole pictures were classified."""
-    window: float | None = None
-    """Seconds per window (None for a photo)."""
-    duration: float = 0.0
-    """Seconds covered by the windows (0 for a photo)."""
-    notes: list[str] = Field(default_factory=list)
-    """What could not be used, said plainly (no sound track, no face found, decoding stopped...)."""
-
-    @property
-    def overall(self) -> Mood:
-        """The fused label with its probabilities, over the whole input."""
-        return Mood(label=self.label, probabilities=self.probabilities)
-
-    def changes(self, who: str = FUSED) -> str:
-        """``calm until 03:10, then frustrated``: the timeline of one person or signal in words."""
-        return describe_changes(self.timeline, who)
-
-    def text(self) -> str:
-        """What the tool returns as content: the overall label first, then the changes and notes."""
-        top = ", ".join(f"{k} {v:.2f}" for k, v in list(self.probabilities.items())[:3])
-        lines = [f"{self.label} ({top}; from {self._sources()})"]
-        if len(self.windows) > 1:
-            lines.append(f"Over time ({len(self.windows)} windows of {self.window:g} s): {self.changes()}.")
-            tracked = [name for name in self.faces if any(s.who == name for s in self.timeline)]
-            if self.audio is not None and tracked:
-                lines.append(f"Voice: {self.changes(VOICE)}.")
-            if len(tracked) > 1 or (tracked and self.audio is not None):
-                lines += [f"{name.capitalize()}: {self.changes(name)}." for name in tracked]
-            blank = [s for s in self.timeline if s.who == FACES]
-            if blank:
-                lines.append("No face in view: " + ", ".join(f"{clock(s.start)}-{clock(s.end)}" for s in blank) + ".")
-        lines += [f"Note: {note}" for note in self.notes]
-        return "\n".join(lines)
-
-    def _sources(self) -> str:
-        if self.fusion in ("audio", "face") and len(self.windows) <= 1:
-            return {"audio": "voice", "face": f"face in {self.frames} frame(s)"}[self.fusion]
-        what = {"audio": "voice", "face": "faces", "average": "voice and faces",
-                "head": "voice and faces, trained fusion"}[self.fusion]
-        return what if len(self.windows) <= 1 else f"{what}, {self.duration:.0f} s"
-
-
-@dataclass
-class _Bundle:
-    audio_model: Any
-    feature_extractor: Any
-    face_model: Any
-    image_processor: Any
-    head: FusionHead | None
-    device: str
-    dtype: Any
-
-
-@dataclass
-class _Run:
-    """One input on its way through the windows: its source, face tracker, stream record and results."""
-
-    source: CallSource
-    grid: WindowGrid
-    faces: FaceSettings
-    state: StreamState = field(default_factory=StreamState)
-    windows: list[MoodWindow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+__all__ = ["EmotionRecognizer"]
 
 
 class EmotionRecognizer(ModelTool):
@@ -493,68 +372,3 @@ class EmotionRecognizer(ModelTool):
             face = torch.stack([emb.mean(0) for _, emb in faces.values()]).mean(0)
             rows.append(np.concatenate([voice[1].numpy(), face.numpy()]))
         return np.stack(rows).astype(np.float32)
-
-
-def _per_input(outputs: dict[str, Any], prepared: list[WindowInput]) -> list[tuple[WindowInput, Any, dict[str, Any]]]:
-    """Split the batched (probabilities, embeddings) back per window: its voice, and its crops by track."""
-    rows, voice_at, crop_at = [], 0, 0
-    for item in prepared:
-        voice = None
-        if item.audio is not None:
-            probs, emb = outputs["audio"]
-            voice = (probs[voice_at], emb[voice_at])
-            voice_at += 1
-        faces: dict[str, Any] = {}
-        if item.crops and "face" in outputs:
-            probs, emb = outputs["face"]
-            for track in dict.fromkeys(item.tracks):
-                rows_of = [crop_at + i for i, name in enumerate(item.tracks) if name == track]
-                faces[track] = (probs[rows_of], emb[rows_of])
-            crop_at += len(item.crops)
-        rows.append((item, voice, faces))
-    return rows
-
-
-def _track_names(windows: list[MoodWindow]) -> list[str]:
-    names = dict.fromkeys(name for w in windows for name in w.faces)
-    return sorted(names, key=lambda n: (len(n), n))
-
-
-def _span(window: MoodWindow) -> float:
-    return max(window.end - window.start, 1e-3)
-
-
-def _pool(model: Any, hidden: Any, mask: Any) -> Any:
-    """One vector per input: mean over time/tokens (masked for padded audio) or over a CNN's pixels."""
-    hidden = hidden.float()
-    if hidden.dim() == 4:  # (batch, channels, h, w)
-        return hidden.mean(dim=(2, 3))
-    if mask is not None and hasattr(model, "_get_feature_vector_attention_mask"):
-        frame_mask = model._get_feature_vector_attention_mask(hidden.shape[1], mask).unsqueeze(-1).float()
-        return (hidden * frame_mask).sum(1) / frame_mask.sum(1).clamp(min=1.0)
-    return hidden.mean(dim=1)
-
-
-def _distribution(model: Any, probs: Any) -> tuple[tuple[str, float], ...]:
-    """A hashable (label, probability) tuple in canonical label names (aliases summed)."""
-    merged: dict[str, float] = {}
-    for index, p in enumerate(probs.tolist()):
-        label = canonical_emotion(str(model.config.id2label.get(index, index)))
-        merged[label] = merged.get(label, 0.0) + float(p)
-    return tuple(merged.items())
-
-
-def _weighted(parts: list[tuple[tuple[tuple[str, float], ...], float]]) -> dict[str, float]:
-    """Weighted average of label distributions over the union of labels (missing label = 0)."""
-    total_weight = sum(weight for _, weight in parts) or 1.0
-    fused: dict[str, float] = {}
-    for dist, weight in parts:
-        for label, p in dist:
-            fused[label] = fused.get(label, 0.0) + weight * p / total_weight
-    norm = sum(fused.values()) or 1.0
-    return {label: p / norm for label, p in fused.items()}
-
-
-def _to(value: Any, bundle: _Bundle) -> Any:
-    value = value.to(bundle.device)
-    return value.to(bundle.dtype) if value.is_floating_point() else value

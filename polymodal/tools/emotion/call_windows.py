@@ -20,9 +20,9 @@ from PIL import Image
 
 from polymodal.errors import MediaLimitError
 from polymodal.media import Attachment
-from polymodal.tools.faces import FaceDetector, FaceTracker, crop_face
+from polymodal.tools.emotion.faces import FaceDetector, FaceTracker, crop_face
+from polymodal.tools.emotion.mood import WindowGrid
 from polymodal.tools.keyframes import Sampling, frames_at
-from polymodal.tools.mood import WindowGrid
 
 __all__ = ["WHOLE_PICTURE", "CallSource", "FaceSettings", "StreamState", "WindowInput", "faces_in", "iter_windows"]
 
