@@ -44,6 +44,6 @@ class Settings(BaseModel):
     Older ones are released (the conversation drops them and their bytes) and prompts only count
     them, so a long conversation does not get slower or bigger with every turn."""
     host: Literal["inprocess", "process", "ray"] | None = None
-    """Where model work runs (see :mod:`polymodal.hosts`): in this process, in worker processes that a
+    """Where model work runs (see :mod:`polymodal.runtime.hosts`): in this process, in worker processes that a
     timeout can kill, or in Ray actors. None: ``POLYMODAL_HOST``, else in-process. A tool's own
     ``host=`` wins over this."""

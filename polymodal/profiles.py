@@ -192,7 +192,7 @@ def _default_profile(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _has_cuda() -> bool:
-    from polymodal.tools.cache import surely_cpu_only
+    from polymodal.runtime.cache import surely_cpu_only
 
     if surely_cpu_only():  # no torch import (1-2 s) just to choose a profile
         return False
@@ -351,7 +351,7 @@ def _instantiate(cls: type[Tool], choice: ToolChoice, device: str | None, notes:
 
 def _check_folders(choice: ToolChoice) -> None:
     """A model folder named by a profile, config file, variable or override is checked before any work."""
-    from polymodal.tools.loading import folder_problem, looks_like_path
+    from polymodal.runtime.loading import folder_problem, looks_like_path
 
     for key in ("model", "vocoder", "face_model"):
         spec = choice.kwargs.get(key)
@@ -418,7 +418,7 @@ def build_agent(
 ) -> Agent:
     """An Agent with the profile's tools (and its router, when the router module is installed)."""
     from polymodal.agent import Agent
-    from polymodal.tools.cache import check_device
+    from polymodal.runtime.cache import check_device
 
     selection = select(profile, overrides, config=config)
     source = "device" if device else f"config file {str(selection.config_path)!r}: device"
@@ -443,7 +443,7 @@ def _settings_with_host(host: str, path: Path | None) -> Settings:
     from pydantic import ValidationError
 
     from polymodal.config import Settings
-    from polymodal.hosts import HOST_NAMES
+    from polymodal.runtime.hosts import HOST_NAMES
 
     try:
         return Settings.model_validate({"host": host})

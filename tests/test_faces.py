@@ -79,7 +79,7 @@ def test_a_loaded_detector_travels_to_a_worker_process_and_still_finds_the_face(
     """A tool on the process or Ray host is pickled after its detector has loaded on some thread."""
     import pickle
 
-    from polymodal.hosts.process import _tool_blob
+    from polymodal.runtime.hosts.process import _tool_blob
 
     detector.load()
     copy = pickle.loads(pickle.dumps(detector))

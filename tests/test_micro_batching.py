@@ -20,10 +20,10 @@ from PIL import Image
 
 from polymodal import Agent, Attachment, Plan, Settings, Step, ToolError
 from polymodal.agent.planner import PlanOutcome
+from polymodal.runtime.batching import MicroBatcher, batcher_for
+from polymodal.runtime.turns import request_in_flight
 from polymodal.tools import Captioner, ClipMatcher, ImageGenerator, Transcriber, VisualQA
 from polymodal.tools.base import ToolContext, using_context
-from polymodal.tools.batching import MicroBatcher, batcher_for
-from polymodal.tools.turns import request_in_flight
 
 
 def together(n: int, call: Callable[[int], Any]) -> list[Any]:

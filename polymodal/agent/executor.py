@@ -45,7 +45,7 @@ class Executor:
         tools: registered tools by name.
         default_timeout: seconds for a step whose tool sets no ``timeout`` (None: no limit).
         max_parallel: most steps running at once.
-        host: where model tools run their models (see :mod:`polymodal.hosts`); None: the default.
+        host: where model tools run their models (see :mod:`polymodal.runtime.hosts`); None: the default.
     """
 
     def __init__(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from polymodal._lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from polymodal.runtime.cache import ModelCache, model_cache
     from polymodal.tools.base import (
         AudioRef,
         ImageRef,
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
         VideoRef,
         report_progress,
     )
-    from polymodal.tools.cache import ModelCache, model_cache
     from polymodal.tools.captioner import Captioner
     from polymodal.tools.clip_matcher import ClipMatcher, ClipScores, LabelScore
     from polymodal.tools.dalle import DallEImageGenerator
@@ -43,7 +43,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys([
         "AudioRef", "ImageRef", "ImageRefs", "ModelTool", "Tool", "ToolOutput", "VideoRef", "report_progress"
     ], "polymodal.tools.base"),
-    **dict.fromkeys(["ModelCache", "model_cache"], "polymodal.tools.cache"),
+    **dict.fromkeys(["ModelCache", "model_cache"], "polymodal.runtime.cache"),
     **dict.fromkeys(["Captioner"], "polymodal.tools.captioner"),
     **dict.fromkeys(["ClipMatcher", "ClipScores", "LabelScore"], "polymodal.tools.clip_matcher"),
     **dict.fromkeys(["DallEImageGenerator"], "polymodal.tools.dalle"),

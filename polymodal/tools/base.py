@@ -79,7 +79,7 @@ class ModelTool(Tool):
 
     host: Literal["inprocess", "process", "ray"] | None = None
     """Where this tool's model runs: "inprocess", "process" or "ray" (None: the agent's
-    ``Settings.host``, else ``POLYMODAL_HOST``, else in-process). See :mod:`polymodal.hosts`."""
+    ``Settings.host``, else ``POLYMODAL_HOST``, else in-process). See :mod:`polymodal.runtime.hosts`."""
     own_worker: bool = False
     """With the process host: a worker process of this tool's own instead of its device's shared one."""
     ray_actor_options: dict[str, Any] | None = None
@@ -92,7 +92,7 @@ class ModelTool(Tool):
     coalesce_by_default: ClassVar[bool] = True
     default_max_wait_ms: ClassVar[float] = 50.0
     """Measured with bench/throughput.py: under load, eight concurrent jobs take tens of ms to reach a
-    batch; a lone request never waits (see polymodal.tools.batching), so a generous bound costs it nothing."""
+    batch; a lone request never waits (see polymodal.runtime.batching), so a generous bound costs it nothing."""
 
     @field_validator("model", mode="after")
     @classmethod
@@ -123,7 +123,7 @@ class ModelTool(Tool):
 
     def bundle(self) -> Any:
         """The loaded model bundle, from the shared cache (loaded on first use)."""
-        from polymodal.tools.cache import model_cache
+        from polymodal.runtime.cache import model_cache
 
         cache = model_cache()
         if self.checkpoint_model and not cache.holds(self.cache_key(), self.device):
@@ -136,7 +136,7 @@ class ModelTool(Tool):
         id neither cached nor reachable. Nothing is imported for it, so a missing model fails in
         milliseconds, not after seconds of importing torch and transformers. Called before the first
         load when ``checkpoint_model`` is set."""
-        from polymodal.tools.loading import check_available
+        from polymodal.runtime.loading import check_available
 
         check_available(self.name, self.model)
 
@@ -147,8 +147,8 @@ class ModelTool(Tool):
 
     def _load_checked(self, device: str, dtype: Any) -> Any:
         """``load``, after checking the device, with a broken model folder reported as such (T4)."""
-        from polymodal.tools.cache import check_device
-        from polymodal.tools.loading import loading
+        from polymodal.runtime.cache import check_device
+        from polymodal.runtime.loading import loading
 
         check_device(device, f"{self.name}: device")
         with loading(self.name, self.model, uses_transformers=self.uses_torch):
@@ -162,13 +162,13 @@ class ModelTool(Tool):
         """Prepare on the caller's thread (a bad file fails alone, before any model work), then run.
 
         With micro-batching on (the default for tools whose model gains from batches), the prepared
-        items join concurrent callers' items in shared batched calls (:mod:`polymodal.tools.batching`).
+        items join concurrent callers' items in shared batched calls (:mod:`polymodal.runtime.batching`).
         """
         host = self.host_name()
         if not self.coalesces():
             prepared = self.prepare(inputs)
             return self.run_prepared(prepared, host=host, deadline=current_deadline()) if prepared else []
-        from polymodal.tools.batching import batcher_for
+        from polymodal.runtime.batching import batcher_for
 
         batcher = batcher_for(self, host)
         with batcher.caller():  # the batcher waits for this call while its inputs are prepared
@@ -185,14 +185,14 @@ class ModelTool(Tool):
         ctx = current_context()
         if ctx is not None and ctx.host:
             return ctx.host
-        from polymodal.hosts import default_host
+        from polymodal.runtime.hosts import default_host
 
         return default_host()
 
     def run_prepared(self, prepared: list[Any], *, host: str | None = None, deadline: float | None = None
                      ) -> list[ToolOutput]:
         """Run prepared items on ``host`` (where the model lives), giving up past ``deadline``."""
-        from polymodal.hosts import host_named
+        from polymodal.runtime.hosts import host_named
 
         return host_named(host or self.host_name()).run(self, prepared, deadline)
 
@@ -224,7 +224,7 @@ class ModelTool(Tool):
 
     def coalesces(self) -> bool:
         """Whether concurrent calls share batched forwards (``micro_batching``, else the tool's default)."""
-        from polymodal.tools.batching import micro_batching_enabled
+        from polymodal.runtime.batching import micro_batching_enabled
 
         wanted = self.micro_batching if self.micro_batching is not None else self.coalesce_by_default
         return wanted and micro_batching_enabled()
@@ -235,7 +235,7 @@ class ModelTool(Tool):
 
     def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
         """The batcher's progress hook (see :func:`fan_out_progress`); a method so that the batcher
-        gets it from the tool it serves (:class:`~polymodal.tools.batching.BatchedTool`), without
+        gets it from the tool it serves (:class:`~polymodal.runtime.batching.BatchedTool`), without
         importing this module back (no import cycle, not even for types)."""
         return fan_out_progress(contexts, call)
 
@@ -245,7 +245,7 @@ class ModelTool(Tool):
         return f"{self.cache_key()}|{json.dumps(values, sort_keys=True, default=repr)}"
 
     def _run_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
-        from polymodal.tools.cache import is_out_of_memory, model_cache
+        from polymodal.runtime.cache import is_out_of_memory, model_cache
 
         try:
             return self._forward_chunk(bundle, chunk)
@@ -263,7 +263,7 @@ class ModelTool(Tool):
             raise
 
     def _forward_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
-        from polymodal.tools.cache import device_slot, inference_mode, pick_device
+        from polymodal.runtime.cache import device_slot, inference_mode, pick_device
 
         encoded = self.encode(bundle, chunk)
         with device_slot(pick_device(self.device)), inference_mode():

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
-from polymodal.tools.loading import load_checked
 
 __all__ = ["Captioner", "CaptionerArgs"]
 

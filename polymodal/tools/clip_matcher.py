@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRefs, ModelTool, ToolOutput
-from polymodal.tools.loading import load_checked
 
 __all__ = ["ClipMatcher", "ClipMatcherArgs", "ClipScores", "LabelScore"]
 

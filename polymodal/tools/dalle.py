@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 from polymodal.errors import AttachmentError, ConfigurationError, MissingDependencyError, ToolError
 from polymodal.media import DEFAULT_LIMITS, Attachment, Modality
 from polymodal.redaction import MASK, redact
+from polymodal.runtime.budget import GenerationBudget, run_within_budget
 from polymodal.tools.base import Tool, ToolOutput, current_context
-from polymodal.tools.budget import GenerationBudget, run_within_budget
 from polymodal.tools.image_generator import ImagePromptArgs
 
 __all__ = ["DallEImageGenerator", "redact_secrets"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.errors import ConfigurationError, MissingDependencyError
-from polymodal.tools.loading import load_checked
+from polymodal.runtime.loading import load_checked
 
 __all__ = ["FasterWhisperBundle", "is_ctranslate2_folder", "load_faster_whisper", "transcribe"]
 

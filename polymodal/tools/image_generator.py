@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from polymodal.errors import MissingDependencyError, ToolError
 from polymodal.media import Attachment, Modality
+from polymodal.runtime.budget import GenerationBudget, run_within_budget
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput, current_context
-from polymodal.tools.budget import GenerationBudget, run_within_budget
-from polymodal.tools.loading import load_checked
 
 __all__ = ["ImageGenerator", "ImageGeneratorArgs", "ImagePromptArgs"]
 

@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.errors import ConfigurationError, MissingDependencyError
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
-from polymodal.tools.loading import load_checked
 
 __all__ = ["OCR", "OCRArgs", "OCRLine", "OCRResult"]
 

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.errors import ConfigurationError, ToolError
 from polymodal.media import Attachment, Modality
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ModelTool, ToolOutput
-from polymodal.tools.loading import load_checked
 
 __all__ = ["SpeechSynthesizer", "SpeechSynthesizerArgs", "load_speaker_embedding"]
 

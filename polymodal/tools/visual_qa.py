@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
-from polymodal.tools.loading import load_checked
 
 __all__ = ["QAPair", "VisualAnswers", "VisualQA", "VisualQAArgs"]
 

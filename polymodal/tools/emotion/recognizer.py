@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitError, ToolError
 from polymodal.media import Attachment, Modality
+from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ModelTool, ToolOutput, current_deadline
 from polymodal.tools.emotion._parts import (
     _Bundle,
@@ -66,7 +67,6 @@ from polymodal.tools.emotion.scores import (
     EmotionArgs,
     EmotionScores,
 )
-from polymodal.tools.loading import load_checked
 
 __all__ = ["EmotionRecognizer"]
 
@@ -160,7 +160,7 @@ class EmotionRecognizer(ModelTool):
         """
         if not self.coalesces():
             return self.run_prepared(windows, deadline=current_deadline())
-        from polymodal.tools.batching import batcher_for
+        from polymodal.runtime.batching import batcher_for
 
         return batcher_for(self).submit(windows, deadline=current_deadline())
 

@@ -1,11 +1,11 @@
-"""A process host's worker: ``python -m polymodal.hosts.worker FD`` serves calls on socket FD.
+"""A process host's worker: ``python -m polymodal.runtime.hosts.worker FD`` serves calls on socket FD.
 
 It runs each call it is sent — a tool (pickled once) and its prepared items — with the tool's own
 ``run_here``, through this process's model cache, and answers ``("ok", outputs)`` or
 ``("error", exception)``. Progress the model call reports (diffusion steps, windows of a long
 video) goes back first, as ``("progress", (message, fraction))`` messages, for the agent to replay.
 It ignores Ctrl-C (the agent decides when work stops) and exits when the agent's process goes away
-(its socket closes). See :mod:`polymodal.hosts.process`.
+(its socket closes). See :mod:`polymodal.runtime.hosts.process`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from polymodal.hosts.wire import receive, send
+from polymodal.runtime.hosts.wire import receive, send
 
 __all__ = ["serve"]
 

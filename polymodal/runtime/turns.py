@@ -4,9 +4,9 @@ An agent turn (one ``Agent.chat``, one batch job, one HTTP request) marks itself
 its whole length; every thread its steps run on inherits the mark (context variables are copied
 into step threads). Two things read it:
 
-- the micro-batcher (:mod:`polymodal.tools.batching`) waits for company only from turns that can
+- the micro-batcher (:mod:`polymodal.runtime.batching`) waits for company only from turns that can
   still bring some, so a lone request never waits;
-- per-request caps (:mod:`polymodal.tools.budget`) count what one turn generated, so a long-running
+- per-request caps (:mod:`polymodal.runtime.budget`) count what one turn generated, so a long-running
   agent (a server, a 10,000-job batch) is not refused after its first few dozen images.
 """
 

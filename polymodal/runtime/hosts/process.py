@@ -14,7 +14,7 @@ loads the models it is asked for through its own model cache and runs one call a
   deadlock), ignore Ctrl-C (the agent decides when work stops), and exit when the agent's process
   goes away (their pipe closes).
 
-Inputs and outputs cross the pipe with pickle protocol 5 (:mod:`polymodal.hosts.wire`): arrays
+Inputs and outputs cross the pipe with pickle protocol 5 (:mod:`polymodal.runtime.hosts.wire`): arrays
 travel out of band, copied once by the kernel rather than twice by pickle.
 """
 
@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from polymodal.errors import PolymodalError, ResourceError, ToolError, ToolTimeout
-from polymodal.hosts.wire import receive, send
+from polymodal.runtime.hosts.wire import receive, send
 
 __all__ = ["ProcessHost"]
 
@@ -143,7 +143,7 @@ class _Worker:
         # again in it (multiprocessing's spawn would re-import __main__). It gets our sys.path, so the
         # tool classes it is sent import there as they do here.
         ours, theirs = socket.socketpair()
-        process = subprocess.Popen([sys.executable, "-m", "polymodal.hosts.worker", str(theirs.fileno())],
+        process = subprocess.Popen([sys.executable, "-m", "polymodal.runtime.hosts.worker", str(theirs.fileno())],
                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         theirs.close()
         conn = Connection(ours.detach())

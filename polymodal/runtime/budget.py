@@ -1,7 +1,7 @@
 """A per-request cap on generated media (RELIABILITY R3): a plan can ask for many images, a GPU pays.
 
 The cap counts per agent turn (one ``chat``, one batch job, one HTTP request: see
-:mod:`polymodal.tools.turns`), so no single request — however its plan came out — makes more than
+:mod:`polymodal.runtime.turns`), so no single request — however its plan came out — makes more than
 ``max_images``, while a long-running agent (a server, a 10,000-job batch) keeps generating for its
 next requests. A call outside any agent turn (a LangChain agent calling the tool directly, in a
 loop of its own) counts against the tool instance for its lifetime, since there is no request to
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from polymodal.errors import BudgetExceeded
-from polymodal.tools.turns import Turn, current_turn
+from polymodal.runtime.turns import Turn, current_turn
 
 __all__ = ["GenerationBudget", "run_within_budget"]
 

@@ -7,7 +7,7 @@ a GPU has room for only so many models, so the least recently used one makes way
 The cache chooses the device (cuda > mps > cpu, or what the tool or ``POLYMODAL_DEVICE`` forces)
 and the dtype (fp16 on a GPU, fp32 on the CPU, or ``POLYMODAL_DTYPE``), and hands both to the
 tool's ``load``. Loading errors from transformers/diffusers become one ConfigurationError that
-names the model and says how to provide it (RELIABILITY T4): see :mod:`polymodal.tools.loading`.
+names the model and says how to provide it (RELIABILITY T4): see :mod:`polymodal.runtime.loading`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from polymodal.errors import ConfigurationError, ResourceError
-from polymodal.tools.loading import load_checked  # re-exported: where tools have always found it
+from polymodal.runtime.loading import load_checked  # re-exported: where tools have always found it
 
 __all__ = [
     "ModelCache",

@@ -4,7 +4,7 @@ A model tool prepares its inputs where the request is (decoding files, so a bad 
 any model work), then hands the prepared items to a *host*, which runs the tool's model steps
 (``load`` once, then ``encode -> forward -> decode``) where the model lives and returns one output
 per item. Tools never talk to a torch device directly, so moving a model to another process, GPU or
-machine changes no tool code. The micro-batcher (:mod:`polymodal.tools.batching`) sits in front of
+machine changes no tool code. The micro-batcher (:mod:`polymodal.runtime.batching`) sits in front of
 whichever host a tool has: concurrent calls are coalesced first, then the batch goes to the host.
 
 ======================  =====================================================================
@@ -75,11 +75,11 @@ def host_named(name: str | None) -> Host:
         if host is not None:
             return host
         if key == "process":
-            from polymodal.hosts.process import ProcessHost
+            from polymodal.runtime.hosts.process import ProcessHost
 
             host = ProcessHost()
         elif key == "ray":
-            from polymodal.hosts.ray_host import RayHost
+            from polymodal.runtime.hosts.ray_host import RayHost
 
             host = RayHost()
         else:

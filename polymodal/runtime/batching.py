@@ -19,7 +19,7 @@ What callers keep, whatever they share a batch with:
 
 How long to wait for company: a batch goes as soon as it is full, or as soon as no call can still
 join it — no direct call is preparing its inputs, and every agent turn in flight in the process
-(:func:`polymodal.tools.turns.request_in_flight`) has already called this model. So a lone request never waits, and
+(:func:`polymodal.runtime.turns.request_in_flight`) has already called this model. So a lone request never waits, and
 eight concurrent jobs fill a batch of eight instead of trickling in as batches of two or three
 while the previous batch's callers write their results. ``max_wait_ms`` bounds the wait whatever
 the count says (a turn in flight may never call this model).
@@ -38,7 +38,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from polymodal.tools.turns import Turn, current_turn, on_turn_end, turns_in_flight
+from polymodal.runtime.turns import Turn, current_turn, on_turn_end, turns_in_flight
 
 T = TypeVar("T")
 
@@ -339,7 +339,7 @@ def batcher_for(tool: BatchedTool, host: str | None = None) -> MicroBatcher:
     """The process-wide batcher of ``tool``'s configuration on ``host`` (equal signatures share one).
 
     The batcher sits in front of the host: calls are coalesced here, then each batch goes to
-    wherever the model lives (:mod:`polymodal.hosts`).
+    wherever the model lives (:mod:`polymodal.runtime.hosts`).
     """
     host = host or tool.host_name()
     key = f"{host}|{tool.batch_signature()}"
