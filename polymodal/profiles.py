@@ -69,15 +69,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TOOL_CLASSES: dict[str, str] = {
-    "captioner": "polymodal.tools.captioner:Captioner",
-    "visual_qa": "polymodal.tools.visual_qa:VisualQA",
-    "transcriber": "polymodal.tools.transcriber:Transcriber",
-    "ocr": "polymodal.tools.ocr:OCR",
-    "clip_matcher": "polymodal.tools.clip_matcher:ClipMatcher",
-    "emotion_recognizer": "polymodal.tools.emotion:EmotionRecognizer",
-    "image_generator": "polymodal.tools.image_generator:ImageGenerator",
-    "speech_synthesizer": "polymodal.tools.speech_synthesizer:SpeechSynthesizer",
-    "video_summarizer": "polymodal.tools.video_summarizer:VideoSummarizer",
+    "captioner": "polymodal.tools.builtin.captioner:Captioner",
+    "visual_qa": "polymodal.tools.builtin.visual_qa:VisualQA",
+    "transcriber": "polymodal.tools.builtin.transcriber:Transcriber",
+    "ocr": "polymodal.tools.builtin.ocr:OCR",
+    "clip_matcher": "polymodal.tools.builtin.clip_matcher:ClipMatcher",
+    "emotion_recognizer": "polymodal.tools.builtin.emotion:EmotionRecognizer",
+    "image_generator": "polymodal.tools.builtin.image_generator:ImageGenerator",
+    "speech_synthesizer": "polymodal.tools.builtin.speech_synthesizer:SpeechSynthesizer",
+    "video_summarizer": "polymodal.tools.builtin.video_summarizer:VideoSummarizer",
 }
 """Tool name -> ``module:Class``. A module that does not define that class is searched for a Tool
 subclass whose ``name`` is the tool name, so a renamed class still loads."""

@@ -11,7 +11,7 @@ from support.face_media import Placement, Shot, astronaut_head, call_frames
 
 from polymodal import Attachment, MissingDependencyError
 from polymodal.tools import EmotionRecognizer, FaceBox, HaarFaceDetector
-from polymodal.tools.emotion.faces import FaceTracker, crop_face
+from polymodal.tools.builtin.emotion.faces import FaceTracker, crop_face
 
 SIZE = (320, 240)
 

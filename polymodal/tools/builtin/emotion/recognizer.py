@@ -5,17 +5,17 @@
   ``AutoFeatureExtractor`` (``AutoProcessor`` fails for wav2vec2 classifiers, which have no CTC
   vocabulary). A silent window (RMS under ``silence_rms``) says "no voice" instead of classifying noise.
 - Faces: an image-classification checkpoint (facial-expression ViTs) on face *crops*. In a video,
-  ``frames`` frames per window are sampled, faces are found (:mod:`polymodal.tools.emotion.faces`, OpenCV's
+  ``frames`` frames per window are sampled, faces are found (:mod:`polymodal.tools.builtin.emotion.faces`, OpenCV's
   Haar cascade), tracked by position (``face 1``, ``face 2``) and cropped; a frame without a face
   says so instead of classifying the room. A photo with no face found is classified whole (it may
   be a tight face crop already), with a note.
 - Fusion per window: labels are aligned by name (``hap`` = ``happy``...), the faces' distributions
   are averaged, then a weighted average with the voice; or a trained
-  :class:`~polymodal.tools.emotion.fusion_head.FusionHead` (concatenated embeddings -> linear classifier)
+  :class:`~polymodal.tools.builtin.emotion.fusion_head.FusionHead` (concatenated embeddings -> linear classifier)
   when one is configured and both signals are there.
-- Over time (:mod:`polymodal.tools.emotion.mood`): windows of ``window`` seconds, adjacent equal labels
+- Over time (:mod:`polymodal.tools.builtin.emotion.mood`): windows of ``window`` seconds, adjacent equal labels
   merged into a timeline per person/signal, and the changes told in words ("calm until 03:10, then
-  angry"). The call is streamed (:mod:`polymodal.tools.emotion.call_windows`): memory holds a batch of
+  angry"). The call is streamed (:mod:`polymodal.tools.builtin.emotion.call_windows`): memory holds a batch of
   windows' crops and sound, never the call.
 """
 
@@ -31,7 +31,7 @@ from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitErro
 from polymodal.media import Attachment, Modality
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ModelTool, ToolOutput, current_deadline
-from polymodal.tools.emotion._parts import (
+from polymodal.tools.builtin.emotion._parts import (
     _Bundle,
     _distribution,
     _per_input,
@@ -42,16 +42,16 @@ from polymodal.tools.emotion._parts import (
     _track_names,
     _weighted,
 )
-from polymodal.tools.emotion.call_windows import (
+from polymodal.tools.builtin.emotion.call_windows import (
     WHOLE_PICTURE,
     CallSource,
     FaceSettings,
     WindowInput,
     iter_windows,
 )
-from polymodal.tools.emotion.faces import FaceDetector, FaceTracker, HaarFaceDetector
-from polymodal.tools.emotion.fusion_head import FusionHead
-from polymodal.tools.emotion.mood import (
+from polymodal.tools.builtin.emotion.faces import FaceDetector, FaceTracker, HaarFaceDetector
+from polymodal.tools.builtin.emotion.fusion_head import FusionHead
+from polymodal.tools.builtin.emotion.mood import (
     Fusion,
     MoodWindow,
     WindowGrid,
@@ -59,7 +59,7 @@ from polymodal.tools.emotion.mood import (
     mean_distribution,
     merge_windows,
 )
-from polymodal.tools.emotion.scores import (
+from polymodal.tools.builtin.emotion.scores import (
     _MIN_VOICE,
     DEFAULT_AUDIO_MODEL,
     DEFAULT_FACE_MODEL,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from polymodal.media import Attachment, Modality
 from polymodal.tools.base import Tool, ToolOutput, VideoRef
-from polymodal.tools.keyframes import grab_frame, hms, parse_time
+from polymodal.tools.builtin.keyframes import grab_frame, hms, parse_time
 
 __all__ = ["FrameGrabber", "FrameGrabberArgs"]
 

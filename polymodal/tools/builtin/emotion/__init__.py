@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from polymodal.tools.emotion.recognizer import EmotionRecognizer
-from polymodal.tools.emotion.scores import EmotionArgs, EmotionScores, canonical_emotion
+from polymodal.tools.builtin.emotion.recognizer import EmotionRecognizer
+from polymodal.tools.builtin.emotion.scores import EmotionArgs, EmotionScores, canonical_emotion
 
 __all__ = ["EmotionArgs", "EmotionRecognizer", "EmotionScores", "canonical_emotion"]

@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from polymodal.tools.emotion.call_windows import (
+from polymodal.tools.builtin.emotion.call_windows import (
     CallSource,
     FaceSettings,
     StreamState,
     WindowInput,
 )
-from polymodal.tools.emotion.fusion_head import FusionHead
-from polymodal.tools.emotion.mood import (
+from polymodal.tools.builtin.emotion.fusion_head import FusionHead
+from polymodal.tools.builtin.emotion.mood import (
     MoodWindow,
     WindowGrid,
 )
-from polymodal.tools.emotion.scores import canonical_emotion
+from polymodal.tools.builtin.emotion.scores import canonical_emotion
 
 __all__: list[str] = []
 

@@ -1,7 +1,7 @@
 """A call cut into windows and streamed: each window's sound and the faces seen in it, nothing more.
 
 The emotion recognizer classifies a call window by window; this module feeds it. The video's
-frames come from :func:`~polymodal.tools.keyframes.frames_at` (the video summarizer's streaming
+frames come from :func:`~polymodal.tools.builtin.keyframes.frames_at` (the video summarizer's streaming
 decoder) at ``frames`` evenly spaced times per window; each sampled frame is scanned for faces,
 the faces are tracked (``face 1``, ``face 2``...) and cropped, and the frame is dropped. The sound
 comes from :meth:`~polymodal.media.Attachment.iter_audio`, cut at the window's edges. One
@@ -20,9 +20,9 @@ from PIL import Image
 
 from polymodal.errors import MediaLimitError
 from polymodal.media import Attachment
-from polymodal.tools.emotion.faces import FaceDetector, FaceTracker, crop_face
-from polymodal.tools.emotion.mood import WindowGrid
-from polymodal.tools.keyframes import Sampling, frames_at
+from polymodal.tools.builtin.emotion.faces import FaceDetector, FaceTracker, crop_face
+from polymodal.tools.builtin.emotion.mood import WindowGrid
+from polymodal.tools.builtin.keyframes import Sampling, frames_at
 
 __all__ = ["WHOLE_PICTURE", "CallSource", "FaceSettings", "StreamState", "WindowInput", "faces_in", "iter_windows"]
 

@@ -1,10 +1,10 @@
 """DallEImageGenerator: text -> image through OpenAI's images API (DALL·E), via langchain-community.
 
-A separate class from the diffusers :class:`~polymodal.tools.image_generator.ImageGenerator`
+A separate class from the diffusers :class:`~polymodal.tools.builtin.image_generator.ImageGenerator`
 rather than a ``backend`` field on it, for two reasons: the lifecycles differ (a local model that
 loads once through the shared cache on a device, versus an HTTP client with an API key, retries and
 no device), and the arguments differ. DALL·E honours only a prompt and a size, so this tool's args
-schema is :class:`~polymodal.tools.image_generator.ImagePromptArgs`: the planner is never offered
+schema is :class:`~polymodal.tools.builtin.image_generator.ImagePromptArgs`: the planner is never offered
 seeds, steps or an input image it would silently ignore (``extra="forbid"`` rejects them at plan
 validation). Both tools are named ``image_generator`` and return the same artifact, so a plan that
 uses only the prompt and size runs on either; register the one you want.
@@ -30,7 +30,7 @@ from polymodal.media import DEFAULT_LIMITS, Attachment, Modality
 from polymodal.redaction import MASK, redact
 from polymodal.runtime.budget import GenerationBudget, run_within_budget
 from polymodal.tools.base import Tool, ToolOutput, current_context
-from polymodal.tools.image_generator import ImagePromptArgs
+from polymodal.tools.builtin.image_generator import ImagePromptArgs
 
 __all__ = ["DallEImageGenerator", "redact_secrets"]
 

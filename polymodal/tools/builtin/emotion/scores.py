@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from polymodal.media import Modality
-from polymodal.tools.emotion.mood import (
+from polymodal.tools.builtin.emotion.mood import (
     FACES,
     FUSED,
     VOICE,

@@ -1,11 +1,11 @@
 """Video summarizer: keyframes captioned in batches + the sound track transcribed -> a timeline -> a summary.
 
 It composes the two reference tools instead of re-implementing them: it holds a
-:class:`~polymodal.tools.captioner.Captioner` and a :class:`~polymodal.tools.transcriber.Transcriber`
+:class:`~polymodal.tools.builtin.captioner.Captioner` and a :class:`~polymodal.tools.builtin.transcriber.Transcriber`
 and calls their ``execute_batch``, so their models come from the shared cache (a standalone
 captioner in the same agent loads nothing twice).
 
-The video streams through :func:`~polymodal.tools.keyframes.iter_keyframes`; keyframes wait only
+The video streams through :func:`~polymodal.tools.builtin.keyframes.iter_keyframes`; keyframes wait only
 until a caption batch is full, so memory holds one batch of images, never the video. The
 timeline merges captions and speech by time: ``[00:00:12] a man at a desk | speech: hello``.
 With an LLM (the agent lends its own, see ``uses_llm``) the timeline is summarized map-reduce:
@@ -27,9 +27,9 @@ from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitErro
 from polymodal.media import Attachment, Modality
 from polymodal.prompts import render_prompt
 from polymodal.tools.base import Tool, ToolOutput, VideoRef, current_context
-from polymodal.tools.captioner import Captioner
-from polymodal.tools.keyframes import Keyframe, KeyframeSettings, Sampling, hms, iter_keyframes
-from polymodal.tools.transcriber import NO_SPEECH, Transcriber, Transcript
+from polymodal.tools.builtin.captioner import Captioner
+from polymodal.tools.builtin.keyframes import Keyframe, KeyframeSettings, Sampling, hms, iter_keyframes
+from polymodal.tools.builtin.transcriber import NO_SPEECH, Transcriber, Transcript
 
 __all__ = ["Timeline", "TimelineSegment", "VideoSummarizer", "VideoSummarizerArgs"]
 

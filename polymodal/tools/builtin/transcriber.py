@@ -28,8 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import AudioRef, ModelTool, ToolOutput
-from polymodal.tools.faster_whisper_backend import FasterWhisperBundle, is_ctranslate2_folder, load_faster_whisper
-from polymodal.tools.faster_whisper_backend import transcribe as fw_transcribe
+from polymodal.tools.builtin.faster_whisper_backend import (
+    FasterWhisperBundle,
+    is_ctranslate2_folder,
+    load_faster_whisper,
+)
+from polymodal.tools.builtin.faster_whisper_backend import transcribe as fw_transcribe
 
 __all__ = ["Transcriber", "TranscriberArgs", "Transcript", "TranscriptSegment", "sound_seconds"]
 
