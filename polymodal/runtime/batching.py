@@ -12,10 +12,10 @@ What callers keep, whatever they share a batch with:
 
 - **Their own results and errors.** When a coalesced call raises, each caller's items are run
   again alone, so one bad item fails only its own caller, with its own typed error.
-- **Their deadlines.** A caller whose deadline (``ToolContext.deadline``) passed while queued is
-  dropped before the forward; an abandoned caller never cancels the others.
-- **Their progress events.** The worker runs the batch inside a context whose progress hook fans
-  each report out to every caller, on that caller's own context (its LangChain run, its step).
+- **Their deadlines.** A caller whose deadline (its :class:`~polymodal.runtime.calls.ModelCall`'s)
+  passed while queued is dropped before the forward; an abandoned caller never cancels the others.
+- **Their progress events.** The batch runs as one :class:`~polymodal.runtime.calls.ModelCall`
+  whose progress hook hands each report to every caller's own hook (bound to its step and run).
 
 How long to wait for company: a batch goes as soon as it is full, or as soon as no call can still
 join it — no direct call is preparing its inputs, and every agent turn in flight in the process
@@ -35,19 +35,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+from polymodal.runtime.calls import Deadline, ModelCall, fan_out
 from polymodal.runtime.turns import Turn, current_turn, on_turn_end, turns_in_flight
-
-T = TypeVar("T")
 
 __all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled"]
 
 logger = logging.getLogger(__name__)
 
-RunBatch = Callable[[list[Any], float | None], list[Any]]
-"""Runs prepared items in one call; the second argument is the deadline of the batch's last waiter."""
+RunBatch = Callable[[list[Any], ModelCall], list[Any]]
+"""Runs prepared items in one call, on the batch's terms (the deadline of its last waiter, every
+caller's progress)."""
 
 
 # Set while a direct call (no agent turn) prepares its inputs for a batcher; cleared when it submits.
@@ -73,17 +73,16 @@ class BatchStats:
 
 
 class _Request:
-    """One caller's items, its result slots, and the context to report its progress in."""
+    """One caller's items, its result slots, and the terms of its call (deadline, progress)."""
 
-    __slots__ = ("context", "deadline", "done", "error", "outputs", "remaining")
+    __slots__ = ("call", "done", "error", "outputs", "remaining")
 
-    def __init__(self, size: int, deadline: float | None) -> None:
+    def __init__(self, size: int, call: ModelCall) -> None:
         self.outputs: list[Any] = [None] * size
         self.remaining = size
         self.error: BaseException | None = None
-        self.deadline = deadline
+        self.call = call
         self.done = threading.Event()
-        self.context = contextvars.copy_context()
 
     def fail(self, error: BaseException) -> None:
         if not self.done.is_set():
@@ -114,8 +113,6 @@ class MicroBatcher:
         max_batch: the most items in one call.
         max_wait_ms: how long the first item of a batch waits for company.
         name: for logs and the worker thread's name.
-        on_progress: wraps ``run`` so a report made inside it reaches every caller of the batch
-            (see :meth:`polymodal.tools.base.ModelTool.fan_out_progress`); None runs ``run`` as it is.
     """
 
     def __init__(
@@ -125,13 +122,11 @@ class MicroBatcher:
         max_batch: int,
         max_wait_ms: float,
         name: str = "model",
-        on_progress: Callable[[Sequence[contextvars.Context], Callable[[], list[Any]]], list[Any]] | None = None,
     ) -> None:
         self._run = run
         self.max_batch = max(1, int(max_batch))
         self.max_wait = max(0.0, float(max_wait_ms)) / 1000.0
         self.name = name
-        self._fan_out = on_progress
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -178,20 +173,21 @@ class MicroBatcher:
         return self._anonymous + len(turns_in_flight() - self._served)
 
     def submit(
-        self, items: Sequence[Any], *, groups: Sequence[Hashable] | None = None, deadline: float | None = None
+        self, items: Sequence[Any], call: ModelCall | None = None, *, groups: Sequence[Hashable] | None = None
     ) -> list[Any]:
         """Queue ``items`` (one caller's), block until all are done, return their outputs in order.
 
         Args:
+            call: the caller's terms: past ``call.deadline`` nobody waits for these items any more,
+                and what the model reports while running them goes to ``call.progress``.
             groups: per item, a key; only items with equal keys share a call. None: all equal.
-            deadline: ``time.monotonic()`` after which nobody waits for these items any more.
 
         Raises:
             Whatever the call raised for these items (run alone, if the shared call failed).
         """
         if not items:
             return []
-        request = _Request(len(items), deadline)
+        request = _Request(len(items), call if call is not None else ModelCall())
         keys = list(groups) if groups is not None else [None] * len(items)
         turn = current_turn()
         self._arrived(_PREPARING.get())
@@ -253,7 +249,7 @@ class MicroBatcher:
     def _run_batch(self, batch: list[_Item]) -> None:
         now = time.monotonic()
         live = [item for item in batch if not item.request.done.is_set()
-                and (item.request.deadline is None or item.request.deadline > now)]
+                and not item.request.call.deadline.expired(now)]
         for item in batch:
             if item not in live:
                 item.request.fail(TimeoutError("nobody waits for this call any more"))
@@ -273,15 +269,10 @@ class MicroBatcher:
 
     def _call(self, items: list[_Item], requests: list[_Request]) -> list[Any]:
         values = [item.value for item in items]
-        deadlines = [r.deadline for r in requests]
-        deadline = None if any(d is None for d in deadlines) else max(d for d in deadlines if d is not None)
         self.stats.calls += 1
         self.stats.items += len(values)
         self.stats.largest = max(self.stats.largest, len(values))
-        if self._fan_out is None:
-            outputs = self._run(values, deadline)
-        else:
-            outputs = self._fan_out([r.context for r in requests], lambda: self._run(values, deadline))
+        outputs = self._run(values, _shared(requests))
         if len(outputs) != len(values):
             msg = f"{self.name}: a batch of {len(values)} gave {len(outputs)} outputs"
             raise RuntimeError(msg)
@@ -300,13 +291,21 @@ class MicroBatcher:
             for item, output in zip(own, outputs, strict=True):
                 request.fill(item.index, output)
 
+def _shared(requests: list[_Request]) -> ModelCall:
+    """The terms of one call made for several callers: it runs while anyone still waits (the last
+    deadline), and what it reports reaches every caller (each through its own hook)."""
+    if len(requests) == 1:
+        return requests[0].call
+    calls = [request.call for request in requests]
+    return ModelCall(deadline=Deadline.latest(call.deadline for call in calls), host=calls[0].host,
+                     progress=fan_out([call.progress for call in calls]))
 
 
 class BatchedTool(Protocol):
     """What a batcher needs of the tool it serves (:class:`polymodal.tools.base.ModelTool` is one).
 
-    A protocol rather than the class itself, so this module does not import ``tools.base``, which
-    imports it: the batcher sits below the tool, and values (the tool, its hooks) are passed down.
+    A protocol rather than the class itself, so this module does not import ``tools.base``: the
+    batcher sits below the tool, and values (the tool, each call's terms) are passed down.
     """
 
     @property
@@ -325,10 +324,7 @@ class BatchedTool(Protocol):
 
     def batch_signature(self) -> str: ...
 
-    def run_prepared(self, prepared: list[Any], *, host: str | None = None, deadline: float | None = None
-                     ) -> list[Any]: ...
-
-    def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T: ...
+    def run_prepared(self, prepared: list[Any], call: ModelCall | None = None) -> list[Any]: ...
 
 
 _BATCHERS: dict[str, MicroBatcher] = {}
@@ -348,11 +344,10 @@ def batcher_for(tool: BatchedTool, host: str | None = None) -> MicroBatcher:
         if batcher is None:
             wait = tool.max_wait_ms if tool.max_wait_ms is not None else tool.default_max_wait_ms
 
-            def run(items: list[Any], deadline: float | None, tool: BatchedTool = tool) -> list[Any]:
-                return tool.run_prepared(items, host=host, deadline=deadline)
+            def run(items: list[Any], call: ModelCall, tool: BatchedTool = tool, host: str = host) -> list[Any]:
+                return tool.run_prepared(items, call if call.host == host else replace(call, host=host))
 
-            batcher = MicroBatcher(run, max_batch=tool.batch_size, max_wait_ms=wait,
-                                   name=tool.name, on_progress=tool.fan_out_progress)
+            batcher = MicroBatcher(run, max_batch=tool.batch_size, max_wait_ms=wait, name=tool.name)
             _BATCHERS[key] = batcher
         return batcher
 

@@ -13,30 +13,20 @@ Model-backed tools subclass :class:`ModelTool`, which splits the work the way sm
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 from abc import abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
 from polymodal.errors import PolymodalError, ResourceError, ToolError
-from polymodal.tools.context import (
-    PROGRESS_EVENT,
-    ToolContext,
-    current_context,
-    current_deadline,
-    fan_out_progress,
-    report_progress,
-    using_context,
-)
+from polymodal.runtime.calls import ModelCall, Progress, current_deadline, in_context
+from polymodal.tools.context import PROGRESS_EVENT, ToolContext, current_context, report_progress, using_context
 from polymodal.tools.refs import ACCEPTS as ACCEPTS  # where plan validation and the router look it up
 from polymodal.tools.refs import AudioRef, ImageRef, ImageRefs, VideoRef, attachment_fields
 from polymodal.tools.tool_class import Tool, ToolOutput
-
-T = TypeVar("T")
 
 __all__ = [
     "AudioRef",
@@ -163,20 +153,35 @@ class ModelTool(Tool):
 
         With micro-batching on (the default for tools whose model gains from batches), the prepared
         items join concurrent callers' items in shared batched calls (:mod:`polymodal.runtime.batching`).
+        Either way the call's terms (deadline, host, progress) are settled once, here, as a
+        :class:`~polymodal.runtime.calls.ModelCall` handed down to the batcher and the host.
         """
-        host = self.host_name()
+        call = self.model_call()
         if not self.coalesces():
             prepared = self.prepare(inputs)
-            return self.run_prepared(prepared, host=host, deadline=current_deadline()) if prepared else []
+            return self.run_prepared(prepared, call) if prepared else []
         from polymodal.runtime.batching import batcher_for
 
-        batcher = batcher_for(self, host)
+        batcher = batcher_for(self, call.host)
         with batcher.caller():  # the batcher waits for this call while its inputs are prepared
             prepared = self.prepare(inputs)
             if not prepared:
                 return []
             groups = [self.batch_group(p) for p in prepared]
-            return batcher.submit(prepared, groups=groups, deadline=current_deadline())
+            return batcher.submit(prepared, call, groups=groups)
+
+    def model_call(self) -> ModelCall:
+        """This call's terms, from the step it serves (or none, for a direct call): its deadline, the
+        host it runs on, and a progress hook bound to the caller's step and LangChain run, so that a
+        report made on any thread (the batcher's, a worker's reply loop) reaches them."""
+        ctx = current_context()
+        name = self.name
+
+        def report(message: str, fraction: float | None = None) -> None:
+            report_progress(message, fraction, tool=name)
+
+        return ModelCall(deadline=current_deadline(), host=self.host_name(), progress=in_context(report),
+                         step_id=ctx.step_id if ctx is not None else None)
 
     def host_name(self) -> str:
         """Where this call's model work runs: the tool's ``host``, else the request's, else the process default."""
@@ -189,18 +194,29 @@ class ModelTool(Tool):
 
         return default_host()
 
-    def run_prepared(self, prepared: list[Any], *, host: str | None = None, deadline: float | None = None
-                     ) -> list[ToolOutput]:
-        """Run prepared items on ``host`` (where the model lives), giving up past ``deadline``."""
+    def run_prepared(self, prepared: list[Any], call: ModelCall | None = None) -> list[ToolOutput]:
+        """Run prepared items on ``call.host`` (where the model lives), giving up past ``call.deadline``."""
         from polymodal.runtime.hosts import host_named
 
-        return host_named(host or self.host_name()).run(self, prepared, deadline)
+        call = call if call is not None else self.model_call()
+        return host_named(call.host or self.host_name()).run(self, prepared, call)
 
-    def run_here(self, prepared: list[Any]) -> list[ToolOutput]:
+    def run_here(self, prepared: list[Any], progress: Progress | None = None) -> list[ToolOutput]:
         """Load (once, through this process's cache) and run prepared items in chunks of ``batch_size``.
 
-        What every host ends up calling, in whichever process holds the model.
+        What every host ends up calling, in whichever process holds the model; what the model call
+        reports (:func:`report_progress`) goes to ``progress`` (None: to the tool context in place).
         """
+        if progress is None:
+            return self._run_chunks(prepared)
+        with using_context(ToolContext(attachments={}, progress=progress)):
+            return self._run_chunks(prepared)
+
+    def portable(self) -> ModelTool:
+        """A copy of this tool to send to a worker process or a Ray actor: its settings, no callbacks."""
+        return self.model_copy(update={"callbacks": None})
+
+    def _run_chunks(self, prepared: list[Any]) -> list[ToolOutput]:
         bundle = self.bundle()
         outputs: list[ToolOutput] = []
         for chunk in _chunks(prepared, max(1, self.batch_size)):
@@ -213,15 +229,6 @@ class ModelTool(Tool):
                 raise ToolError(self.name, msg) from exc
         return outputs
 
-    def run_here_reporting(self, prepared: list[Any], progress: Callable[[str, float | None], None]
-                           ) -> list[ToolOutput]:
-        """:meth:`run_here`, handing what the model call reports (:func:`report_progress`) to ``progress``.
-
-        For hosts: a worker or an actor sends the reports back, and the caller's side replays them.
-        """
-        with using_context(ToolContext(attachments={}, progress=progress)):
-            return self.run_here(prepared)
-
     def coalesces(self) -> bool:
         """Whether concurrent calls share batched forwards (``micro_batching``, else the tool's default)."""
         from polymodal.runtime.batching import micro_batching_enabled
@@ -232,12 +239,6 @@ class ModelTool(Tool):
     def batch_group(self, prepared: Any) -> Hashable:
         """Items with equal groups may share one forward; override where per-call options differ."""
         return None
-
-    def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
-        """The batcher's progress hook (see :func:`fan_out_progress`); a method so that the batcher
-        gets it from the tool it serves (:class:`~polymodal.runtime.batching.BatchedTool`), without
-        importing this module back (no import cycle, not even for types)."""
-        return fan_out_progress(contexts, call)
 
     def batch_signature(self) -> str:
         """Tools with equal signatures share a batcher: same class, model, device and settings."""

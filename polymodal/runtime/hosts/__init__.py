@@ -21,9 +21,10 @@ Choose per agent (``Settings(host="process")``), per tool (``Captioner(host="ray
 config file (``host = "process"`` at the top, or under ``[tools.<name>]``) or with
 ``POLYMODAL_HOST``; the most specific wins.
 
-A host runs objects with this surface (duck-typed, so this package imports nothing above it):
-``tool.name``, ``tool.run_here(prepared) -> list``, ``tool.batch_signature() -> str``,
-``tool.device``, and optionally ``tool.own_worker`` / ``tool.ray_actor_options``.
+A host runs a :class:`~polymodal.runtime.calls.HostedModel` (what it needs of a model tool: its
+name, signature, a portable copy, ``run_here``) on the terms of one
+:class:`~polymodal.runtime.calls.ModelCall` (its deadline, where its progress goes): it never
+imports the tools above it nor calls back into them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import threading
 from typing import Any, Protocol
 
 from polymodal.errors import ConfigurationError
+from polymodal.runtime.calls import HostedModel, ModelCall
 
 __all__ = ["HOST_NAMES", "Host", "default_host", "host_named"]
 
@@ -40,12 +42,12 @@ HOST_NAMES = ("inprocess", "process", "ray")
 
 
 class Host(Protocol):
-    """Runs a tool's model steps on prepared items somewhere, honouring a deadline."""
+    """Runs a tool's model steps on prepared items somewhere, honouring the call's deadline."""
 
     name: str
 
-    def run(self, tool: Any, prepared: list[Any], deadline: float | None) -> list[Any]:
-        """Return one output per item; raise the tool's typed error, or ToolTimeout past ``deadline``."""
+    def run(self, tool: HostedModel, prepared: list[Any], call: ModelCall) -> list[Any]:
+        """Return one output per item; raise the tool's typed error, or ToolTimeout past ``call.deadline``."""
         ...
 
 
@@ -54,8 +56,8 @@ class InProcessHost:
 
     name = "inprocess"
 
-    def run(self, tool: Any, prepared: list[Any], deadline: float | None) -> list[Any]:
-        return list(tool.run_here(prepared))
+    def run(self, tool: HostedModel, prepared: list[Any], call: ModelCall) -> list[Any]:
+        return list(tool.run_here(prepared, call.progress))
 
 
 _HOSTS: dict[str, Host] = {"inprocess": InProcessHost()}

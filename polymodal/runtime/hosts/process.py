@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from polymodal.errors import PolymodalError, ResourceError, ToolError, ToolTimeout
+from polymodal.runtime.calls import Deadline, HostedModel, ModelCall
 from polymodal.runtime.hosts.wire import receive, send
 
 __all__ = ["ProcessHost"]
@@ -50,11 +51,11 @@ class ProcessHost:
         self._workers: dict[str, _Worker] = {}
         self._lock = threading.Lock()
 
-    def run(self, tool: Any, prepared: list[Any], deadline: float | None) -> list[Any]:
+    def run(self, tool: HostedModel, prepared: list[Any], call: ModelCall) -> list[Any]:
         worker = self._worker_for(tool)
-        return worker.call(tool, prepared, deadline)
+        return worker.call(tool, prepared, call)
 
-    def worker_pid(self, tool: Any) -> int | None:
+    def worker_pid(self, tool: HostedModel) -> int | None:
         """The PID of the worker that hosts ``tool`` now (None: none running)."""
         worker = self._workers.get(_worker_key(tool))
         return worker.pid if worker is not None else None
@@ -66,7 +67,7 @@ class ProcessHost:
         for worker in workers:
             worker.stop()
 
-    def _worker_for(self, tool: Any) -> _Worker:
+    def _worker_for(self, tool: HostedModel) -> _Worker:
         key = _worker_key(tool)
         with self._lock:
             worker = self._workers.get(key)
@@ -75,10 +76,10 @@ class ProcessHost:
             return worker
 
 
-def _worker_key(tool: Any) -> str:
-    if getattr(tool, "own_worker", False):
+def _worker_key(tool: HostedModel) -> str:
+    if tool.own_worker:
         return f"tool:{tool.batch_signature()}"
-    return f"device:{getattr(tool, 'device', None) or os.environ.get('POLYMODAL_DEVICE') or 'auto'}"
+    return f"device:{tool.device or os.environ.get('POLYMODAL_DEVICE') or 'auto'}"
 
 
 class _Worker:
@@ -96,9 +97,10 @@ class _Worker:
         process = self._process
         return process.pid if process is not None and process.poll() is None else None
 
-    def call(self, tool: Any, prepared: list[Any], deadline: float | None) -> list[Any]:
-        waited = _remaining(deadline)
-        if not self._call_lock.acquire(timeout=-1 if waited is None else max(0.0, waited)):
+    def call(self, tool: HostedModel, prepared: list[Any], call: ModelCall) -> list[Any]:
+        deadline = call.deadline
+        waited = deadline.remaining()
+        if not self._call_lock.acquire(timeout=-1 if waited is None else waited):
             raise ToolTimeout(tool.name, _seconds_until(deadline))
         started = time.monotonic()
         try:
@@ -110,8 +112,7 @@ class _Worker:
             except OSError:  # the worker died between calls (a broken pipe): typed, and restarted next time
                 raise self._died(tool) from None
             while True:
-                left = _remaining(deadline)
-                if not conn.poll(None if left is None else max(0.0, left)):
+                if not conn.poll(deadline.remaining()):
                     self._kill()
                     raise ToolTimeout(tool.name, time.monotonic() - started)
                 try:
@@ -120,7 +121,7 @@ class _Worker:
                     raise self._died(tool) from None
                 if status != "progress":
                     break
-                _replay_progress(tool, *payload)
+                _replay_progress(call, *payload)
             if status == "ok":  # only now is the tool known there: a blob that failed to load is sent again
                 self._known.add(signature)
             else:
@@ -162,14 +163,14 @@ class _Worker:
             process.wait(5)
             logger.info("killed worker process %s (%s)", process.pid, self.key)
 
-    def _died(self, tool: Any) -> PolymodalError:
+    def _died(self, tool: HostedModel) -> PolymodalError:
         process = self._process
         code = None
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = process.wait(2)
         self._kill()
-        model = getattr(tool, "model", "") or tool.name
+        model = tool.model or tool.name
         if code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -182,35 +183,30 @@ class _Worker:
         return ToolError(tool.name, f"its worker process exited (code {code}) while running {model}")
 
 
-def _replay_progress(tool: Any, message: str, fraction: float | None) -> None:
-    """Progress the worker's model call reported, reported again here: on the calling thread, in the
-    caller's context, it reaches the step's hook as if the model had run in this process."""
+def _replay_progress(call: ModelCall, message: str, fraction: float | None) -> None:
+    """Progress the worker's model call reported, reported again here, to the call's own hook: it
+    reaches the step (and its LangChain run) as if the model had run in this process."""
     try:
-        tool.report_progress(message, fraction)
+        call.report(message, fraction)
     except Exception:  # noqa: BLE001 - a watcher's failure must not fail the call
         logger.debug("replaying a worker's progress failed", exc_info=True)
 
 
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
+def _seconds_until(deadline: Deadline) -> float:
+    return deadline.remaining() or 0.0
 
 
-def _seconds_until(deadline: float | None) -> float:
-    return 0.0 if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _tool_blob(tool: Any) -> bytes:
+def _tool_blob(tool: HostedModel) -> bytes:
     """The tool as bytes for the worker: its settings and class, never its callbacks."""
     try:
-        copy = tool.model_copy(update={"callbacks": None})
-        return pickle.dumps(copy, protocol=5)
+        return pickle.dumps(tool.portable(), protocol=5)
     except Exception as exc:  # noqa: BLE001 - say what to do instead of a pickling traceback
         msg = (f"cannot be sent to a worker process ({type(exc).__name__}: {exc}); a tool hosted in a process "
                "must be a module-level class with picklable settings")
         raise ToolError(tool.name, msg) from exc
 
 
-def _rebuilt(payload: Any, tool: Any) -> BaseException:
+def _rebuilt(payload: Any, tool: HostedModel) -> BaseException:
     """The worker's error, as the same typed error here (or a ToolError saying what it was)."""
     if isinstance(payload, BaseException):
         return payload

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from polymodal.errors import MissingDependencyError, PolymodalError, ToolError, ToolTimeout
+from polymodal.runtime.calls import Deadline, HostedModel, ModelCall
 
 __all__ = ["RayHost", "ensure_ray", "import_ray"]
 
@@ -56,7 +57,7 @@ def ensure_ray(address: str | None = None) -> Any:
 class _ModelActor:
     """Holds one tool (and, once used, its model) inside a Ray worker."""
 
-    def __init__(self, tool: Any) -> None:
+    def __init__(self, tool: HostedModel) -> None:
         self.tool = tool
 
     def run(self, prepared: list[Any]) -> Iterator[tuple[str, Any]]:
@@ -69,7 +70,7 @@ class _ModelActor:
 
         def work() -> None:
             try:
-                events.put(("ok", list(self.tool.run_here_reporting(prepared, report))))
+                events.put(("ok", list(self.tool.run_here(prepared, report))))
             except BaseException as exc:  # noqa: BLE001 - raised again in the actor's method below
                 events.put(("error", exc))
 
@@ -95,7 +96,7 @@ class RayHost:
         self._actors: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def run(self, tool: Any, prepared: list[Any], deadline: float | None) -> list[Any]:
+    def run(self, tool: HostedModel, prepared: list[Any], call: ModelCall) -> list[Any]:
         ray = ensure_ray()
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
@@ -104,14 +105,14 @@ class RayHost:
             stream = actor.run.options(num_returns="streaming").remote(prepared)
             started = time.monotonic()
             try:
-                return self._outputs(ray, tool, stream, deadline)
+                return self._outputs(ray, stream, call)
             except GetTimeoutError:
                 self._forget(tool, actor, kill=True)
                 raise ToolTimeout(tool.name, time.monotonic() - started) from None
             except RayActorError as exc:
                 self._forget(tool, actor, kill=False)
                 if attempt == 2:
-                    msg = f"its Ray actor died twice running {getattr(tool, 'model', tool.name)} ({exc})"
+                    msg = f"its Ray actor died twice running {tool.model or tool.name} ({exc})"
                     raise ToolError(tool.name, msg) from exc
                 logger.warning("the Ray actor of %s died; retrying once on a new one", tool.name)
             except RayTaskError as exc:
@@ -122,37 +123,38 @@ class RayHost:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _outputs(ray: Any, tool: Any, stream: Any, deadline: float | None) -> list[Any]:
-        """Read the actor's stream up to its outputs, replaying its progress here; GetTimeoutError past ``deadline``."""
+    def _outputs(ray: Any, stream: Any, call: ModelCall) -> list[Any]:
+        """Read the actor's stream up to its outputs, replaying its progress to the call's hook;
+        GetTimeoutError past the call's deadline."""
         from ray.exceptions import GetTimeoutError
 
+        deadline: Deadline = call.deadline
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _ = ray.wait([stream], timeout=left)
+            ready, _ = ray.wait([stream], timeout=deadline.remaining())
             if not ready:
                 raise GetTimeoutError
             kind, payload = ray.get(next(stream))
             if kind == "ok":
                 return list(payload)
-            try:  # on the calling thread, in the caller's context: it reaches the step as in-process
-                tool.report_progress(*payload)
+            try:  # to the caller's own hook: it reaches the step as in-process
+                call.report(*payload)
             except Exception:  # noqa: BLE001 - a watcher's failure must not fail the call
                 logger.debug("replaying an actor's progress failed", exc_info=True)
 
-    def actor_for(self, tool: Any) -> Any:
+    def actor_for(self, tool: HostedModel) -> Any:
         """The live actor of ``tool``'s configuration, created (with its resource request) on first use."""
         ray = ensure_ray()
         key = tool.batch_signature()
         with self._lock:
             actor = self._actors.get(key)
             if actor is None:
-                options = {"max_restarts": 0, **(getattr(tool, "ray_actor_options", None) or {})}
+                options = {"max_restarts": 0, **(tool.ray_actor_options or {})}
                 actor_class = ray.remote(**options)(_ModelActor)
-                actor = actor_class.remote(tool.model_copy(update={"callbacks": None}))
+                actor = actor_class.remote(tool.portable())
                 self._actors[key] = actor
             return actor
 
-    def _forget(self, tool: Any, actor: Any, *, kill: bool) -> None:
+    def _forget(self, tool: HostedModel, actor: Any, *, kill: bool) -> None:
         """Drop ``actor`` (the one this call used), never a newer one another thread has made since."""
         key = tool.batch_signature()
         with self._lock:

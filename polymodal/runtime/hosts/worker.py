@@ -41,7 +41,7 @@ def serve(conn: Connection) -> None:
         try:
             if blob is not None:
                 tools[signature] = pickle.loads(blob)
-            outputs = tools[signature].run_here_reporting(prepared, forward)
+            outputs = tools[signature].run_here(prepared, forward)
             reply: tuple[str, Any] = ("ok", outputs)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = ("error", _portable(exc))

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from polymodal.errors import AttachmentError, ConfigurationError, MediaLimitError, ToolError
 from polymodal.media import Attachment, Modality
 from polymodal.runtime.loading import load_checked
-from polymodal.tools.base import ModelTool, ToolOutput, current_deadline
+from polymodal.tools.base import ModelTool, ToolOutput
 from polymodal.tools.builtin.emotion._parts import (
     _Bundle,
     _distribution,
@@ -158,11 +158,12 @@ class EmotionRecognizer(ModelTool):
         The stream is not held as a batcher "caller": it submits batch after batch, and a batch
         should not wait for the next one of the same call.
         """
+        call = self.model_call()
         if not self.coalesces():
-            return self.run_prepared(windows, deadline=current_deadline())
+            return self.run_prepared(windows, call)
         from polymodal.runtime.batching import batcher_for
 
-        return batcher_for(self).submit(windows, deadline=current_deadline())
+        return batcher_for(self, call.host).submit(windows, call)
 
     def _all_windows(self, runs: list[_Run]) -> Iterator[tuple[_Run, WindowInput]]:
         for run in runs:
