@@ -94,7 +94,8 @@ def test_a_shared_batch_runs_while_anyone_waits_and_reports_to_every_caller():
         call = ModelCall(deadline=deadline, host="inprocess", progress=lambda m, _f: heard[name].append(m))
         results[name] = batcher.submit([value], call)
 
-    threads = [threading.Thread(target=submit, args=("a", 1, soon)), threading.Thread(target=submit, args=("b", 2, later))]
+    threads = [threading.Thread(target=submit, args=("a", 1, soon)),
+               threading.Thread(target=submit, args=("b", 2, later))]
     for thread in threads:
         thread.start()
     while batcher.stats.requests < 3:
