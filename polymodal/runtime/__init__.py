@@ -12,3 +12,5 @@ Everything between a tool's prepared inputs and its model's outputs lives here, 
 
 An internal package: import the public names from :mod:`polymodal` and :mod:`polymodal.tools`.
 """
+
+__all__: list[str] = []  # internal package (docs/api.md): import public names from polymodal or polymodal.tools

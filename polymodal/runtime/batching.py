@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from polymodal.runtime.calls import Deadline, ModelCall, fan_out
 from polymodal.runtime.turns import Turn, current_turn, on_turn_end, turns_in_flight
 
-__all__ = ["BatchStats", "MicroBatcher", "batcher_for", "batchers", "micro_batching_enabled"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 logger = logging.getLogger(__name__)
 

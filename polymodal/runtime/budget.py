@@ -22,7 +22,7 @@ from typing import TypeVar
 from polymodal.errors import BudgetExceeded
 from polymodal.runtime.turns import Turn, current_turn
 
-__all__ = ["GenerationBudget", "run_within_budget"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -26,20 +26,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from polymodal.errors import ConfigurationError, ResourceError
-from polymodal.runtime.loading import load_checked  # re-exported: where tools have always found it
 
-__all__ = [
-    "ModelCache",
-    "check_device",
-    "inference_mode",
-    "device_slot",
-    "is_out_of_memory",
-    "load_checked",
-    "model_cache",
-    "pick_device",
-    "pick_dtype",
-    "surely_cpu_only",
-]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -22,16 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = [
-    "Deadline",
-    "HostedModel",
-    "ModelCall",
-    "Progress",
-    "current_deadline",
-    "fan_out",
-    "in_context",
-    "using_deadline",
-]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 Progress = Callable[[str, "float | None"], None]
 """A progress hook: ``(message, fraction or None)``; callable from any thread."""

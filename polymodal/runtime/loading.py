@@ -27,7 +27,7 @@ from typing import Any, NoReturn, TypeVar
 
 from polymodal.errors import ConfigurationError
 
-__all__ = ["check_available", "folder_problem", "forget_failures", "load_checked", "loading", "looks_like_path"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator
 
-__all__ = ["Turn", "current_turn", "on_turn_end", "request_in_flight", "requests_in_flight", "turns_in_flight"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 class Turn:

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from polymodal.errors import ConfigurationError
 from polymodal.runtime.calls import HostedModel, ModelCall
 
-__all__ = ["HOST_NAMES", "Host", "default_host", "host_named"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 HOST_NAMES = ("inprocess", "process", "ray")
 

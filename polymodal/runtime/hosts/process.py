@@ -37,7 +37,7 @@ from polymodal.errors import PolymodalError, ResourceError, ToolError, ToolTimeo
 from polymodal.runtime.calls import Deadline, HostedModel, ModelCall
 from polymodal.runtime.hosts.wire import receive, send
 
-__all__ = ["ProcessHost"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 logger = logging.getLogger(__name__)
 

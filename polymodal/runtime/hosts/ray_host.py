@@ -28,7 +28,7 @@ from typing import Any
 from polymodal.errors import MissingDependencyError, PolymodalError, ToolError, ToolTimeout
 from polymodal.runtime.calls import Deadline, HostedModel, ModelCall
 
-__all__ = ["RayHost", "ensure_ray", "import_ray"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 logger = logging.getLogger(__name__)
 

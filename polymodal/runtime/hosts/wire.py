@@ -13,7 +13,7 @@ import pickle
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["receive", "send"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 def send(conn: Connection, obj: Any) -> None:

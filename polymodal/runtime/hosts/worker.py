@@ -20,7 +20,7 @@ from typing import Any
 
 from polymodal.runtime.hosts.wire import receive, send
 
-__all__ = ["serve"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 def serve(conn: Connection) -> None:

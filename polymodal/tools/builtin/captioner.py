@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
 
-__all__ = ["Captioner", "CaptionerArgs"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_MODEL = "Salesforce/blip-image-captioning-base"
 # Families whose language model needs a text input even for an unprompted caption.

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRefs, ModelTool, ToolOutput
 
-__all__ = ["ClipMatcher", "ClipMatcherArgs", "ClipScores", "LabelScore"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 MAX_LABELS = 64

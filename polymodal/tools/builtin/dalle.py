@@ -32,7 +32,7 @@ from polymodal.runtime.budget import GenerationBudget, run_within_budget
 from polymodal.tools.base import Tool, ToolOutput, current_context
 from polymodal.tools.builtin.image_generator import ImagePromptArgs
 
-__all__ = ["DallEImageGenerator", "redact_secrets"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 # Sizes each model accepts; a requested width x height snaps to the nearest of these.
 SIZES: dict[str, tuple[str, ...]] = {

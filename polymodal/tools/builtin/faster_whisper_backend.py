@@ -18,7 +18,7 @@ import numpy as np
 from polymodal.errors import ConfigurationError, MissingDependencyError
 from polymodal.runtime.loading import load_checked
 
-__all__ = ["FasterWhisperBundle", "is_ctranslate2_folder", "load_faster_whisper", "transcribe"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 @dataclass

@@ -17,7 +17,7 @@ from polymodal.media import Attachment, Modality
 from polymodal.tools.base import Tool, ToolOutput, VideoRef
 from polymodal.tools.builtin.keyframes import grab_frame, hms, parse_time
 
-__all__ = ["FrameGrabber", "FrameGrabberArgs"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 class FrameGrabberArgs(BaseModel):

@@ -34,7 +34,7 @@ from polymodal.runtime.budget import GenerationBudget, run_within_budget
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput, current_context
 
-__all__ = ["ImageGenerator", "ImageGeneratorArgs", "ImagePromptArgs"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MAX_SEED = 2**32 - 1

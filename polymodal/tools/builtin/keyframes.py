@@ -25,17 +25,7 @@ from PIL import Image
 from polymodal.errors import AttachmentError, MediaLimitError
 from polymodal.media import Attachment, Modality
 
-__all__ = [
-    "Keyframe",
-    "KeyframeSettings",
-    "Sampling",
-    "frames_at",
-    "grab_frame",
-    "hms",
-    "iter_frames",
-    "iter_keyframes",
-    "parse_time",
-]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 _THUMB = (32, 18)  # the scene distance is computed on this many pixels: cheap and blind to noise
 

@@ -24,7 +24,7 @@ from polymodal.errors import ConfigurationError, MissingDependencyError
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
 
-__all__ = ["OCR", "OCRArgs", "OCRLine", "OCRResult"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 PACKAGED = "rapidocr"
 NO_TEXT = "(no text found)"

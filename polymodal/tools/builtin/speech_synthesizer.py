@@ -26,7 +26,7 @@ from polymodal.media import Attachment, Modality
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ModelTool, ToolOutput
 
-__all__ = ["SpeechSynthesizer", "SpeechSynthesizerArgs", "load_speaker_embedding"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_MODEL = "microsoft/speecht5_tts"
 DEFAULT_VOCODER = "microsoft/speecht5_hifigan"

@@ -35,7 +35,7 @@ from polymodal.tools.builtin.faster_whisper_backend import (
 )
 from polymodal.tools.builtin.faster_whisper_backend import transcribe as fw_transcribe
 
-__all__ = ["Transcriber", "TranscriberArgs", "Transcript", "TranscriptSegment", "sound_seconds"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_MODEL = "openai/whisper-base"
 SAMPLE_RATE = 16000

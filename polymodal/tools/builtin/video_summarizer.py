@@ -31,7 +31,7 @@ from polymodal.tools.builtin.captioner import Captioner
 from polymodal.tools.builtin.keyframes import Keyframe, KeyframeSettings, Sampling, hms, iter_keyframes
 from polymodal.tools.builtin.transcriber import NO_SPEECH, Transcriber, Transcript
 
-__all__ = ["Timeline", "TimelineSegment", "VideoSummarizer", "VideoSummarizerArgs"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 _MAX_REDUCE_ROUNDS = 6
 _EXTRACT_SCENES = 12

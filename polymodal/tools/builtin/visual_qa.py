@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from polymodal.runtime.loading import load_checked
 from polymodal.tools.base import ImageRef, ModelTool, ToolOutput
 
-__all__ = ["QAPair", "VisualAnswers", "VisualQA", "VisualQAArgs"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_MODEL = "Salesforce/blip-vqa-base"
 _PROMPTED = ("blip-2", "instructblip")  # families tuned on "Question: ... Answer:"

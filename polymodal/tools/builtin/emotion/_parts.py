@@ -18,7 +18,7 @@ from polymodal.tools.builtin.emotion.mood import (
 )
 from polymodal.tools.builtin.emotion.scores import canonical_emotion
 
-__all__: list[str] = []
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 @dataclass

@@ -24,7 +24,7 @@ from polymodal.tools.builtin.emotion.faces import FaceDetector, FaceTracker, cro
 from polymodal.tools.builtin.emotion.mood import WindowGrid
 from polymodal.tools.builtin.keyframes import Sampling, frames_at
 
-__all__ = ["WHOLE_PICTURE", "CallSource", "FaceSettings", "StreamState", "WindowInput", "faces_in", "iter_windows"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 WHOLE_PICTURE = "picture"
 """The track name of a whole frame or photo classified as it is (no detector, or a photo with no face found)."""

@@ -25,7 +25,7 @@ from PIL import Image
 
 from polymodal.errors import ConfigurationError, MissingDependencyError
 
-__all__ = ["FaceBox", "FaceDetector", "FaceTracker", "HaarFaceDetector", "crop_face"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 @dataclass(frozen=True)

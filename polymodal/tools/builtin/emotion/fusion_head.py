@@ -21,7 +21,7 @@ import numpy as np
 
 from polymodal.errors import ConfigurationError
 
-__all__ = ["FusionHead"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 _WEIGHTS = "head.safetensors"
 _META = "head.json"

@@ -18,22 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = [
-    "FACES",
-    "FUSED",
-    "NO_FACE",
-    "NO_SIGNAL",
-    "NO_VOICE",
-    "VOICE",
-    "Mood",
-    "MoodSpan",
-    "MoodWindow",
-    "WindowGrid",
-    "clock",
-    "describe_changes",
-    "mean_distribution",
-    "merge_windows",
-]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 FUSED, VOICE, FACES = "fused", "voice", "faces"
 """Who a span is about, besides the tracked faces (``face 1``, ``face 2``...)."""

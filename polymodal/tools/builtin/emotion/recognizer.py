@@ -68,7 +68,7 @@ from polymodal.tools.builtin.emotion.scores import (
     EmotionScores,
 )
 
-__all__ = ["EmotionRecognizer"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 
 class EmotionRecognizer(ModelTool):

@@ -19,7 +19,7 @@ from polymodal.tools.builtin.emotion.mood import (
     describe_changes,
 )
 
-__all__ = ["DEFAULT_AUDIO_MODEL", "DEFAULT_FACE_MODEL", "EmotionArgs", "EmotionScores", "canonical_emotion"]
+__all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
 DEFAULT_AUDIO_MODEL = "superb/wav2vec2-base-superb-er"
 DEFAULT_FACE_MODEL = "trpakov/vit-face-expression"
