@@ -27,7 +27,9 @@ class Settings(BaseModel):
     max_steps: int = Field(default=8, ge=0)
     """The most tool calls one plan may make."""
     step_timeout: float | None = Field(default=600.0, gt=0)
-    """Seconds a step may run when its tool sets no ``timeout`` of its own (None: no limit)."""
+    """Seconds a step may run when its tool sets no ``timeout`` of its own (None: no limit). The executor
+    turns it into the step's one :class:`~polymodal.runtime.calls.Deadline`, which the model call carries
+    down to the host."""
     max_seconds: float | None = Field(default=None, gt=0)
     """Wall-clock budget for running one request's plan; past it, BudgetExceeded with the partial results."""
     max_parallel: int = Field(default=4, ge=1)
