@@ -90,8 +90,8 @@ def face_path(args: argparse.Namespace, work: Path, models: Any) -> None:
 
     from polymodal import Attachment
     from polymodal.tools import EmotionRecognizer, HaarFaceDetector
-    from polymodal.tools.emotion.call_windows import FaceSettings, WindowInput, faces_in
-    from polymodal.tools.keyframes import Sampling, frames_at, iter_frames
+    from polymodal.tools.builtin.emotion.call_windows import FaceSettings, WindowInput, faces_in
+    from polymodal.tools.builtin.keyframes import Sampling, frames_at, iter_frames
 
     video = Attachment.from_path(two_face_call(work, args.frames / 2 + 1))
     times = [0.25 + 0.5 * i for i in range(args.frames)]  # two sampled frames per second

@@ -70,7 +70,7 @@ def _raw_speech(models: Any, item: dict[str, Any]) -> Callable[[], Any]:
     import torch
     from transformers import AutoModelForTextToSpectrogram, AutoProcessor, SpeechT5HifiGan
 
-    from polymodal.tools.speech_synthesizer import default_speaker
+    from polymodal.tools.builtin.speech_synthesizer import default_speaker
 
     processor = AutoProcessor.from_pretrained(str(models.path("speecht5-tts")))
     model = AutoModelForTextToSpectrogram.from_pretrained(str(models.path("speecht5-tts"))).eval()

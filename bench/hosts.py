@@ -1,4 +1,4 @@
-"""What each host costs, side by side (polymodal.hosts): in-process vs worker process vs Ray actor.
+"""What each host costs, side by side (polymodal.runtime.hosts): in-process vs worker process vs Ray actor.
 
 1. **Per call.** One tiny-BLIP caption through ``Captioner.execute`` on each host, models loaded
    and workers started before timing; rounds alternate between hosts so that machine load hits all
@@ -55,7 +55,7 @@ def per_call(model: str, image_path: Path, calls: int, hosts: list[str]) -> dict
 def moving_arrays(repeats: int = 20) -> dict[str, float]:
     import numpy as np
 
-    from polymodal.hosts.wire import receive, send
+    from polymodal.runtime.hosts.wire import receive, send
 
     clip = np.random.default_rng(0).standard_normal(30 * 16_000).astype(np.float32)
 
@@ -167,7 +167,7 @@ def main() -> None:
             print(f"batch of {result['jobs']} jobs, concurrency 4: in-process {result['local_s']:.2f} s vs "
                   f"2 Ray actors {result['ray_s']:.2f} s ({result['local_s'] / result['ray_s']:.2f}x)")
     finally:
-        from polymodal.hosts import host_named
+        from polymodal.runtime.hosts import host_named
 
         if "process" not in args.skip:
             host_named("process").shutdown()  # type: ignore[attr-defined]

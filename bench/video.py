@@ -36,7 +36,7 @@ def captioning(args: argparse.Namespace, work: Path, blip: str) -> tuple[Spread,
 
     from polymodal import Attachment
     from polymodal.tools import Captioner
-    from polymodal.tools.keyframes import KeyframeSettings, Sampling, iter_keyframes
+    from polymodal.tools.builtin.keyframes import KeyframeSettings, Sampling, iter_keyframes
 
     scenes = [(COLOURS[i % len(COLOURS)], 1.0) for i in range(args.frames)]
     clip = Attachment.from_path(video_file(work, "frames.mp4", scenes=scenes, fps=10, size=(640, 360)))

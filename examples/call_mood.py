@@ -17,7 +17,7 @@ from pathlib import Path
 
 from polymodal import Attachment, PolymodalError
 from polymodal.tools import EmotionRecognizer, EmotionScores
-from polymodal.tools.emotion.mood import clock
+from polymodal.tools.builtin.emotion.mood import clock
 
 MEDIA = Path(__file__).resolve().parent / "media"
 

@@ -40,7 +40,7 @@ def main() -> None:
     print(out.content)
     print(f"\n{timeline.frames_scanned} frames scanned, {len(timeline.segments)} keyframes captioned")
     if args.at is not None:
-        from polymodal.tools.keyframes import parse_time
+        from polymodal.tools.builtin.keyframes import parse_time
 
         grabbed = FrameGrabber().execute(video=video, at=parse_time(args.at))
         print(f"\n{grabbed.content}: {captioner.execute(image=grabbed.artifact).content}")

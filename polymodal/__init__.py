@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from polymodal.integrations.langchain import MultimodalChain
     from polymodal.media import Attachment, MediaLimits, Modality
     from polymodal.tools import AudioInput, ImageInput, Tool, ToolOutput, VideoInput, mcp_tools, tool
-    from polymodal.tools.video_summarizer import Timeline, VideoSummarizer
+    from polymodal.tools.builtin.video_summarizer import Timeline, VideoSummarizer
     from polymodal.transient import RetryPolicy
 
 __version__ = "0.1.0"
@@ -49,7 +49,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["Attachment", "MediaLimits", "Modality"], "polymodal.media"),
     **dict.fromkeys(["AudioInput", "ImageInput", "Tool", "ToolOutput", "VideoInput", "mcp_tools", "tool"],
                     "polymodal.tools"),
-    **dict.fromkeys(["Timeline", "VideoSummarizer"], "polymodal.tools.video_summarizer"),
+    **dict.fromkeys(["Timeline", "VideoSummarizer"], "polymodal.tools.builtin.video_summarizer"),
     "RetryPolicy": "polymodal.transient",
 }
 

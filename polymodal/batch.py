@@ -184,7 +184,7 @@ def run_batch(
     """Run every job not yet in ``output``, up to ``concurrency`` at once (models load once for all).
 
     Each job is ``agent.run`` on a fresh conversation (the shared tools and models), so jobs in
-    flight together share model batches (:mod:`polymodal.tools.batching`). Results are
+    flight together share model batches (:mod:`polymodal.runtime.batching`). Results are
     appended in the order jobs finish, each as one complete fsynced line: after a crash, a re-run
     runs every job without a line exactly once and never one that has a line.
 

@@ -27,7 +27,9 @@ class Settings(BaseModel):
     max_steps: int = Field(default=8, ge=0)
     """The most tool calls one plan may make."""
     step_timeout: float | None = Field(default=600.0, gt=0)
-    """Seconds a step may run when its tool sets no ``timeout`` of its own (None: no limit)."""
+    """Seconds a step may run when its tool sets no ``timeout`` of its own (None: no limit). The executor
+    turns it into the step's one :class:`~polymodal.runtime.calls.Deadline`, which the model call carries
+    down to the host."""
     max_seconds: float | None = Field(default=None, gt=0)
     """Wall-clock budget for running one request's plan; past it, BudgetExceeded with the partial results."""
     max_parallel: int = Field(default=4, ge=1)
@@ -44,6 +46,6 @@ class Settings(BaseModel):
     Older ones are released (the conversation drops them and their bytes) and prompts only count
     them, so a long conversation does not get slower or bigger with every turn."""
     host: Literal["inprocess", "process", "ray"] | None = None
-    """Where model work runs (see :mod:`polymodal.hosts`): in this process, in worker processes that a
+    """Where model work runs (see :mod:`polymodal.runtime.hosts`): in this process, in worker processes that a
     timeout can kill, or in Ray actors. None: ``POLYMODAL_HOST``, else in-process. A tool's own
     ``host=`` wins over this."""

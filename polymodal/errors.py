@@ -47,7 +47,7 @@ class PolymodalError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable whatever the subclass's __init__ takes: errors cross into and out of worker
-        # processes and Ray actors (polymodal.hosts) and must come back as the same typed error.
+        # processes and Ray actors (polymodal.runtime.hosts) and must come back as the same typed error.
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 

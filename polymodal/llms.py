@@ -31,8 +31,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from polymodal.errors import ConfigurationError, MissingDependencyError
-from polymodal.tools.cache import model_cache
-from polymodal.tools.loading import load_checked, loading
+from polymodal.runtime.cache import model_cache
+from polymodal.runtime.loading import load_checked, loading
 
 __all__ = ["gguf_cache_dir", "gguf_chat_model", "local_chat_model"]
 

@@ -161,7 +161,7 @@ def doctor_checks(device: str | None = None) -> Iterator[tuple[str, bool, str]]:
 
 def _device_check(device: str | None) -> tuple[str, bool, str]:
     from polymodal.errors import ConfigurationError
-    from polymodal.tools.cache import check_device, pick_device
+    from polymodal.runtime.cache import check_device, pick_device
 
     source = "--device" if device else ("POLYMODAL_DEVICE" if os.environ.get("POLYMODAL_DEVICE") else "best available")
     chosen = pick_device(device)

@@ -39,12 +39,12 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polymodal import packaged
 from polymodal.errors import ConfigurationError
+from polymodal.profile_defaults import PROFILES, TOOL_CLASSES, Profile, Selection, ToolChoice
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -67,87 +67,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-TOOL_CLASSES: dict[str, str] = {
-    "captioner": "polymodal.tools.captioner:Captioner",
-    "visual_qa": "polymodal.tools.visual_qa:VisualQA",
-    "transcriber": "polymodal.tools.transcriber:Transcriber",
-    "ocr": "polymodal.tools.ocr:OCR",
-    "clip_matcher": "polymodal.tools.clip_matcher:ClipMatcher",
-    "emotion_recognizer": "polymodal.tools.emotion:EmotionRecognizer",
-    "image_generator": "polymodal.tools.image_generator:ImageGenerator",
-    "speech_synthesizer": "polymodal.tools.speech_synthesizer:SpeechSynthesizer",
-    "video_summarizer": "polymodal.tools.video_summarizer:VideoSummarizer",
-}
-"""Tool name -> ``module:Class``. A module that does not define that class is searched for a Tool
-subclass whose ``name`` is the tool name, so a renamed class still loads."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Per tool, the keyword arguments its class is built with (``model=`` and friends)."""
-
-    name: str
-    description: str
-    tools: Mapping[str, Mapping[str, Any]]
-    unavailable: Mapping[str, str] = field(default_factory=dict)
-    """Tools this profile leaves out, and why."""
-    router: str | None = None
-    """The sentence-embedding model of the router (a folder, a hub id or ``packaged:minilm``); None: the
-    Router's own default (the packaged MiniLM when installed, else its hub id); "none": no router."""
-
-
-PROFILES: dict[str, Profile] = {
-    "default": Profile(
-        "default",
-        "hub checkpoints for a GPU machine with hub access",
-        {
-            "captioner": {"model": "Salesforce/blip-image-captioning-base"},
-            "visual_qa": {"model": "Salesforce/blip-vqa-base"},
-            "transcriber": {"model": "openai/whisper-small"},
-            "ocr": {},
-            "clip_matcher": {"model": "openai/clip-vit-base-patch32"},
-            "emotion_recognizer": {},
-            "image_generator": {"model": "stable-diffusion-v1-5/stable-diffusion-v1-5"},
-            "speech_synthesizer": {"model": "microsoft/speecht5_tts", "vocoder": "microsoft/speecht5_hifigan"},
-            "video_summarizer": {},
-        },
-    ),
-    "offline": Profile(
-        "offline",
-        "real models shipped in PyPI wheels (polymodal[offline-models]); no hub, no GPU needed",
-        {
-            # backend="auto" picks faster-whisper for this CTranslate2 folder, and transformers for a
-            # transformers folder given with --model: naming the backend here would break that override.
-            "transcriber": {"model": "packaged:whisper-base"},
-            "ocr": {},
-        },
-        unavailable={name: "no packaged model" for name in TOOL_CLASSES if name not in ("transcriber", "ocr")},
-        router="packaged:minilm",
-    ),
-}
-
-
-@dataclass
-class ToolChoice:
-    """What one tool will be built with, and where that came from."""
-
-    name: str
-    kwargs: dict[str, Any]
-    source: str
-    enabled: bool = True
-    note: str = ""
-
-
-@dataclass
-class Selection:
-    """The resolved profile: every tool's choice, the router model, and why this profile."""
-
-    profile: str
-    reason: str
-    tools: dict[str, ToolChoice]
-    router: str | None
-    config_path: Path | None = None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Path | None]:
@@ -192,7 +111,7 @@ def _default_profile(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _has_cuda() -> bool:
-    from polymodal.tools.cache import surely_cpu_only
+    from polymodal.runtime.cache import surely_cpu_only
 
     if surely_cpu_only():  # no torch import (1-2 s) just to choose a profile
         return False
@@ -351,7 +270,7 @@ def _instantiate(cls: type[Tool], choice: ToolChoice, device: str | None, notes:
 
 def _check_folders(choice: ToolChoice) -> None:
     """A model folder named by a profile, config file, variable or override is checked before any work."""
-    from polymodal.tools.loading import folder_problem, looks_like_path
+    from polymodal.runtime.loading import folder_problem, looks_like_path
 
     for key in ("model", "vocoder", "face_model"):
         spec = choice.kwargs.get(key)
@@ -418,7 +337,7 @@ def build_agent(
 ) -> Agent:
     """An Agent with the profile's tools (and its router, when the router module is installed)."""
     from polymodal.agent import Agent
-    from polymodal.tools.cache import check_device
+    from polymodal.runtime.cache import check_device
 
     selection = select(profile, overrides, config=config)
     source = "device" if device else f"config file {str(selection.config_path)!r}: device"
@@ -443,7 +362,7 @@ def _settings_with_host(host: str, path: Path | None) -> Settings:
     from pydantic import ValidationError
 
     from polymodal.config import Settings
-    from polymodal.hosts import HOST_NAMES
+    from polymodal.runtime.hosts import HOST_NAMES
 
     try:
         return Settings.model_validate({"host": host})

@@ -33,7 +33,7 @@ from polymodal.errors import ConfigurationError, PolymodalError
 
 if TYPE_CHECKING:
     from polymodal.agent import Agent
-from polymodal.hosts.ray_host import ensure_ray
+from polymodal.runtime.hosts.ray_host import ensure_ray
 
 __all__ = ["RayJobPool", "RayOptions", "WorkerSetupError"]
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from polymodal.tools.cache import ModelCache, is_out_of_memory, model_nbytes, pick_device, pick_dtype
+from polymodal.runtime.cache import ModelCache, is_out_of_memory, model_nbytes, pick_device, pick_dtype
 
 
 def linear_loader(width: int, loads: list[str]):

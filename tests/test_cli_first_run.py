@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from polymodal.commands import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, app
-from polymodal.tools.cache import model_cache
+from polymodal.runtime.cache import model_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

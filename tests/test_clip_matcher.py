@@ -17,7 +17,7 @@ from support.fake_llm import ScriptedChatModel
 from polymodal import Agent, Attachment, ConfigurationError, PlanValidationError
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import ClipMatcher, ClipScores
-from polymodal.tools.clip_matcher import ClipMatcherArgs
+from polymodal.tools.builtin.clip_matcher import ClipMatcherArgs
 
 LABELS = ["a red square", "a blue square", "a cat"]
 

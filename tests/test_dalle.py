@@ -26,7 +26,7 @@ from support.fake_llm import ScriptedChatModel
 from polymodal import Agent, Attachment, BudgetExceeded, ConfigurationError, MissingDependencyError, ToolError
 from polymodal.media import Modality
 from polymodal.tools import DallEImageGenerator
-from polymodal.tools.dalle import nearest_size, redact_secrets
+from polymodal.tools.builtin.dalle import nearest_size, redact_secrets
 
 KEY = "sk-test-0123456789abcdefSECRET"
 

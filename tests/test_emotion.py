@@ -26,7 +26,7 @@ from support.fake_llm import ScriptedChatModel
 from polymodal import Agent, Attachment, AttachmentError, ConfigurationError, MediaLimitError, PlanValidationError
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import EmotionRecognizer, EmotionScores, FusionHead, MoodSpan
-from polymodal.tools.emotion import EmotionArgs, canonical_emotion
+from polymodal.tools.builtin.emotion import EmotionArgs, canonical_emotion
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 CALM, UPSET = 220.0, 1760.0  # the tuned voice classifier: happy, angry
@@ -135,8 +135,8 @@ def test_limits_are_media_limit_errors_naming_the_setting_before_any_model_loads
 
 
 def test_a_header_that_understates_the_length_still_meets_the_caps(calls):
-    from polymodal.tools.emotion.call_windows import CallSource, FaceSettings, StreamState, iter_windows
-    from polymodal.tools.emotion.mood import WindowGrid
+    from polymodal.tools.builtin.emotion.call_windows import CallSource, FaceSettings, StreamState, iter_windows
+    from polymodal.tools.builtin.emotion.mood import WindowGrid
 
     video = Attachment.from_path(calls["halves"])
     source = CallSource("halves.mp4", audio=video, video=video, duration=1.0)  # the header said 1 s
@@ -326,8 +326,8 @@ def test_agent_asks_how_the_people_in_a_call_felt(tuned, calls):
 
 
 def test_frames_are_sampled_evenly_across_each_window(media):
-    from polymodal.tools.emotion.mood import WindowGrid
-    from polymodal.tools.keyframes import Sampling, frames_at
+    from polymodal.tools.builtin.emotion.mood import WindowGrid
+    from polymodal.tools.builtin.keyframes import Sampling, frames_at
 
     video = Attachment.from_path(media.video(scenes=[(RED, 1.0), ((30, 200, 30), 1.0), (BLUE, 1.0)]))
     grid = WindowGrid(window=1.5, duration=video.duration)

@@ -8,8 +8,6 @@ step runs in (its id, the executor's host, its deadline).
 
 from __future__ import annotations
 
-import time
-
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
@@ -18,8 +16,9 @@ from polymodal.agent.conversation import Conversation
 from polymodal.agent.events import StepFinished, StepProgress, StepStarted
 from polymodal.agent.executor import Executor
 from polymodal.agent.plan import Plan
+from polymodal.runtime.calls import current_deadline
 from polymodal.tools import ImageInput, ImageRefs, report_progress, tool
-from polymodal.tools.base import current_context, current_deadline
+from polymodal.tools.base import current_context
 
 
 @tool
@@ -98,16 +97,15 @@ def whereami(text: str) -> str:
     """Report the step's context: its id, where models run, and how far off its deadline is."""
     ctx = current_context()
     assert ctx is not None
-    deadline = current_deadline()
-    left = "none" if deadline is None else f"{deadline - time.monotonic():.3f}"
-    return f"{ctx.step_id} {ctx.host} {left}"
+    left = current_deadline().remaining()
+    left_text = "none" if left is None else f"{left:.3f}"
+    return f"{ctx.step_id} {ctx.host} {left_text}"
 
 
 @tool
 def nowhere(text: str) -> str:
     """The same report, from a tool without a timeout."""
-    deadline = current_deadline()
-    return "none" if deadline is None else "some"
+    return "some" if current_deadline().bounded else "none"
 
 
 TOOLS = {t.name: t for t in (refuse, quota, crash, misfile, two_images, size, Gallery(), fill, chatty, whereami,

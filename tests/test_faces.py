@@ -11,7 +11,7 @@ from support.face_media import Placement, Shot, astronaut_head, call_frames
 
 from polymodal import Attachment, MissingDependencyError
 from polymodal.tools import EmotionRecognizer, FaceBox, HaarFaceDetector
-from polymodal.tools.emotion.faces import FaceTracker, crop_face
+from polymodal.tools.builtin.emotion.faces import FaceTracker, crop_face
 
 SIZE = (320, 240)
 
@@ -79,7 +79,7 @@ def test_a_loaded_detector_travels_to_a_worker_process_and_still_finds_the_face(
     """A tool on the process or Ray host is pickled after its detector has loaded on some thread."""
     import pickle
 
-    from polymodal.hosts.process import _tool_blob
+    from polymodal.runtime.hosts.process import _tool_blob
 
     detector.load()
     copy = pickle.loads(pickle.dumps(detector))

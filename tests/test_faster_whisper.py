@@ -10,7 +10,7 @@ from support.offline_models import VOICE_NOTE, VOICE_NOTE_TEXT, needs_offline_mo
 
 from polymodal import Attachment, ConfigurationError, packaged
 from polymodal.tools import Transcriber, Transcript
-from polymodal.tools.faster_whisper_backend import is_ctranslate2_folder
+from polymodal.tools.builtin.faster_whisper_backend import is_ctranslate2_folder
 
 pytestmark = [needs_offline_models, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""Where model work runs (polymodal.hosts): worker processes that a deadline can kill, crashes that
+"""Where model work runs (polymodal.runtime.hosts): worker processes that a deadline can kill, crashes that
 become typed errors, and the same outputs from every host.
 
 The misbehaving tools (tests/support/faulty_tools.py) hang or crash inside ``forward`` with a real
@@ -22,7 +22,7 @@ from support.faulty_tools import Faulty, OtherFaulty
 from polymodal import Agent, Attachment, Plan, Settings
 from polymodal.agent.events import StepProgress
 from polymodal.agent.planner import PlanOutcome
-from polymodal.hosts import host_named
+from polymodal.runtime.hosts import host_named
 from polymodal.tools import Captioner, ClipMatcher, Transcriber
 
 

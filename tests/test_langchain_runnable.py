@@ -432,7 +432,7 @@ def test_multimodal_llm_gets_the_images_as_blocks_and_the_planner_never_does(cap
 
 # ------------------------------------------- long real tools (when their branches have landed) --
 async def test_diffusion_progress_in_astream_events_and_no_image_bytes_in_callbacks(tiny_models, media):
-    from polymodal.tools.image_generator import ImageGenerator
+    from polymodal.tools.builtin.image_generator import ImageGenerator
 
     generator = ImageGenerator(model=str(tiny_models.path("sd-tiny")), default_steps=3)
     plan = json.dumps({"steps": [{"id": "s1", "tool": "image_generator", "args": {"prompt": "a red square",
@@ -458,7 +458,7 @@ async def test_diffusion_progress_in_astream_events_and_no_image_bytes_in_callba
 
 
 def test_video_summarizer_progress_reaches_the_stream(tiny_models, media):
-    from polymodal.tools.video_summarizer import VideoSummarizer
+    from polymodal.tools.builtin.video_summarizer import VideoSummarizer
 
     summarizer = VideoSummarizer(
         captioner=Captioner(model=str(tiny_models.path("blip-caption")), max_new_tokens=3),

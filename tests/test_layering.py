@@ -1,10 +1,10 @@
-"""The layout is the architecture: media <- tools <- agent <- integrations, serving, CLI, no cycles.
+"""The layout is the architecture: media <- runtime <- tools <- agent <- integrations, serving, CLI, no cycles.
 
 Every ``import`` in polymodal's source is read with ``ast`` — module-level and function-local
 alike, since a lazy import is still a dependency — and two rules are checked: no module imports
 a module of a higher layer (``TYPE_CHECKING`` imports included), and the modules' imports form no
 cycle, ``TYPE_CHECKING`` imports included: two modules that need each other's types are one module,
-or one of them takes a small ``Protocol`` of what it needs from the other (``tools.batching``'s
+or one of them takes a small ``Protocol`` of what it needs from the other (``runtime.batching``'s
 ``BatchedTool``). A new module of an unknown place counts as the top layer
 (an application): nothing below may import it; add it to ``LAYERS`` where it belongs.
 """
@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("polymodal.errors", "polymodal.redaction", "polymodal.prompts", "polymodal.threads",
               "polymodal.transient", "polymodal._lazy")),
     ("media", ("polymodal.media",)),
-    ("tools", ("polymodal.tools", "polymodal.hosts", "polymodal.packaged", "polymodal.hub", "polymodal.llms")),
+    ("runtime", ("polymodal.runtime", "polymodal.packaged", "polymodal.hub")),
+    ("tools", ("polymodal.tools", "polymodal.llms")),
     ("agent", ("polymodal.agent", "polymodal.config")),
 ]
 TOP = "applications"  # integrations, serving, batch, CLI, profiles, the package's own __init__, anything new

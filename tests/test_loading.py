@@ -15,8 +15,8 @@ from support.offline_models import needs_offline_models, use_test_cache
 
 from polymodal import Attachment, Router
 from polymodal.errors import ConfigurationError
+from polymodal.runtime.cache import check_device
 from polymodal.tools import Captioner, ImageGenerator, Transcriber
-from polymodal.tools.cache import check_device
 
 
 @pytest.fixture(scope="module")

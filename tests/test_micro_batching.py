@@ -20,10 +20,11 @@ from PIL import Image
 
 from polymodal import Agent, Attachment, Plan, Settings, Step, ToolError
 from polymodal.agent.planner import PlanOutcome
+from polymodal.runtime.batching import MicroBatcher, batcher_for
+from polymodal.runtime.calls import Deadline, ModelCall
+from polymodal.runtime.turns import request_in_flight
 from polymodal.tools import Captioner, ClipMatcher, ImageGenerator, Transcriber, VisualQA
 from polymodal.tools.base import ToolContext, using_context
-from polymodal.tools.batching import MicroBatcher, batcher_for
-from polymodal.tools.turns import request_in_flight
 
 
 def together(n: int, call: Callable[[int], Any]) -> list[Any]:
@@ -133,7 +134,7 @@ def test_a_caller_past_its_deadline_is_dropped_and_does_not_cancel_the_others():
     release = threading.Event()
     ran: list[list[int]] = []
 
-    def run(items: list[int], _deadline: float | None) -> list[int]:
+    def run(items: list[int], _call: ModelCall) -> list[int]:
         ran.append(list(items))
         if items == [0]:
             release.wait(5)  # the model is busy with an earlier call while the others queue
@@ -148,7 +149,7 @@ def test_a_caller_past_its_deadline_is_dropped_and_does_not_cancel_the_others():
 
     def late() -> None:
         try:
-            results["late"] = batcher.submit([1], deadline=time.monotonic() + 0.05)
+            results["late"] = batcher.submit([1], ModelCall(deadline=Deadline.after(0.05)))
         except TimeoutError as exc:
             results["late"] = exc
 

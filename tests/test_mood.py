@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from polymodal.tools.emotion.mood import MoodWindow, WindowGrid, clock, describe_changes, merge_windows
+from polymodal.tools.builtin.emotion.mood import MoodWindow, WindowGrid, clock, describe_changes, merge_windows
 
 CALM = {"calm": 0.8, "angry": 0.2}
 ANGRY = {"calm": 0.3, "angry": 0.7}

@@ -18,7 +18,7 @@ from support.fake_llm import ScriptedChatModel
 from polymodal import Agent, Attachment, ConfigurationError, MissingDependencyError, PlanValidationError
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import OCR, OCRResult
-from polymodal.tools.ocr import NO_TEXT, OCRArgs
+from polymodal.tools.builtin.ocr import NO_TEXT, OCRArgs
 
 pytest.importorskip("rapidocr", reason="the ocr extra is not installed: pip install 'polymodal[ocr]'")
 

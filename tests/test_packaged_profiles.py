@@ -123,7 +123,7 @@ def test_build_tools_offline_gives_a_faster_whisper_transcriber_and_notes_missin
     assert isinstance(transcriber, Transcriber)
     assert transcriber.resolved_backend() == "faster-whisper" and transcriber.device == "cpu"
     assert (packaged.cache_dir() / "whisper-base-ct2").samefile(transcriber.model)
-    from polymodal.tools.ocr import OCR
+    from polymodal.tools.builtin.ocr import OCR
 
     assert isinstance(tools["ocr"], OCR) and notes == []  # every tool of the profile was built
     assert set(tools) == {"transcriber", "ocr"}  # tools with no packaged model are left out

@@ -7,8 +7,8 @@ import pytest
 from polymodal import Attachment, PlanValidationError
 from polymodal.agent.plan import Plan, Step, references, validate_plan
 from polymodal.tools import ClipMatcher, tool
-from polymodal.tools.captioner import Captioner
-from polymodal.tools.transcriber import Transcriber
+from polymodal.tools.builtin.captioner import Captioner
+from polymodal.tools.builtin.transcriber import Transcriber
 
 
 @tool

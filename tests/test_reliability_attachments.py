@@ -23,7 +23,7 @@ from polymodal.media import MediaLimits
 from polymodal.media._files import _open_regular
 from polymodal.prompts.bounds import HISTORY_CHARS, REQUEST_CHARS, TOOL_RESULT_CHARS, TOOL_RESULTS_CHARS
 from polymodal.tools import Transcriber
-from polymodal.tools.transcriber import sound_seconds
+from polymodal.tools.builtin.transcriber import sound_seconds
 
 # ---------------------------------------------------------------- A9: huge text is bounded in every prompt
 

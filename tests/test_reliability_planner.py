@@ -15,8 +15,8 @@ from polymodal import Attachment, PlanningError
 from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import LLMPlanner, PlanningRequest, parse_plan, strip_reasoning
 from polymodal.errors import PlanValidationError
-from polymodal.tools.captioner import Captioner
-from polymodal.tools.transcriber import Transcriber
+from polymodal.tools.builtin.captioner import Captioner
+from polymodal.tools.builtin.transcriber import Transcriber
 
 GOOD = json.dumps({"steps": [{"id": "s1", "tool": "captioner", "args": {"image": "image_1"}}], "answer": "s1"})
 UNKNOWN_TOOL = json.dumps({"steps": [{"id": "s1", "tool": "shell", "args": {}}]})

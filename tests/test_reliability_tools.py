@@ -25,7 +25,7 @@ from polymodal.agent.fusion import Fusion
 from polymodal.agent.plan import Plan
 from polymodal.errors import ResourceError, exception_text
 from polymodal.redaction import redact
-from polymodal.tools.cache import ModelCache
+from polymodal.runtime.cache import ModelCache
 from polymodal.transient import RetryPolicy, backoff, call_with_retry, is_transient
 
 EMPTY = ConversationView.of()  # a conversation with nothing in it, read-only

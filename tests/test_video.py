@@ -19,8 +19,8 @@ from polymodal import Agent, Attachment, AttachmentError, MediaLimitError, PlanV
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import Captioner, FrameGrabber, Transcriber, VideoSummarizer, model_cache
 from polymodal.tools.base import ToolContext, using_context
-from polymodal.tools.keyframes import KeyframeSettings, Sampling, iter_keyframes, parse_time
-from polymodal.tools.video_summarizer import TimelineSegment
+from polymodal.tools.builtin.keyframes import KeyframeSettings, Sampling, iter_keyframes, parse_time
+from polymodal.tools.builtin.video_summarizer import TimelineSegment
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 THREE_SCENES = [(RED, 2.0), (GREEN, 3.0), (BLUE, 2.0)]
@@ -79,7 +79,7 @@ def test_memory_stays_flat_for_a_longer_video(media):
     script = textwrap.dedent("""
         import resource, sys
         from polymodal import Attachment
-        from polymodal.tools.keyframes import KeyframeSettings, Sampling, iter_keyframes
+        from polymodal.tools.builtin.keyframes import KeyframeSettings, Sampling, iter_keyframes
         s = Sampling()
         n = sum(1 for _ in iter_keyframes(Attachment.from_path(sys.argv[1]), KeyframeSettings(), s))
         print(n, s.frames_scanned, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -16,7 +16,7 @@ from support.fake_llm import ScriptedChatModel
 from polymodal import Agent, Attachment, ConfigurationError, PlanValidationError
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.tools import VisualAnswers, VisualQA
-from polymodal.tools.visual_qa import VisualQAArgs
+from polymodal.tools.builtin.visual_qa import VisualQAArgs
 
 FAMILIES = ["blip-vqa", "blip2-opt", "blip2-t5", "idefics3-chat"]
 

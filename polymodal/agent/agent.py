@@ -52,8 +52,8 @@ from polymodal.agent.toolset import lend_llm, tools_by_name
 from polymodal.config import Settings
 from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
+from polymodal.runtime.turns import request_in_flight
 from polymodal.tools.base import Tool
-from polymodal.tools.turns import request_in_flight
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -149,7 +149,7 @@ class Agent(Runnable[AgentInput, Reply]):
             PlanningError: the LLM gave no valid plan within the allowed attempts.
             BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
         """
-        with request_in_flight():  # model batchers wait for this turn's calls (polymodal.tools.batching)
+        with request_in_flight():  # model batchers wait for this turn's calls (polymodal.runtime.batching)
             return self._turn(text, attachments, Conversation() if conversation is None else conversation,
                               config=config, on_event=on_event, stream_answer=stream_answer)
 

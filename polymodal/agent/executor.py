@@ -32,6 +32,7 @@ from polymodal.agent.steps import StepResult, StepStatus
 from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout, exception_text
 from polymodal.media import Attachment
 from polymodal.redaction import redact
+from polymodal.runtime.calls import Deadline, using_deadline
 from polymodal.threads import run_in_daemon
 from polymodal.tools.base import PROGRESS_EVENT, Tool, ToolContext, using_context
 
@@ -45,7 +46,7 @@ class Executor:
         tools: registered tools by name.
         default_timeout: seconds for a step whose tool sets no ``timeout`` (None: no limit).
         max_parallel: most steps running at once.
-        host: where model tools run their models (see :mod:`polymodal.hosts`); None: the default.
+        host: where model tools run their models (see :mod:`polymodal.runtime.hosts`); None: the default.
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class Executor:
         """
         run = _Run(self, plan, conversation, config, on_event)
         if budget_seconds is not None:
-            run.budget_deadline = time.monotonic() + budget_seconds
+            run.budget_deadline = Deadline.after(budget_seconds)
         return run.execute()
 
 
@@ -105,10 +106,10 @@ class _Run:
         self.on_event = on_event
         self.results = {step.id: StepResult(id=step.id, tool=step.tool, args=dict(step.args)) for step in plan.steps}
         self.waiting = list(plan.steps)
-        self.running: dict[str, float] = {}  # step id -> deadline (monotonic, inf for none)
+        self.running: dict[str, Deadline] = {}  # step id -> its deadline
         self.finished: queue.Queue[tuple[str, ToolMessage | None, BaseException | None, list[Any]]] = queue.Queue()
         self.t0 = time.perf_counter()
-        self.budget_deadline = float("inf")
+        self.budget_deadline = Deadline.none()
         self.traced = has_listeners(config)
 
     def execute(self) -> list[StepResult]:
@@ -117,7 +118,7 @@ class _Run:
             if not self.running:
                 break  # everything left waits on a failed step: already marked skipped
             self._wait_once()
-            if time.monotonic() >= self.budget_deadline:
+            if self.budget_deadline.expired():
                 self._abandon()
         return [self.results[step.id] for step in self.plan.steps]
 
@@ -163,19 +164,18 @@ class _Run:
         result.args = self._resolve_args(step, tool)
         result.started = self._now()
         timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
-        self.running[step.id] = time.monotonic() + timeout if timeout is not None else float("inf")
+        deadline = self.running[step.id] = Deadline.after(timeout)
         if self.on_event is not None:
             self.on_event(StepStarted(step=result.model_copy()))  # a snapshot: the run keeps updating it
-        deadline = self.running[step.id]
         ctx = ToolContext(attachments=self.attachments, step_id=step.id, progress=self._progress(step),
-                          deadline=None if deadline == float("inf") else deadline, host=self.ex.host)
+                          host=self.ex.host)
         call = {"type": "tool_call", "name": tool.name, "args": result.args, "id": step.id}
         context = contextvars.copy_context()
 
         def work() -> None:
             message, error = None, None
             try:
-                with using_context(ctx):
+                with using_context(ctx), using_deadline(deadline):
                     message = tool.run_call(call, self.config, traced=self.traced)
             except BaseException as exc:  # noqa: BLE001 - reported as the step's error
                 error = exc
@@ -184,8 +184,7 @@ class _Run:
         run_in_daemon(lambda: context.run(work))
 
     def _wait_once(self) -> None:
-        nearest = min(min(self.running.values()), self.budget_deadline)
-        timeout = None if nearest == float("inf") else max(0.0, nearest - time.monotonic())
+        timeout = Deadline.earliest([*self.running.values(), self.budget_deadline]).remaining()
         try:
             step_id, message, error, errors = self.finished.get(timeout=timeout)
         except queue.Empty:
@@ -199,7 +198,7 @@ class _Run:
     def _expire(self) -> None:
         now = time.monotonic()
         for step_id, deadline in list(self.running.items()):
-            if deadline <= now:
+            if deadline.expired(now):
                 del self.running[step_id]
                 result = self.results[step_id]
                 tool = self.ex.tools[result.tool]

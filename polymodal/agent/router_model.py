@@ -81,14 +81,14 @@ def load_bundle(model: str, device: str | None, folder: Path | None) -> EncoderB
             if key not in _NUMPY_BUNDLES:
                 _NUMPY_BUNDLES[key] = EncoderBundle(NumpyBertEncoder.load(folder))
             return _NUMPY_BUNDLES[key]
-    from polymodal.tools.cache import model_cache
+    from polymodal.runtime.cache import model_cache
 
     def load(device: str, dtype: Any) -> EncoderBundle:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise MissingDependencyError("the router", "sentence-transformers", "router") from exc
-        from polymodal.tools.loading import load_checked
+        from polymodal.runtime.loading import load_checked
 
         encoder = load_checked("router", model, lambda: SentenceTransformer(model, device=device))
         loaded = encoder.half() if device.startswith("cuda") and "16" in str(dtype) else encoder

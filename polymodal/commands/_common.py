@@ -107,7 +107,7 @@ def _worse(a: int, b: int) -> int:
 def _overrides(models: list[str] | None) -> dict[str, str]:
     """``--model TOOL=MODEL`` pairs, checked before any work: a known tool, a usable folder."""
     from polymodal.profiles import TOOL_CLASSES
-    from polymodal.tools.loading import folder_problem, looks_like_path
+    from polymodal.runtime.loading import folder_problem, looks_like_path
 
     found: dict[str, str] = {}
     for item in models or []:
@@ -167,7 +167,7 @@ def cli_agent(profile: str | None, config: Path | None, llm: str | None, device:
     Every option is checked before anything loads: a bad one is a ConfigurationError (exit 2).
     """
     from polymodal.profiles import build_agent
-    from polymodal.tools.cache import check_device
+    from polymodal.runtime.cache import check_device
 
     overrides = _overrides(models)
     if device:

@@ -31,7 +31,7 @@ from polymodal.agent.plan import validate_plan
 from polymodal.errors import PolymodalError, ToolError
 from polymodal.mcp_server.arguments import MediaArguments, input_schema
 from polymodal.media import Attachment, Modality
-from polymodal.tools.turns import request_in_flight
+from polymodal.runtime.turns import request_in_flight
 
 __all__ = ["ASK", "AskArgs", "build_server"]
 

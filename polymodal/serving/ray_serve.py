@@ -142,7 +142,7 @@ def deploy(factory: Callable[[], Agent], settings: ServeSettings, options: RaySe
 
 
 def _connect(address: str | None) -> Any:
-    from polymodal.hosts.ray_host import ensure_ray
+    from polymodal.runtime.hosts.ray_host import ensure_ray
 
     _check_reachable(address)
     try:

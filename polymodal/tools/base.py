@@ -13,30 +13,20 @@ Model-backed tools subclass :class:`ModelTool`, which splits the work the way sm
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 from abc import abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
 from polymodal.errors import PolymodalError, ResourceError, ToolError
-from polymodal.tools.context import (
-    PROGRESS_EVENT,
-    ToolContext,
-    current_context,
-    current_deadline,
-    fan_out_progress,
-    report_progress,
-    using_context,
-)
+from polymodal.runtime.calls import ModelCall, Progress, current_deadline, in_context
+from polymodal.tools.context import PROGRESS_EVENT, ToolContext, current_context, report_progress, using_context
 from polymodal.tools.refs import ACCEPTS as ACCEPTS  # where plan validation and the router look it up
 from polymodal.tools.refs import AudioRef, ImageRef, ImageRefs, VideoRef, attachment_fields
 from polymodal.tools.tool_class import Tool, ToolOutput
-
-T = TypeVar("T")
 
 __all__ = [
     "AudioRef",
@@ -79,7 +69,7 @@ class ModelTool(Tool):
 
     host: Literal["inprocess", "process", "ray"] | None = None
     """Where this tool's model runs: "inprocess", "process" or "ray" (None: the agent's
-    ``Settings.host``, else ``POLYMODAL_HOST``, else in-process). See :mod:`polymodal.hosts`."""
+    ``Settings.host``, else ``POLYMODAL_HOST``, else in-process). See :mod:`polymodal.runtime.hosts`."""
     own_worker: bool = False
     """With the process host: a worker process of this tool's own instead of its device's shared one."""
     ray_actor_options: dict[str, Any] | None = None
@@ -92,7 +82,7 @@ class ModelTool(Tool):
     coalesce_by_default: ClassVar[bool] = True
     default_max_wait_ms: ClassVar[float] = 50.0
     """Measured with bench/throughput.py: under load, eight concurrent jobs take tens of ms to reach a
-    batch; a lone request never waits (see polymodal.tools.batching), so a generous bound costs it nothing."""
+    batch; a lone request never waits (see polymodal.runtime.batching), so a generous bound costs it nothing."""
 
     @field_validator("model", mode="after")
     @classmethod
@@ -123,7 +113,7 @@ class ModelTool(Tool):
 
     def bundle(self) -> Any:
         """The loaded model bundle, from the shared cache (loaded on first use)."""
-        from polymodal.tools.cache import model_cache
+        from polymodal.runtime.cache import model_cache
 
         cache = model_cache()
         if self.checkpoint_model and not cache.holds(self.cache_key(), self.device):
@@ -136,7 +126,7 @@ class ModelTool(Tool):
         id neither cached nor reachable. Nothing is imported for it, so a missing model fails in
         milliseconds, not after seconds of importing torch and transformers. Called before the first
         load when ``checkpoint_model`` is set."""
-        from polymodal.tools.loading import check_available
+        from polymodal.runtime.loading import check_available
 
         check_available(self.name, self.model)
 
@@ -147,8 +137,8 @@ class ModelTool(Tool):
 
     def _load_checked(self, device: str, dtype: Any) -> Any:
         """``load``, after checking the device, with a broken model folder reported as such (T4)."""
-        from polymodal.tools.cache import check_device
-        from polymodal.tools.loading import loading
+        from polymodal.runtime.cache import check_device
+        from polymodal.runtime.loading import loading
 
         check_device(device, f"{self.name}: device")
         with loading(self.name, self.model, uses_transformers=self.uses_torch):
@@ -162,21 +152,36 @@ class ModelTool(Tool):
         """Prepare on the caller's thread (a bad file fails alone, before any model work), then run.
 
         With micro-batching on (the default for tools whose model gains from batches), the prepared
-        items join concurrent callers' items in shared batched calls (:mod:`polymodal.tools.batching`).
+        items join concurrent callers' items in shared batched calls (:mod:`polymodal.runtime.batching`).
+        Either way the call's terms (deadline, host, progress) are settled once, here, as a
+        :class:`~polymodal.runtime.calls.ModelCall` handed down to the batcher and the host.
         """
-        host = self.host_name()
+        call = self.model_call()
         if not self.coalesces():
             prepared = self.prepare(inputs)
-            return self.run_prepared(prepared, host=host, deadline=current_deadline()) if prepared else []
-        from polymodal.tools.batching import batcher_for
+            return self.run_prepared(prepared, call) if prepared else []
+        from polymodal.runtime.batching import batcher_for
 
-        batcher = batcher_for(self, host)
+        batcher = batcher_for(self, call.host)
         with batcher.caller():  # the batcher waits for this call while its inputs are prepared
             prepared = self.prepare(inputs)
             if not prepared:
                 return []
             groups = [self.batch_group(p) for p in prepared]
-            return batcher.submit(prepared, groups=groups, deadline=current_deadline())
+            return batcher.submit(prepared, call, groups=groups)
+
+    def model_call(self) -> ModelCall:
+        """This call's terms, from the step it serves (or none, for a direct call): its deadline, the
+        host it runs on, and a progress hook bound to the caller's step and LangChain run, so that a
+        report made on any thread (the batcher's, a worker's reply loop) reaches them."""
+        ctx = current_context()
+        name = self.name
+
+        def report(message: str, fraction: float | None = None) -> None:
+            report_progress(message, fraction, tool=name)
+
+        return ModelCall(deadline=current_deadline(), host=self.host_name(), progress=in_context(report),
+                         step_id=ctx.step_id if ctx is not None else None)
 
     def host_name(self) -> str:
         """Where this call's model work runs: the tool's ``host``, else the request's, else the process default."""
@@ -185,22 +190,33 @@ class ModelTool(Tool):
         ctx = current_context()
         if ctx is not None and ctx.host:
             return ctx.host
-        from polymodal.hosts import default_host
+        from polymodal.runtime.hosts import default_host
 
         return default_host()
 
-    def run_prepared(self, prepared: list[Any], *, host: str | None = None, deadline: float | None = None
-                     ) -> list[ToolOutput]:
-        """Run prepared items on ``host`` (where the model lives), giving up past ``deadline``."""
-        from polymodal.hosts import host_named
+    def run_prepared(self, prepared: list[Any], call: ModelCall | None = None) -> list[ToolOutput]:
+        """Run prepared items on ``call.host`` (where the model lives), giving up past ``call.deadline``."""
+        from polymodal.runtime.hosts import host_named
 
-        return host_named(host or self.host_name()).run(self, prepared, deadline)
+        call = call if call is not None else self.model_call()
+        return host_named(call.host or self.host_name()).run(self, prepared, call)
 
-    def run_here(self, prepared: list[Any]) -> list[ToolOutput]:
+    def run_here(self, prepared: list[Any], progress: Progress | None = None) -> list[ToolOutput]:
         """Load (once, through this process's cache) and run prepared items in chunks of ``batch_size``.
 
-        What every host ends up calling, in whichever process holds the model.
+        What every host ends up calling, in whichever process holds the model; what the model call
+        reports (:func:`report_progress`) goes to ``progress`` (None: to the tool context in place).
         """
+        if progress is None:
+            return self._run_chunks(prepared)
+        with using_context(ToolContext(attachments={}, progress=progress)):
+            return self._run_chunks(prepared)
+
+    def portable(self) -> ModelTool:
+        """A copy of this tool to send to a worker process or a Ray actor: its settings, no callbacks."""
+        return self.model_copy(update={"callbacks": None})
+
+    def _run_chunks(self, prepared: list[Any]) -> list[ToolOutput]:
         bundle = self.bundle()
         outputs: list[ToolOutput] = []
         for chunk in _chunks(prepared, max(1, self.batch_size)):
@@ -213,18 +229,9 @@ class ModelTool(Tool):
                 raise ToolError(self.name, msg) from exc
         return outputs
 
-    def run_here_reporting(self, prepared: list[Any], progress: Callable[[str, float | None], None]
-                           ) -> list[ToolOutput]:
-        """:meth:`run_here`, handing what the model call reports (:func:`report_progress`) to ``progress``.
-
-        For hosts: a worker or an actor sends the reports back, and the caller's side replays them.
-        """
-        with using_context(ToolContext(attachments={}, progress=progress)):
-            return self.run_here(prepared)
-
     def coalesces(self) -> bool:
         """Whether concurrent calls share batched forwards (``micro_batching``, else the tool's default)."""
-        from polymodal.tools.batching import micro_batching_enabled
+        from polymodal.runtime.batching import micro_batching_enabled
 
         wanted = self.micro_batching if self.micro_batching is not None else self.coalesce_by_default
         return wanted and micro_batching_enabled()
@@ -233,19 +240,13 @@ class ModelTool(Tool):
         """Items with equal groups may share one forward; override where per-call options differ."""
         return None
 
-    def fan_out_progress(self, contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
-        """The batcher's progress hook (see :func:`fan_out_progress`); a method so that the batcher
-        gets it from the tool it serves (:class:`~polymodal.tools.batching.BatchedTool`), without
-        importing this module back (no import cycle, not even for types)."""
-        return fan_out_progress(contexts, call)
-
     def batch_signature(self) -> str:
         """Tools with equal signatures share a batcher: same class, model, device and settings."""
         values = {name: getattr(self, name) for name in _own_fields(type(self))}
         return f"{self.cache_key()}|{json.dumps(values, sort_keys=True, default=repr)}"
 
     def _run_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
-        from polymodal.tools.cache import is_out_of_memory, model_cache
+        from polymodal.runtime.cache import is_out_of_memory, model_cache
 
         try:
             return self._forward_chunk(bundle, chunk)
@@ -263,7 +264,7 @@ class ModelTool(Tool):
             raise
 
     def _forward_chunk(self, bundle: Any, chunk: list[Any]) -> list[ToolOutput]:
-        from polymodal.tools.cache import device_slot, inference_mode, pick_device
+        from polymodal.runtime.cache import device_slot, inference_mode, pick_device
 
         encoded = self.encode(bundle, chunk)
         with device_slot(pick_device(self.device)), inference_mode():

@@ -1,17 +1,22 @@
-"""What a running tool sees of its call: its ToolContext (attachments, progress, deadline), progress, deadlines."""
+"""What a running tool sees of its call: its ToolContext (attachments, progress, host), progress reports.
+
+The call's deadline is not here: it is the one :class:`~polymodal.runtime.calls.Deadline` of
+:func:`polymodal.runtime.calls.current_deadline`, set by the executor for a planned step and by
+:func:`call_with_deadline` for a direct call with a ``timeout``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from polymodal.errors import ToolTimeout
 from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits
+from polymodal.runtime.calls import Deadline, using_deadline
 from polymodal.threads import run_in_daemon
 
 T = TypeVar("T")
@@ -32,8 +37,6 @@ class ToolContext:
     step_id: str | None = None
     progress: Callable[[str, float | None], None] | None = None
     errors: list[BaseException] = field(default_factory=list)
-    deadline: float | None = None
-    """``time.monotonic()`` past which nobody waits for this step (a queued model call is dropped)."""
     host: str | None = None
     """Where model work runs for this request ("inprocess", "process", "ray"), unless the tool says."""
 
@@ -45,21 +48,11 @@ PROGRESS_EVENT = "polymodal_progress"
 _CONTEXT: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("polymodal_tool", default=None)
 # The tool running on this thread, so report_progress can name it in a direct LangChain call.
 _RUNNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("polymodal_running_tool", default=None)
-# The deadline of a direct call made with ``timeout=`` (inside a plan, ToolContext.deadline says it).
-_DIRECT_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("polymodal_deadline", default=None)
 
 
 def current_context() -> ToolContext | None:
     """The context of the step being run on this thread, or None for a direct call."""
     return _CONTEXT.get()
-
-
-def current_deadline() -> float | None:
-    """``time.monotonic()`` past which the caller on this thread stops waiting (None: no deadline)."""
-    ctx = _CONTEXT.get()
-    if ctx is not None and ctx.deadline is not None:
-        return ctx.deadline
-    return _DIRECT_DEADLINE.get()
 
 
 class using_context:  # noqa: N801 - used like a function: ``with using_context(ctx):``
@@ -97,22 +90,6 @@ def report_progress(message: str, fraction: float | None = None, *, tool: str | 
                                                "message": str(message)[:500], "fraction": share})
 
 
-def fan_out_progress(contexts: Sequence[contextvars.Context], call: Callable[[], T]) -> T:
-    """Run ``call`` so that progress it reports reaches every caller, each on its own context.
-
-    A coalesced forward runs on the batcher's thread, away from the callers' step contexts and
-    LangChain runs; this gives it a context whose progress hook replays each report inside every
-    caller's copied context, where :func:`report_progress` finds that caller's step and run.
-    """
-
-    def progress(message: str, fraction: float | None = None) -> None:
-        for context in contexts:
-            context.run(report_progress, message, fraction)
-
-    with using_context(ToolContext(attachments={}, progress=progress)):
-        return call()
-
-
 def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
     """Run ``fn`` and return its result, or raise ToolTimeout once ``seconds`` have passed.
 
@@ -120,13 +97,13 @@ def call_with_deadline(fn: Callable[[], T], seconds: float, tool: str) -> T:
     the caller gets control back on time, and a hung model cannot keep the interpreter from exiting.
     """
     box: dict[str, Any] = {}
-    deadline = time.monotonic() + seconds
+    deadline = Deadline.after(seconds)
     finished = threading.Event()
 
     def work() -> None:
-        _DIRECT_DEADLINE.set(deadline)  # a queued model call is dropped once nobody waits for it
         try:
-            box["result"] = fn()
+            with using_deadline(deadline):  # a queued model call is dropped once nobody waits for it
+                box["result"] = fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             box["error"] = exc
         finally:

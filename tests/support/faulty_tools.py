@@ -1,4 +1,4 @@
-"""Model tools that misbehave on request, for testing where model work runs (polymodal.hosts).
+"""Model tools that misbehave on request, for testing where model work runs (polymodal.runtime.hosts).
 
 Module-level classes, so that a worker process or a Ray actor can import them by name. The model
 is a real (tiny) torch module; the misbehaviour happens inside ``forward``, where a real model's
