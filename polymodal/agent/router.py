@@ -26,7 +26,6 @@ defaults) plans the whole request; see :class:`~polymodal.agent.tiers.TieredPlan
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from polymodal.agent.clauses import (
 )
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.agent.planner import PlanningRequest, clean_text
+from polymodal.agent.route import ClauseRoute, Route
 from polymodal.agent.route_args import Draft, Source, drop_unused_lead_ins, fill, fill_args, uses_sources
 from polymodal.agent.route_words import answers_alone, context_before, cue
 from polymodal.agent.router_head import PACKAGED_HEAD, PROBE, RouterHead, resolve_head
@@ -66,60 +66,6 @@ MAX_PLAIN_CHARS = 1000
 MAX_CLAUSES = 4
 
 
-@dataclass
-class ClauseRoute:
-    """How one clause scored: every tool it can feed, best first, and what was decided."""
-
-    text: str
-    scores: list[tuple[str, float]]
-    """(tool name, cosine score) of the possible tools, best first (unavailable ones included)."""
-    steps_args: list[dict[str, Any]] = field(default_factory=list)
-    """Arguments of the step(s) for the chosen tool (one per attachment it applies to)."""
-    confident: bool = False
-    chosen: str | None = None
-    """The tool this clause goes to: the best score, unless a cue in the words overrode it."""
-    cue: str = ""
-    """Why the words overrode the scores ("listed options", "document question"), if they did."""
-    probabilities: list[tuple[str, float]] = field(default_factory=list)
-    """(tool, calibrated probability) from the learned head, most likely first; empty without one."""
-    embedding: np.ndarray | None = field(default=None, repr=False)
-    """The clause's sentence embedding (what the head read; ``polymodal eval --fit`` learns from it)."""
-
-    @property
-    def confidence(self) -> float | None:
-        """The head's probability that the chosen tool is right (None: no head, or no tool chosen)."""
-        return next((p for name, p in self.probabilities if name == self.chosen), None)
-
-    @property
-    def tool(self) -> str | None:
-        """The chosen tool, or None when no tool is possible."""
-        return self.chosen
-
-    @property
-    def margin(self) -> float:
-        """How far the best tool is ahead of the runner-up (1.0 when it has none)."""
-        if not self.scores:
-            return 0.0
-        return self.scores[0][1] - self.scores[1][1] if len(self.scores) > 1 else 1.0
-
-
-@dataclass
-class Route:
-    """The router's decision: a plan when it is confident, else None and why."""
-
-    plan: Plan | None
-    clauses: list[ClauseRoute]
-    reason: str
-    missing_tools: list[str] = field(default_factory=list)
-    """Tools the request needs that the agent lacks (from the router's ``unavailable`` tools)."""
-
-    @property
-    def confidence(self) -> float | None:
-        """The head's probability that every clause went to the right tool (their product), or None."""
-        found = [part.confidence for part in self.clauses if part.confidence is not None]
-        return float(np.prod(found)) if found else None
-
-
 class Router:
     """Routes requests to tools by sentence-embedding similarity, clause by clause, chaining outputs.
 
@@ -139,8 +85,10 @@ class Router:
             is reported in ``Route.missing_tools``. Never run, never loaded.
         head: the learned decision (:class:`~polymodal.agent.router_head.RouterHead`, or the path
             of its ``.npz``); default: the packaged one, used when it was trained on this router's
-            encoder; None: cosine, ``min_score`` and ``min_margin`` alone. With a head, a clause is
-            sure when its best tool's calibrated probability reaches ``head.min_confidence``.
+            encoder; None: cosine, ``min_score`` and ``min_margin`` alone. With a head, the head
+            picks the tool, and a clause is sure when that tool's calibrated probability reaches
+            ``min_confidence`` (and its cosine ``min_score``); ``min_margin`` is the head's job.
+        min_confidence: overrides the head's fitted ``min_confidence`` (None: the head's).
     """
 
     def __init__(
@@ -153,6 +101,7 @@ class Router:
         device: str | None = None,
         unavailable: Iterable[Tool] = (),
         head: RouterHead | str | Path | None = PACKAGED_HEAD,
+        min_confidence: float | None = None,
     ) -> None:
         self.model = packaged.resolve(model) if model else default_router_model()
         self.min_score = min_score
@@ -162,6 +111,7 @@ class Router:
         self.unavailable = {tool.name: tool for tool in unavailable}
         self._numpy_folder: tuple[Path | None] | None = None
         self._head_choice = head
+        self._min_confidence = min_confidence
         self._head: tuple[RouterHead | None] | None = None
 
     # ------------------------------------------------------------------ public ---
@@ -248,7 +198,7 @@ class Router:
         if head is not None:  # the learned decision: its most likely tool, sure when probable enough
             route.probabilities = head.probabilities(embedding, ranked)
             best, likely = route.probabilities[0]
-            route.confident = likely >= head.min_confidence
+            route.confident = likely >= self.min_confidence(head) and ranked[0][1] >= self.min_score
         route.chosen, route.cue = cue(clause.text, best, fills)
         route.confident = route.confident or bool(route.cue)  # explicit wording is confidence enough
         route.steps_args = fills[route.chosen]
@@ -267,7 +217,13 @@ class Router:
             return Route(None, parts, f"the routed plan is invalid: {exc.problems[0]}")
         summary = ", ".join(_summary(p) for p in parts)
         reason = f"{len(parts)} clause(s): {summary}" + (f"; missing: {', '.join(missing)}" if missing else "")
-        return Route(plan, parts, reason, missing)
+        route, head = Route(plan, parts, reason, missing), self.head()
+        together = route.confidence
+        if head is not None and together is not None and together < self.min_confidence(head):
+            # each clause may be probable enough while all of them together are not: the next tier plans
+            return Route(None, parts, f"unsure: the {len(parts)} clauses together at p={together:.2f} < "
+                                      f"min_confidence {self.min_confidence(head):.2f} ({summary})", missing)
+        return route
 
     # --------------------------------------------------------------- embedding ---
     def _similarities(self, texts: Sequence[str], tools: Mapping[str, Tool]) -> list[dict[str, float]]:
@@ -283,6 +239,10 @@ class Router:
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
         best = np.maximum.reduceat(sims, starts, axis=1)
         return embedded, [dict(zip(names, map(float, row), strict=True)) for row in best]
+
+    def min_confidence(self, head: RouterHead) -> float:
+        """The probability a clause's best tool must reach: the caller's, else the head's fitted one."""
+        return head.min_confidence if self._min_confidence is None else self._min_confidence
 
     def head(self) -> RouterHead | None:
         """The learned head this router decides with, or None (none given, or trained on another encoder).
@@ -379,11 +339,11 @@ def _unsure_reason(route: ClauseRoute, router: Router) -> str:
     if not route.scores:
         return "no tool can take this request's attachments"
     head = router.head()
-    if route.probabilities and head is not None:
-        (best, p), others = route.probabilities[0], ", ".join(f"{n} {q:.2f}" for n, q in route.probabilities[1:3])
-        return f"unsure: best tool {best} at p={p:.2f} < min_confidence {head.min_confidence:.2f}" + (
-            f" (then {others})" if others else "")
     (best, score), margin = route.scores[0], route.margin
+    if route.probabilities and head is not None and score >= router.min_score:
+        (best, p), others = route.probabilities[0], ", ".join(f"{n} {q:.2f}" for n, q in route.probabilities[1:3])
+        return f"unsure: best tool {best} at p={p:.2f} < min_confidence {router.min_confidence(head):.2f}" + (
+            f" (then {others})" if others else "")
     if score < router.min_score:
         return f"unsure: best tool {best} scored {score:.2f} < min_score {router.min_score:.2f}"
     if margin < router.min_margin:
