@@ -22,6 +22,7 @@ router whose encoder embeds the probe differently (another model) does not use i
 from __future__ import annotations
 
 import threading
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ class RouterHead:
                            weights=np.asarray(data["weights"], dtype=np.float64),
                            temperature=float(data["temperature"]), probe=np.asarray(data["probe"], dtype=np.float32),
                            min_confidence=float(data["min_confidence"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:  # not an .npz of a head
             msg = f"router head {str(path)!r} cannot be read: {exc}"
             raise ConfigurationError(msg) from exc
         shapes_ok = head.bias.shape == (len(head.tools),) and head.weights.shape == (len(head.tools), head.probe.size)
