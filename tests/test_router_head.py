@@ -73,7 +73,7 @@ def test_the_packaged_head_loads_small_and_routes_with_the_real_encoder(router, 
     assert route.confidence == pytest.approx(part.probabilities[0][1]) and route.confidence >= head.min_confidence
 
 
-def test_a_head_trained_on_another_encoder_is_not_used(tools):
+def test_T10_a_head_trained_on_another_encoder_is_not_used(tools):
     probe = np.zeros(384, dtype=np.float32)
     probe[0] = 1.0  # no sentence embeds like this: another encoder's probe
     alien = RouterHead(["captioner"], 20.0, np.zeros(1), np.zeros((1, 384)), 1.0, probe)
@@ -82,13 +82,24 @@ def test_a_head_trained_on_another_encoder_is_not_used(tools):
     assert router.route(ask("What is in this photo?"), tools).confidence is None  # the cosine rules decide
 
 
-def test_a_named_head_file_that_is_missing_or_broken_is_a_configuration_error(tmp_path, tools):
+def test_T10_a_named_head_file_that_is_missing_or_broken_is_a_configuration_error(tmp_path, tools):
     with pytest.raises(ConfigurationError, match="no-such-head.npz"):
         Router(head=tmp_path / "no-such-head.npz").route(ask("What is in this photo?"), tools)
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"PK\x03\x04 not a zip at all")
     with pytest.raises(ConfigurationError, match="broken.npz"):
         Router(head=broken).route(ask("What is in this photo?"), tools)
+
+
+def test_T10_eval_with_a_missing_head_or_too_little_to_fit_says_so_in_one_line(contrary, tmp_path, capsys):
+    from polymodal.cli import main
+
+    assert main(["eval", str(contrary), "--head", str(tmp_path / "gone.npz")]) == 1
+    assert "gone.npz" in capsys.readouterr().err
+    tiny = tmp_path / "tiny.jsonl"
+    tiny.write_text("\n".join(contrary.read_text(encoding="utf-8").splitlines()[:3]) + "\n", encoding="utf-8")
+    assert main(["eval", str(tiny), "--fit", str(tmp_path / "head.npz")]) == 1
+    assert "at least 10 clauses" in capsys.readouterr().err and not (tmp_path / "head.npz").exists()
 
 
 # ------------------------------------------------------------------------ calibration ---
