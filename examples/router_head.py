@@ -2,7 +2,8 @@
 
     python examples/router_head.py
 
-Runs offline with the packaged MiniLM (the ``offline-models`` extra). The head shipped in the
+Runs offline with the packaged models (the ``offline-models`` extra): MiniLM for the router,
+PP-OCR for the sign at the end. The head shipped in the
 package was fitted on the tuning part of the evaluation tables by
 ``polymodal eval examples/eval/*.jsonl tests/support/chained_*.jsonl --fit polymodal/agent/data/router_head.npz``.
 """
@@ -10,12 +11,14 @@ package was fitted on the tuning part of the evaluation tables by
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from polymodal.agent.conversation import ConversationView
 from polymodal.agent.planner import PlanningRequest
 from polymodal.agent.router import Router
 from polymodal.evaluation.media import placeholder
 from polymodal.media import Modality
+from polymodal.profiles import build_agent
 from polymodal.tools import default_tools
 
 
@@ -38,6 +41,10 @@ def main() -> None:
         print(f"{text!r}: {best} -> {planned}")
         print(f"    why: {route.reason}")
         print(f"    cosine rules alone: {cosine.route(request, tools, decide_close=True).reason}")
+    # An agent of the offline profile routes with the same head, then runs what it planned (PP-OCR here).
+    sign = Path(__file__).resolve().parent / "media" / "sign.png"
+    reply = build_agent("offline").chat("What does the sign say?", attachments=[str(sign)])
+    print(f"sign: {reply.text!r} (planned by: {reply.planner})")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ left-out ones), a clause whose best tool is one of them makes no step, and the r
 
 When a clause's best tool does not reach ``min_score``, or beats the runner-up by less than
 ``min_margin``, the router says it is unsure and the next tier (an LLM planner, or the modality
-defaults) plans the whole request; see :class:`~polymodal.agent.tiers.TieredPlanner`.
+defaults) plans the whole request; see :class:`~polymodal.agent.tiers.TieredPlanner`. With a
+learned head (:mod:`.router_head`, the packaged one for MiniLM), the head picks each clause's tool
+and the route is sure only when its calibrated probability reaches ``min_confidence``.
 """
 
 from __future__ import annotations
