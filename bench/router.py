@@ -6,7 +6,8 @@
    embeddings is switched off for these two so both embed them, and on for ``numpy+cache``, what a
    second ``polymodal run`` pays), then the planning CPU time per request over the
    chained-request table, and peak RSS. Every side must plan every request the same way: the
-   script checks it.
+   script checks it. ``numpy-no-head`` is the numpy router without its learned head (cosine
+   rules alone): what the head costs per request, as a ratio.
 2. ``run``: ``polymodal run`` in a fresh process with the ``offline`` profile, wall time and peak
    RSS, for a voice note (the modality defaults plan it the same way) and a request about a
    sign; with this checkout's router, with no router (``POLYMODAL_ROUTER_MODEL=none``), and with
@@ -51,7 +52,7 @@ if not backend.endswith("+cache"):
 if backend == "sentence-transformers":
     routing.Router._numpy_model = lambda self: None                       # force the torch path
 tools = {t.name: t for t in default_tools()}
-router = routing.Router()
+router = routing.Router(head=None) if backend == "numpy-no-head" else routing.Router()  # the cosine rules alone
 requests = []
 for case in load_cases(sys.argv[2]):
     atts = {i: placeholder(k, n).with_id(i) for i, (k, n) in zip(case.attachment_ids, case.attachments)}
@@ -95,7 +96,7 @@ def environment(code_root: Path, cache: Path, **extra: str) -> dict[str, str]:
 def backends(args: argparse.Namespace, cache: Path) -> None:
     table = ROOT / "tests" / "support" / "chained_cases.jsonl"
     results = {}
-    for backend in ("numpy", "sentence-transformers", "numpy+cache"):
+    for backend in ("numpy", "sentence-transformers", "numpy+cache", "numpy-no-head"):
         runs = []
         for _ in range(args.repeats + (backend == "numpy+cache")):  # one more: the first run fills the cache
             done = subprocess.run([sys.executable, "-c", BACKEND_PROBE, backend, str(table), "3"], capture_output=True,
@@ -109,16 +110,23 @@ def backends(args: argparse.Namespace, cache: Path) -> None:
     print(f"{'backend':22} {'first request wall s':>21} {'its CPU s':>10} {'peak RSS MB':>12} "
           f"{'CPU ms/request':>15} {'torch imported':>15}")
     for backend, runs in results.items():
-        per = {}
-        for run in runs:
-            for index, seconds in run["per_request"]:
-                per.setdefault(index, []).append(seconds)
-        cpu_ms = statistics.median(min(v) for v in per.values()) * 1000  # best of the rounds, median request
+        cpu_ms = _cpu_ms(runs)
         print(f"{backend:22} {statistics.median(r['first_wall'] for r in runs):21.2f} "
               f"{statistics.median(r['first_cpu'] for r in runs):10.2f} "
               f"{statistics.median(r['rss_mb'] for r in runs):12.0f} {cpu_ms:15.1f} {str(runs[0]['torch']):>15}")
+    head, cosine = (_cpu_ms(results[b]) for b in ("numpy", "numpy-no-head"))
+    print(f"the learned head costs {head / cosine:.2f}x the cosine rules alone per request "
+          f"({head:.1f} vs {cosine:.1f} CPU ms; numpy-no-head plans by other rules, so it is not in the check)")
     if not same:
-        raise SystemExit("the two backends planned differently")
+        raise SystemExit("the backends planned differently")
+
+
+def _cpu_ms(runs: list[dict]) -> float:
+    per: dict[int, list[float]] = {}
+    for run in runs:
+        for index, seconds in run["per_request"]:
+            per.setdefault(index, []).append(seconds)
+    return statistics.median(min(v) for v in per.values()) * 1000  # best of the rounds, median request
 
 
 def cli_runs(args: argparse.Namespace, cache: Path) -> None:

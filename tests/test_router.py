@@ -148,8 +148,10 @@ def test_thresholds_are_configurable(tools, files):
     assert Router().route(request, tools).plan is not None
     strict = Router(min_score=0.99).route(request, tools)
     assert strict.plan is None and "min_score 0.99" in strict.reason
-    picky = Router(min_margin=0.9).route(request, tools)
+    picky = Router(min_margin=0.9, head=None).route(request, tools)  # without the learned head: the margin rule
     assert picky.plan is None and "min_margin 0.90" in picky.reason
+    doubtful = Router(min_confidence=0.999).route(request, tools)  # with it: the calibrated probability
+    assert doubtful.plan is None and "min_confidence 1.00" in doubtful.reason
 
 
 def test_descriptions_are_embedded_once_per_tool_set_and_the_model_loads_once(router, tools, files):

@@ -64,6 +64,8 @@ class PlanOutcome:
     """Why this tier planned (the router's scores, or why it handed the request on)."""
     missing_tools: list[str] = field(default_factory=list)
     """Tools the request needs that the agent does not have: the plan leaves those parts out."""
+    confidence: float | None = None
+    """The router's calibrated probability that its plan's tools are right (None: no learned head)."""
 
 
 class Planner(Protocol):

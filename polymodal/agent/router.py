@@ -20,14 +20,14 @@ left-out ones), a clause whose best tool is one of them makes no step, and the r
 
 When a clause's best tool does not reach ``min_score``, or beats the runner-up by less than
 ``min_margin``, the router says it is unsure and the next tier (an LLM planner, or the modality
-defaults) plans the whole request; see :class:`~polymodal.agent.tiers.TieredPlanner`.
+defaults) plans the whole request; see :class:`~polymodal.agent.tiers.TieredPlanner`. With a
+learned head (:mod:`.router_head`, the packaged one for MiniLM), the head picks each clause's tool
+and the route is sure only when its calibrated probability reaches ``min_confidence``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,7 @@ from polymodal import packaged
 from polymodal.agent.anchors import cached_embeddings, model_identity, tool_anchors
 from polymodal.agent.clauses import (
     Clause,
-    asks_for_picture,
-    asks_for_speech,
     asks_for_writing,
-    labels,
-    mentions_document,
     payload,
     quotations,
     refers_back,
@@ -50,7 +46,10 @@ from polymodal.agent.clauses import (
 )
 from polymodal.agent.plan import Plan, Step, validate_plan
 from polymodal.agent.planner import PlanningRequest, clean_text
+from polymodal.agent.route import ClauseRoute, Route
 from polymodal.agent.route_args import Draft, Source, drop_unused_lead_ins, fill, fill_args, uses_sources
+from polymodal.agent.route_words import answers_alone, context_before, cue
+from polymodal.agent.router_head import PACKAGED_HEAD, PROBE, RouterHead, resolve_head
 from polymodal.agent.router_model import (
     Anchors,
     EncoderBundle,
@@ -67,47 +66,6 @@ __all__ = ["ClauseRoute", "Route", "Router", "default_router_model", "fill_args"
 # Past these a request is not "plain": the next tier (an LLM) plans it.
 MAX_PLAIN_CHARS = 1000
 MAX_CLAUSES = 4
-_SAYS = re.compile(r"\b(say|says|said|read|written|write|text|words|transcri\w*)\b", re.I)
-_CHOOSERS = ("visual_qa", "captioner")  # what a listed-options or document question is taken away from
-
-
-@dataclass
-class ClauseRoute:
-    """How one clause scored: every tool it can feed, best first, and what was decided."""
-
-    text: str
-    scores: list[tuple[str, float]]
-    """(tool name, cosine score) of the possible tools, best first (unavailable ones included)."""
-    steps_args: list[dict[str, Any]] = field(default_factory=list)
-    """Arguments of the step(s) for the chosen tool (one per attachment it applies to)."""
-    confident: bool = False
-    chosen: str | None = None
-    """The tool this clause goes to: the best score, unless a cue in the words overrode it."""
-    cue: str = ""
-    """Why the words overrode the scores ("listed options", "document question"), if they did."""
-
-    @property
-    def tool(self) -> str | None:
-        """The chosen tool, or None when no tool is possible."""
-        return self.chosen
-
-    @property
-    def margin(self) -> float:
-        """How far the best tool is ahead of the runner-up (1.0 when it has none)."""
-        if not self.scores:
-            return 0.0
-        return self.scores[0][1] - self.scores[1][1] if len(self.scores) > 1 else 1.0
-
-
-@dataclass
-class Route:
-    """The router's decision: a plan when it is confident, else None and why."""
-
-    plan: Plan | None
-    clauses: list[ClauseRoute]
-    reason: str
-    missing_tools: list[str] = field(default_factory=list)
-    """Tools the request needs that the agent lacks (from the router's ``unavailable`` tools)."""
 
 
 class Router:
@@ -127,6 +85,12 @@ class Router:
         unavailable: tools this agent lacks but a request may need (a profile's left-out tools).
             They are scored like the others; a clause that goes to one of them makes no step and
             is reported in ``Route.missing_tools``. Never run, never loaded.
+        head: the learned decision (:class:`~polymodal.agent.router_head.RouterHead`, or the path
+            of its ``.npz``); default: the packaged one, used when it was trained on this router's
+            encoder; None: cosine, ``min_score`` and ``min_margin`` alone. With a head, the head
+            picks the tool, and a clause is sure when that tool's calibrated probability reaches
+            ``min_confidence`` (and its cosine ``min_score``); ``min_margin`` is the head's job.
+        min_confidence: overrides the head's fitted ``min_confidence`` (None: the head's).
     """
 
     def __init__(
@@ -138,6 +102,8 @@ class Router:
         split_clauses: bool = True,
         device: str | None = None,
         unavailable: Iterable[Tool] = (),
+        head: RouterHead | str | Path | None = PACKAGED_HEAD,
+        min_confidence: float | None = None,
     ) -> None:
         self.model = packaged.resolve(model) if model else default_router_model()
         self.min_score = min_score
@@ -146,6 +112,9 @@ class Router:
         self.device = device
         self.unavailable = {tool.name: tool for tool in unavailable}
         self._numpy_folder: tuple[Path | None] | None = None
+        self._head_choice = head
+        self._min_confidence = min_confidence
+        self._head: tuple[RouterHead | None] | None = None
 
     # ------------------------------------------------------------------ public ---
     def route(self, request: PlanningRequest, tools: Mapping[str, Tool], *, decide_close: bool = False) -> Route:
@@ -165,19 +134,19 @@ class Router:
         if len(asks) > MAX_CLAUSES:
             return Route(None, [], f"{len(asks)} clauses: more than the router plans ({MAX_CLAUSES})")
         catalogue = {**{n: t for n, t in self.unavailable.items() if n not in tools}, **tools}
-        similarity = self._similarities([clauses[i].text for i in asks], catalogue)
+        embedded, similarity = self._scored([clauses[i].text for i in asks], catalogue)
         draft = Draft(request, quotations(text))
         parts: list[ClauseRoute] = []
         missing: list[str] = []
         for position, index in enumerate(asks):
             clause = clauses[index]
-            part = self._decide(clause, similarity[position], catalogue, draft, multi=len(asks) > 1,
-                                decide_close=decide_close)
-            context = _context_before(clauses, index)
+            part = self._decide(clause, similarity[position], embedded[position], catalogue, draft,
+                                multi=len(asks) > 1, decide_close=decide_close)
+            context = context_before(clauses, index)
             if not part.confident and context:  # "Can you figure it out for me?": the scene says what "it" is
                 combined = f"{context} {clause.text}"
-                part = self._decide(Clause(combined, lead_in=clause.lead_in),
-                                    self._similarities([combined], catalogue)[0], catalogue, draft,
+                again, scored = self._scored([combined], catalogue)
+                part = self._decide(Clause(combined, lead_in=clause.lead_in), scored[0], again[0], catalogue, draft,
                                     multi=len(asks) > 1, decide_close=decide_close)
             if _for_the_writer(clause.text, part, catalogue, draft, later=position > 0):
                 parts.append(part)
@@ -208,8 +177,8 @@ class Router:
         return None
 
     # ----------------------------------------------------------------- routing ---
-    def _decide(self, clause: Clause, similarity: Mapping[str, float], catalogue: Mapping[str, Tool],
-                draft: Draft, *, multi: bool, decide_close: bool) -> ClauseRoute:
+    def _decide(self, clause: Clause, similarity: Mapping[str, float], embedding: np.ndarray,
+                catalogue: Mapping[str, Tool], draft: Draft, *, multi: bool, decide_close: bool) -> ClauseRoute:
         ranked: list[tuple[str, float]] = []
         fills: dict[str, list[dict[str, Any]]] = {}
         for name, value in sorted(similarity.items(), key=lambda item: -item[1]):
@@ -222,12 +191,17 @@ class Router:
                 continue
             ranked.append((name, value))
             fills[name] = args
-        route = ClauseRoute(text=clause.text, scores=ranked)
+        route = ClauseRoute(text=clause.text, scores=ranked, embedding=embedding)
         if not ranked:
             return route
         best = ranked[0][0]
         route.confident = ranked[0][1] >= self.min_score and (route.margin >= self.min_margin or decide_close)
-        route.chosen, route.cue = _cue(clause.text, best, fills)
+        head = self.head()
+        if head is not None:  # the learned decision: its most likely tool, sure when probable enough
+            route.probabilities = head.probabilities(embedding, ranked)
+            best, likely = route.probabilities[0]
+            route.confident = likely >= self.min_confidence(head) and ranked[0][1] >= self.min_score
+        route.chosen, route.cue = cue(clause.text, best, fills)
         route.confident = route.confident or bool(route.cue)  # explicit wording is confidence enough
         route.steps_args = fills[route.chosen]
         return route
@@ -237,7 +211,7 @@ class Router:
         steps = drop_unused_lead_ins(draft)
         only = clauses[asks[0]].text if len(asks) == 1 else ""
         direct = (len(steps) == 1 and not missing and not draft.chores
-                  and _answers_alone(tools[steps[0].tool], only or draft.request.text))
+                  and answers_alone(tools[steps[0].tool], only or draft.request.text))
         plan = Plan(steps=steps, answer=steps[0].id if direct else None)
         try:
             validate_plan(plan, tools, draft.request.attachments, max_steps=draft.request.max_steps)
@@ -245,18 +219,41 @@ class Router:
             return Route(None, parts, f"the routed plan is invalid: {exc.problems[0]}")
         summary = ", ".join(_summary(p) for p in parts)
         reason = f"{len(parts)} clause(s): {summary}" + (f"; missing: {', '.join(missing)}" if missing else "")
-        return Route(plan, parts, reason, missing)
+        route, head = Route(plan, parts, reason, missing), self.head()
+        together = route.confidence
+        if head is not None and together is not None and together < self.min_confidence(head):
+            # each clause may be probable enough while all of them together are not: the next tier plans
+            return Route(None, parts, f"unsure: the {len(parts)} clauses together at p={together:.2f} < "
+                                      f"min_confidence {self.min_confidence(head):.2f} ({summary})", missing)
+        return route
 
     # --------------------------------------------------------------- embedding ---
     def _similarities(self, texts: Sequence[str], tools: Mapping[str, Tool]) -> list[dict[str, float]]:
-        """Per text, every tool's best cosine over its anchors; one batched embedding call."""
+        return self._scored(texts, tools)[1]
+
+    def _scored(self, texts: Sequence[str], tools: Mapping[str, Tool]) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """The texts' embeddings and, per text, every tool's best cosine over its anchors (one embedding call)."""
         if not texts:
-            return []
+            return np.zeros((0, 0), dtype=np.float32), []
         names, matrix, owners = self._tool_anchors(tools)
-        sims = self._embed(texts) @ matrix.T  # (texts, anchors)
+        embedded = self._embed(texts)
+        sims = embedded @ matrix.T  # (texts, anchors)
         starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
         best = np.maximum.reduceat(sims, starts, axis=1)
-        return [dict(zip(names, map(float, row), strict=True)) for row in best]
+        return embedded, [dict(zip(names, map(float, row), strict=True)) for row in best]
+
+    def min_confidence(self, head: RouterHead) -> float:
+        """The probability a clause's best tool must reach: the caller's, else the head's fitted one."""
+        return head.min_confidence if self._min_confidence is None else self._min_confidence
+
+    def head(self) -> RouterHead | None:
+        """The learned head this router decides with, or None (none given, or trained on another encoder).
+
+        Read once per router (see :func:`~polymodal.agent.router_head.resolve_head`).
+        """
+        if self._head is None:
+            self._head = (resolve_head(self._head_choice, lambda: self._embed([PROBE])[0]),)
+        return self._head[0]
 
     def _tool_anchors(self, tools: Mapping[str, Tool]) -> Anchors:
         """Embeddings of every tool's anchor texts, computed once per tool set and model."""
@@ -296,32 +293,7 @@ class Router:
         return load_bundle(self.model, self.device, self._numpy_model())
 
 
-def _context_before(clauses: Sequence[Clause], index: int) -> str:
-    """The scene-setting clauses right before clause ``index`` (since the previous ask)."""
-    found: list[str] = []
-    for clause in reversed(clauses[:index]):
-        if clause.ask:
-            break
-        found.insert(0, clause.text)
-    return " ".join(found)
 
-
-def _cue(clause: str, best: str, fills: Mapping[str, list[dict[str, Any]]]) -> tuple[str, str]:
-    """The words can overrule close scores: each cue is explicit wording for one tool.
-
-    Spoken output ("say it out loud") goes to speech; listed options ("a dog, a cat or a rabbit")
-    to CLIP; a question about written text (a receipt's total, "read the label") to OCR; "make a
-    new picture" to image generation. A cue applies only when its tool can take the clause.
-    """
-    if "speech_synthesizer" in fills and asks_for_speech(clause):
-        return "speech_synthesizer", "spoken output"
-    if "clip_matcher" in fills and best in (*_CHOOSERS, "clip_matcher") and labels(clause):
-        return "clip_matcher", "listed options"
-    if "ocr" in fills and best in (*_CHOOSERS, "ocr", "speech_synthesizer") and mentions_document(clause):
-        return "ocr", "written text"
-    if "image_generator" in fills and asks_for_picture(clause):
-        return "image_generator", "a picture to make"
-    return best, ""
 
 
 def _for_the_writer(clause: str, part: ClauseRoute, catalogue: Mapping[str, Tool], draft: Draft, *,
@@ -352,18 +324,6 @@ def _summary(part: ClauseRoute) -> str:
     return f"{part.tool or 'no tool'}{score}" + (f" ({part.cue})" if part.cue else "")
 
 
-def _answers_alone(tool: Tool, clause: str) -> bool:
-    """May this one step's output be the whole reply (no fusion)?
-
-    Not when a reader tool (OCR, the transcriber) is asked a question about what it read ("what
-    is the total on this receipt?"): the fusion step must answer from the text.
-    """
-    if not tool.direct_answer:
-        return False
-    question = clause.rstrip().endswith("?") or bool(re.match(r"^\s*(what|which|who|when|where|how|why)\b", clause,
-                                                                   re.I))
-    return not (tool.name in ("ocr", "transcriber") and question and not _SAYS.search(clause))
-
 
 def _add_steps(draft: Draft, part: ClauseRoute, tool: Tool, *, lead_in: bool) -> None:
     """The clause's step(s), unless an identical step is already planned (two clauses, one ask)."""
@@ -380,7 +340,12 @@ def _add_steps(draft: Draft, part: ClauseRoute, tool: Tool, *, lead_in: bool) ->
 def _unsure_reason(route: ClauseRoute, router: Router) -> str:
     if not route.scores:
         return "no tool can take this request's attachments"
+    head = router.head()
     (best, score), margin = route.scores[0], route.margin
+    if route.probabilities and head is not None and score >= router.min_score:
+        (best, p), others = route.probabilities[0], ", ".join(f"{n} {q:.2f}" for n, q in route.probabilities[1:3])
+        return f"unsure: best tool {best} at p={p:.2f} < min_confidence {router.min_confidence(head):.2f}" + (
+            f" (then {others})" if others else "")
     if score < router.min_score:
         return f"unsure: best tool {best} scored {score:.2f} < min_score {router.min_score:.2f}"
     if margin < router.min_margin:

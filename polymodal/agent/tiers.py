@@ -52,7 +52,7 @@ class TieredPlanner:
             else:
                 if route.plan is not None:
                     return PlanOutcome(plan=route.plan, tier="router", llm_calls=0, reason=f"router: {route.reason}",
-                                       missing_tools=list(route.missing_tools))
+                                       missing_tools=list(route.missing_tools), confidence=route.confidence)
                 reason = f"router {route.reason}"
         fallback = self.llm_planner if self.llm_planner is not None else self.defaults
         outcome = fallback.plan(request, tools, config=config)

@@ -37,6 +37,12 @@ def eval_(
     show: Annotated[str, typer.Option("--show", help="cases to list under the table: misses, all or none")] = "misses",
     split: Annotated[str, typer.Option(
         "--split", help="score the tuning part, the held-out part or all (each part is reported apart)")] = "all",
+    fit: Annotated[Path | None, typer.Option(
+        "--fit", help="learn the router's head from the tuning part of the files, write it to PATH (.npz), "
+                      "then score with it")] = None,
+    head: Annotated[str | None, typer.Option(
+        "--head", help="the router's head: a .npz written by --fit, or 'none' for the cosine rules alone "
+                       "(default: the packaged head)")] = None,
     few_shot: Annotated[int, typer.Option(
         "--few-shot", help="with --llm: show the planner this many solved tuning-part requests (0: none)")] = 3,
     mapping: Annotated[list[str] | None, typer.Option(
@@ -51,8 +57,10 @@ def eval_(
 ) -> None:
     """Score a planner on a JSONL file: node and edge F1 (TaskBench's), exact plans, LLM calls, planning time."""
     from polymodal.agent.fewshot import FewShotExamples
+    from polymodal.agent.router import Router
     from polymodal.evaluation import TASKBENCH_TOOLS, evaluate, load_cases, make_planner
     from polymodal.evaluation.fewshot import tuning_examples
+    from polymodal.evaluation.fit import fit_head, with_head
     from polymodal.evaluation.splits import in_split
 
     with errors_as_lines(debug, EXIT_USAGE):  # the options: a wrong one is a usage error, nothing has run
@@ -66,6 +74,14 @@ def eval_(
         make_planner(planner, llm=chat, router=router)  # type: ignore[arg-type]  # a wrong --planner: usage error
     with errors_as_lines(debug):  # a cases file that cannot be read is a bad file, as for `run`: exit 1
         loaded = [case for path in cases for case in load_cases(path, tool_map)]
+        fitted = None
+        if fit is not None:  # learned from the tuning part only: fit_head drops held-out cases unread
+            with err.status("fitting the router's head on the tuning part…"):
+                fitted = fit_head(loaded, tools, router or Router())
+            fitted.head.save(fit)
+            router = with_head(router or Router(), fit)
+        elif head is not None:
+            router = with_head(router or Router(), None if head == "none" else Path(head))
         # An LLM planner is shown the nearest solved requests of the tuning part only (never held-out).
         examples = FewShotExamples(tuning_examples(loaded), k=few_shot) if chat is not None and few_shot else None
         chosen = make_planner(planner, llm=chat, router=router, examples=examples)  # type: ignore[arg-type]
@@ -80,8 +96,13 @@ def eval_(
 
             report = evaluate(chosen_cases, chosen, tools, name=planner, on_case=advance)
         if as_json:
-            sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=True) + "\n")
+            data = report.to_dict()
+            if fitted is not None:
+                data["fit"] = _fit_summary(fitted, fit)
+            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=True) + "\n")
             return
+        if fitted is not None:
+            _print_fit(_fit_summary(fitted, fit))
         _print_report(report, show)
 
 
@@ -128,7 +149,8 @@ def _print_report(report: Any, show: str) -> None:
         ("tiers", ", ".join(f"{k} {v}" for k, v in summary["tiers"].items())),
         *((f"{part} part", f"{figures['cases']} cases: node F1 {figures['node_f1']:.1f}, "
                            f"edge F1 {figures['edge_f1']:.1f}, exact {figures['exact_plans']:.1f} %, "
-                           f"routed wrong {figures['confidently_wrong']}")
+                           f"routed wrong {figures['confidently_wrong']}"
+                           + (f", ECE {figures['ece']:.1f} over {figures['rated']} routed" if figures["rated"] else ""))
           for part, figures in summary["splits"].items()),
     ]
     if summary["errors"]:
@@ -147,3 +169,33 @@ def _print_report(report: Any, show: str) -> None:
                 case.id, case.request[:70] + ("…" if len(case.request) > 70 else ""),
                 ", ".join(case.expected) or "(nothing)", planned, "yes" if case.exact else "no")))
         out.print(cases)
+
+
+def _fit_summary(fitted: Any, path: Path | None) -> dict[str, Any]:
+    """What --fit learned and how it did out of fold (inside the tuning part), as JSON-ready data."""
+    from dataclasses import asdict
+
+    return {"path": str(path), "samples": fitted.samples, "tuning_cases": fitted.cases, "skipped": fitted.skipped,
+            "l2": fitted.l2, "temperature": round(fitted.head.temperature, 3),
+            "min_confidence": fitted.head.min_confidence,
+            "accuracy_cosine": round(100 * fitted.accuracy_cosine, 1),
+            "accuracy_head": round(100 * fitted.accuracy_head, 1),
+            "ece_before": round(100 * fitted.ece_before, 1), "ece_after": round(100 * fitted.ece_after, 1),
+            "reliability": [asdict(b) for b in fitted.bins]}
+
+
+def _print_fit(fit: dict[str, Any]) -> None:
+    table = Table("metric", "value", title=f"router head fitted on the tuning part: {safe(fit['path'])}")
+    bins = "; ".join(f"{b['low']:.1f}-{b['high']:.1f}: {b['count']} at {b['confidence']:.2f}, "
+                     f"right {b['accuracy']:.2f}" for b in fit["reliability"] if b["count"])
+    for name, value in (
+        ("clauses learned from", f"{fit['samples']} from {fit['tuning_cases']} tuning cases"
+                                 + (f" ({len(fit['skipped'])} cases left out)" if fit["skipped"] else "")),
+        ("out-of-fold accuracy", f"head {fit['accuracy_head']:.1f} %, cosine alone {fit['accuracy_cosine']:.1f} %"),
+        ("out-of-fold ECE", f"{fit['ece_before']:.1f} before the temperature, {fit['ece_after']:.1f} after "
+                            f"(T = {fit['temperature']:.2f})"),
+        ("reliability (out of fold)", bins),
+        ("L2, min_confidence", f"{fit['l2']}, {fit['min_confidence']:.2f}"),
+    ):
+        table.add_row(name, Text(safe(value)))
+    out.print(table)

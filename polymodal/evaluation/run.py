@@ -24,13 +24,14 @@ from polymodal.agent.planner import DefaultPlanner, LLMPlanner, Planner, Plannin
 from polymodal.agent.router import Router
 from polymodal.agent.tiers import TieredPlanner
 from polymodal.errors import ConfigurationError, PlanningError
+from polymodal.evaluation.calibration import calibration
 from polymodal.evaluation.cases import EvalCase
 from polymodal.evaluation.media import placeholder
 from polymodal.evaluation.scoring import Counts, score_plan
 from polymodal.evaluation.splits import SplitName, in_split
 from polymodal.tools.base import Tool
 
-__all__ = ["CaseResult", "EvalReport", "PlannerName", "evaluate", "make_planner"]
+__all__ = ["CaseResult", "EvalReport", "PlannerName", "evaluate", "make_planner", "request_of"]
 
 PlannerName = Literal["router", "tiered", "defaults", "llm"]
 
@@ -57,6 +58,8 @@ class CaseResult:
     error: str = ""
     split: str = "tuning"
     """The case's part (:mod:`polymodal.evaluation.splits`): figures are reported per part."""
+    confidence: float | None = None
+    """The router's calibrated probability that its plan's tools are right (None: no head, or another tier)."""
 
 
 @dataclass
@@ -131,7 +134,8 @@ class EvalReport:
                 found[part] = {"cases": len(cases), "node_f1": round(100 * nodes.f1, 1),
                                "edge_f1": round(100 * edges.f1, 1),
                                "exact_plans": round(100 * sum(c.exact for c in cases) / len(cases), 1),
-                               "confidently_wrong": sum(c.tier == "router" and c.nodes.fp > 0 for c in cases)}
+                               "confidently_wrong": sum(c.tier == "router" and c.nodes.fp > 0 for c in cases),
+                               **calibration(cases)}
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +151,8 @@ class _RouterOnly:
 
     def plan(self, request: PlanningRequest, tools: Mapping[str, Tool], *, config: Any = None) -> PlanOutcome:
         route = self.router.route(request, tools)
-        outcome = PlanOutcome(plan=route.plan or Plan(), tier="router", reason=route.reason)
+        outcome = PlanOutcome(plan=route.plan or Plan(), tier="router", reason=route.reason,
+                              confidence=route.confidence if route.plan is not None else None)
         outcome.missing_tools = list(getattr(route, "missing_tools", []))
         return outcome
 
@@ -205,16 +210,23 @@ def evaluate(
     return EvalReport(name or type(planner).__name__, results, skipped, first)
 
 
-def _run_case(case: EvalCase, planner: Planner, tools: Mapping[str, Tool]) -> CaseResult:
+def request_of(case: EvalCase) -> PlanningRequest:
+    """The planning request a case makes: its text, with placeholder files of its attachments' kinds."""
     ids = case.attachment_ids
     attachments = {i: placeholder(kind, name).with_id(i) for i, (kind, name) in zip(ids, case.attachments, strict=True)}
-    request = PlanningRequest(text=case.request, conversation=ConversationView.of(attachments), new_attachment_ids=ids)
-    error, tier, calls, missing = "", "", 0, []
+    return PlanningRequest(text=case.request, conversation=ConversationView.of(attachments), new_attachment_ids=ids)
+
+
+def _run_case(case: EvalCase, planner: Planner, tools: Mapping[str, Tool]) -> CaseResult:
+    ids = case.attachment_ids
+    request = request_of(case)
+    error, tier, calls, missing, confidence = "", "", 0, [], None
     started, cpu = time.perf_counter(), time.thread_time()
     try:
         outcome = planner.plan(request, tools)
         plan, tier, calls = outcome.plan, outcome.tier, outcome.llm_calls
         missing = list(getattr(outcome, "missing_tools", []))
+        confidence = getattr(outcome, "confidence", None)
     except PlanningError as exc:
         plan, tier, calls, error = Plan(), "failed", exc.attempts, str(exc)
     seconds, cpu_seconds = time.perf_counter() - started, time.thread_time() - cpu
@@ -222,7 +234,7 @@ def _run_case(case: EvalCase, planner: Planner, tools: Mapping[str, Tool]) -> Ca
     expected = [f"{s.label}({', '.join(s.uses)})" for s in case.steps]
     planned = [f"{s.tool}({', '.join(_uses(s.args, set(ids)))})" for s in plan.steps]
     return CaseResult(case.id, case.request, expected, planned, score.nodes, score.edges, score.exact, tier, calls,
-                      seconds, cpu_seconds, missing, error, case.split)
+                      seconds, cpu_seconds, missing, error, case.split, confidence)
 
 
 def _uses(args: Mapping[str, Any], attachment_ids: set[str]) -> list[str]:
