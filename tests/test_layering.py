@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "polymodal"
 # Lowest first. A module belongs to the layer of the longest prefix listed here.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("polymodal.errors", "polymodal.redaction", "polymodal.prompts", "polymodal.threads",
-              "polymodal.transient", "polymodal._lazy")),
+              "polymodal.transient", "polymodal._lazy", "polymodal.telemetry")),
     ("media", ("polymodal.media",)),
     ("tools", ("polymodal.tools", "polymodal.hosts", "polymodal.packaged", "polymodal.hub", "polymodal.llms")),
     ("agent", ("polymodal.agent", "polymodal.config")),

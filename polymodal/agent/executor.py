@@ -29,6 +29,7 @@ from polymodal.agent.conversation import Conversation
 from polymodal.agent.events import EventHook, StepFinished, StepProgress, StepStarted
 from polymodal.agent.plan import Plan, Step, references
 from polymodal.agent.steps import StepResult, StepStatus
+from polymodal.agent.tracing import tool_span
 from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout, exception_text
 from polymodal.media import Attachment
 from polymodal.redaction import redact
@@ -175,7 +176,7 @@ class _Run:
         def work() -> None:
             message, error = None, None
             try:
-                with using_context(ctx):
+                with using_context(ctx), tool_span(tool, step.id, self.ex.host):
                     message = tool.run_call(call, self.config, traced=self.traced)
             except BaseException as exc:  # noqa: BLE001 - reported as the step's error
                 error = exc

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from polymodal.agent.plan import Plan
 from polymodal.agent.planning import Tier
 from polymodal.agent.steps import StepResult
+from polymodal.agent.usage import TokenUsage
 from polymodal.media import Attachment
 
 __all__ = ["Outcome", "Reply", "reply_message"]
@@ -43,6 +44,8 @@ class Reply(BaseModel):
     """How the answer was written: "llm", "template" or "passthrough"."""
     llm_calls: int = 0
     """LLM calls this request cost (planning attempts + fusion)."""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    """Tokens those calls consumed, as the models reported them (0 when no LLM ran)."""
     missing_tools: list[str] = Field(default_factory=list)
     """Tools the request needed that this agent lacks; the text says how to get each. Non-empty: not fully answered."""
     seconds: float = 0.0

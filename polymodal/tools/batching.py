@@ -38,6 +38,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from polymodal.telemetry import batch_scope
 from polymodal.tools.turns import Turn, current_turn, on_turn_end, turns_in_flight
 
 T = TypeVar("T")
@@ -278,10 +279,11 @@ class MicroBatcher:
         self.stats.calls += 1
         self.stats.items += len(values)
         self.stats.largest = max(self.stats.largest, len(values))
-        if self._fan_out is None:
-            outputs = self._run(values, deadline)
-        else:
-            outputs = self._fan_out([r.context for r in requests], lambda: self._run(values, deadline))
+        with batch_scope([r.context for r in requests], len(values)):  # the first caller's trace goes on
+            if self._fan_out is None:
+                outputs = self._run(values, deadline)
+            else:
+                outputs = self._fan_out([r.context for r in requests], lambda: self._run(values, deadline))
         if len(outputs) != len(values):
             msg = f"{self.name}: a batch of {len(values)} gave {len(outputs)} outputs"
             raise RuntimeError(msg)

@@ -1,0 +1,189 @@
+"""OpenTelemetry traces of a turn (polymodal.telemetry): the span tree, across the process host's
+boundary, from an HTTP caller's ``traceparent``, out through a real OTLP/HTTP exporter, and
+nothing of OpenTelemetry at all while tracing is off.
+
+The planner and fusion LLM is a scripted chat model that reports ``usage_metadata`` (the LLM is
+the boundary here); the tools are real model tools (a tiny torch module) run in this process and
+in a real worker process. The worker exports its spans over OTLP/HTTP, as a deployed worker
+would, to a receiver this test starts on loopback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.fake_llm import ScriptedChatModel
+from support.faulty_tools import Faulty, OtherFaulty
+
+from polymodal import Agent, telemetry
+from polymodal.hosts import host_named
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+PLAN = json.dumps({"steps": [{"id": "s1", "tool": "faulty", "args": {"text": "here"}},
+                             {"id": "s2", "tool": "other", "args": {"text": "there"}}]})
+
+
+class CountingChatModel(ScriptedChatModel):
+    """The scripted model, reporting token usage the way provider chat models do."""
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        text = super()._generate(messages, stop, run_manager, **kwargs).generations[0].message.content
+        usage = {"input_tokens": 100 + len(self.calls), "output_tokens": 7, "total_tokens": 107 + len(self.calls)}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A minimal OTLP/HTTP trace receiver: keeps each decoded export request."""
+
+    received: list[ExportTraceServiceRequest] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        type(self).received.append(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def traced(receiver: str) -> Iterator[tuple[InMemorySpanExporter, Any]]:
+    """Tracing on in this process (in-memory spans) and in the process host's worker (OTLP/HTTP)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    saved = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver  # what the worker's SDK exporter reads
+    telemetry.enable(provider)
+    agent = Agent(CountingChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
+                  tools=[Faulty(), OtherFaulty(host="process", own_worker=True)])
+    reply = agent.chat("what do they say?")
+    yield exporter, reply
+    telemetry.disable()
+    host_named("process").shutdown()  # type: ignore[attr-defined]
+    if saved is None:
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    else:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = saved
+
+
+def _worker_spans(within: float = 10.0) -> list[Any]:
+    until = time.monotonic() + within
+    while time.monotonic() < until:
+        spans = [s for r in Receiver.received for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        if spans:
+            return spans
+        time.sleep(0.05)
+    return []
+
+
+def test_a_two_step_turn_is_one_span_tree_with_the_genai_names_and_attributes(traced):
+    exporter, reply = traced
+    assert [s.status for s in reply.steps] == ["ok", "ok"], reply.steps
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert sorted(s.name for s in exporter.get_finished_spans()) == [
+        "chat CountingChatModel", "chat CountingChatModel", "execute_tool faulty", "execute_tool other",
+        "invoke_agent polymodal", "plan polymodal"]
+    root = spans["invoke_agent polymodal"]
+    assert root.parent is None and root.attributes["gen_ai.operation.name"] == "invoke_agent"
+    assert {s.context.trace_id for s in exporter.get_finished_spans()} == {root.context.trace_id}
+    plan = spans["plan polymodal"]
+    assert plan.parent.span_id == root.context.span_id
+    assert plan.attributes["polymodal.planner.tier"] == "llm" and plan.attributes["polymodal.plan.steps"] == 2
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert [c.parent.span_id for c in chats] == [plan.context.span_id, root.context.span_id]  # planner, fusion
+    assert chats[0].attributes["gen_ai.operation.name"] == "chat"
+    assert chats[0].attributes["gen_ai.usage.input_tokens"] == 101
+    for step_id, tool, host in (("s1", "faulty", "inprocess"), ("s2", "other", "process")):
+        step = spans[f"execute_tool {tool}"]
+        assert step.parent.span_id == root.context.span_id
+        expected = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                    "gen_ai.tool.call.id": step_id, "polymodal.host": host}
+        assert {key: step.attributes.get(key) for key in expected} == expected
+
+
+def test_the_process_hosts_span_continues_the_step_span_across_the_process_boundary(traced):
+    exporter, reply = traced
+    step = next(s for s in exporter.get_finished_spans() if s.name == "execute_tool other")
+    worker = _worker_spans()
+    assert [s.name for s in worker] == ["run other"], "the worker exports its span over OTLP/HTTP"
+    assert worker[0].trace_id == step.context.trace_id.to_bytes(16, "big")
+    assert worker[0].parent_span_id == step.context.span_id.to_bytes(8, "big")
+    attributes = {a.key: a.value for a in worker[0].attributes}
+    assert attributes["polymodal.host"].string_value == "process"
+    assert attributes["polymodal.batch.size"].int_value == 1
+    assert reply.steps[1].artifact != os.getpid()
+
+
+def test_usage_is_the_models_own_token_counts_summed_over_planner_and_fusion(traced):
+    _, reply = traced
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (101 + 102, 14)
+
+
+def test_usage_is_zero_when_no_llm_ran():
+    reply = Agent(None, tools=[Faulty()]).chat("hello")
+    assert reply.usage.total_tokens == 0 and reply.llm_calls == 0
+
+
+OFF = """
+import sys, pathlib
+asked = []
+
+class Refuse:  # OpenTelemetry, unreachable: an import of it by polymodal would fail the turn
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "opentelemetry":
+            frame = sys._getframe(1)
+            while frame and "importlib" in frame.f_code.co_filename:
+                frame = frame.f_back
+            asked.append((name, frame.f_code.co_filename if frame else "?"))
+            raise ImportError(name)
+
+sys.meta_path.insert(0, Refuse())
+from polymodal import Agent, telemetry
+from support.faulty_tools import Faulty
+reply = Agent(None, tools=[Faulty()]).chat("hi")
+echoed = Faulty().execute(text="hi").content.split()[0]
+ours = [name for name, where in asked if "polymodal" in pathlib.Path(where).parts]
+print(reply.outcome, echoed, telemetry.tracer(), ours)
+"""
+
+
+def test_with_tracing_off_polymodal_imports_nothing_of_opentelemetry():
+    """langsmith (langchain-core's dependency) probes for OpenTelemetry itself; polymodal never does."""
+    env = {k: v for k, v in os.environ.items() if k != "POLYMODAL_TRACING"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), *sys.path])
+    out = subprocess.run([sys.executable, "-c", OFF], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.stdout.strip() == "failed hi None []", out.stdout + out.stderr[-2000:]
