@@ -50,7 +50,6 @@ from polymodal.agent.steps import attachment_refs
 from polymodal.agent.tiers import TieredPlanner
 from polymodal.agent.toolset import lend_llm, tools_by_name
 from polymodal.agent.tracing import agent_span, plan_traced
-from polymodal.agent.usage import UsageMeter
 from polymodal.config import Settings
 from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
@@ -190,8 +189,7 @@ class Agent(Runnable[AgentInput, Reply]):
         view = conversation.view(history_turns=self.settings.history_turns or 0)
         request = PlanningRequest(text=text, conversation=view, new_attachment_ids=[a.id or "" for a in added],
                                   max_steps=self.settings.max_steps)
-        meter = UsageMeter()  # the planner's and fusion's token counts (and their chat spans)
-        planned = plan_traced(self.planner, request, self.tools, meter.attach(config))
+        planned, meter = plan_traced(self.planner, request, self.tools, config)  # meter: the LLMs' tokens
         outcome = checked_plan(planned, self.planner, self.tools, view.attachments, max_steps=self.settings.max_steps)
         emit(PlanReady(plan=outcome.plan))
         results = self.executor.run(outcome.plan, conversation, config=config, on_event=emit,
@@ -213,8 +211,7 @@ class Agent(Runnable[AgentInput, Reply]):
             attachment_ids=[a.id or "" for a in added],
             planner=outcome.tier,
             fusion=fused.mode,
-            llm_calls=outcome.llm_calls + fused.llm_calls,
-            usage=meter.usage(),
+            llm_calls=outcome.llm_calls + fused.llm_calls, usage=meter.usage(),
             missing_tools=list(outcome.missing_tools),
             seconds=time.perf_counter() - started,
         )

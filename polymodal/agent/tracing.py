@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from polymodal import telemetry
+from polymodal.agent.usage import UsageMeter
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
-    from polymodal.agent.planner import PlanningRequest, PlanOutcome
+    from polymodal.agent.planning import PlanningRequest, PlanOutcome
     from polymodal.tools.base import Tool
 
 __all__ = ["AGENT_SPAN", "agent_span", "plan_traced", "tool_span"]
@@ -34,19 +35,24 @@ def agent_span(text: str, attachments: int) -> contextlib.AbstractContextManager
 
 
 def plan_traced(planner: Any, request: PlanningRequest, tools: Mapping[str, Tool], config: RunnableConfig | None
-                ) -> PlanOutcome:
-    """``planner.plan(...)`` inside a ``plan polymodal`` span that records the tier that planned and
-    the plan's size (the planner LLM's own ``chat`` spans are its children)."""
+                ) -> tuple[PlanOutcome, UsageMeter]:
+    """``planner.plan(...)`` with a :class:`UsageMeter` among its callbacks, inside a ``plan polymodal``
+    span (while tracing) that records the tier that planned and the plan's size.
+
+    The meter comes back for the fusion writer's call (``meter.attach(config)``), so that the
+    turn's ``usage`` sums both; the planner LLM's ``chat`` spans are children of the plan span.
+    """
+    meter = UsageMeter()
     if not telemetry.enabled():
-        outcome: PlanOutcome = planner.plan(request, tools, config=config)
-        return outcome
+        outcome: PlanOutcome = planner.plan(request, tools, config=meter.attach(config))
+        return outcome, meter
     with telemetry.span("plan polymodal", {"gen_ai.operation.name": "plan",
                                            "polymodal.planner": type(planner).__name__}) as current:
-        outcome = planner.plan(request, tools, config=config)
+        outcome = planner.plan(request, tools, config=meter.attach(config))
         current.set_attribute("polymodal.planner.tier", outcome.tier)
         current.set_attribute("polymodal.plan.steps", len(outcome.plan.steps))
         current.set_attribute("polymodal.plan.llm_calls", outcome.llm_calls)
-        return outcome
+        return outcome, meter
 
 
 def tool_span(tool: Tool, step_id: str, host: str | None) -> contextlib.AbstractContextManager[Any]:
