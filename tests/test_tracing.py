@@ -22,13 +22,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from support.fake_llm import ScriptedChatModel
+from support.fake_llm import UsageChatModel
 from support.faulty_tools import Faulty, OtherFaulty
 
 from polymodal import Agent, telemetry
@@ -38,16 +36,6 @@ pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 PLAN = json.dumps({"steps": [{"id": "s1", "tool": "faulty", "args": {"text": "here"}},
                              {"id": "s2", "tool": "other", "args": {"text": "there"}}]})
-
-
-class CountingChatModel(ScriptedChatModel):
-    """The scripted model, reporting token usage the way provider chat models do."""
-
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
-        text = super()._generate(messages, stop, run_manager, **kwargs).generations[0].message.content
-        usage = {"input_tokens": 100 + len(self.calls), "output_tokens": 7, "total_tokens": 107 + len(self.calls)}
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
@@ -87,7 +75,7 @@ def traced(receiver: str) -> Iterator[tuple[InMemorySpanExporter, Any]]:
     saved = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver  # what the worker's SDK exporter reads
     telemetry.enable(provider)
-    agent = Agent(CountingChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
+    agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
                   tools=[Faulty(), OtherFaulty(host="process", own_worker=True)])
     reply = agent.chat("what do they say?")
     yield exporter, reply
@@ -114,7 +102,7 @@ def test_a_two_step_turn_is_one_span_tree_with_the_genai_names_and_attributes(tr
     assert [s.status for s in reply.steps] == ["ok", "ok"], reply.steps
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert sorted(s.name for s in exporter.get_finished_spans()) == [
-        "chat CountingChatModel", "chat CountingChatModel", "execute_tool faulty", "execute_tool other",
+        "chat UsageChatModel", "chat UsageChatModel", "execute_tool faulty", "execute_tool other",
         "invoke_agent polymodal", "plan polymodal"]
     root = spans["invoke_agent polymodal"]
     assert root.parent is None and root.attributes["gen_ai.operation.name"] == "invoke_agent"

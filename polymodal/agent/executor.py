@@ -33,6 +33,7 @@ from polymodal.agent.tracing import tool_span
 from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout, exception_text
 from polymodal.media import Attachment
 from polymodal.redaction import redact
+from polymodal.telemetry import stats
 from polymodal.threads import run_in_daemon
 from polymodal.tools.base import PROGRESS_EVENT, Tool, ToolContext, using_context
 
@@ -263,6 +264,7 @@ class _Run:
         return value
 
     def _finished(self, result: StepResult) -> None:
+        stats.observe_step(result.tool, result.status, result.seconds)  # for a server's /metrics
         if self.on_event is not None:
             self.on_event(StepFinished(step=result.model_copy()))
 

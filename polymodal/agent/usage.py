@@ -19,6 +19,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
 from polymodal import telemetry
+from polymodal.telemetry import stats
 
 __all__ = ["TokenUsage", "UsageMeter"]
 
@@ -83,6 +84,7 @@ class UsageMeter(BaseCallbackHandler):
         with self._lock:
             self.input_tokens += tokens_in
             self.output_tokens += tokens_out
+        stats.observe_tokens(tokens_in, tokens_out)
         current = self._spans.pop(run_id, None)
         if current is not None:
             current.set_attribute("gen_ai.usage.input_tokens", tokens_in)

@@ -22,7 +22,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["batch_scope", "continued", "disable", "enable", "enabled", "flush", "inject", "span", "tracer"]
+__all__ = ["batch_scope", "continued", "disable", "enable", "enabled", "flush", "inject", "mark_error", "span",
+           "tracer"]
 
 TRACER_NAME = "polymodal"
 _NOOP = contextlib.nullcontext(None)
@@ -121,15 +122,16 @@ def inject() -> dict[str, str]:
 
 
 def continued(carrier: Mapping[str, str] | None, name: str, attributes: Mapping[str, Any] | None = None,
-              *, kind: str = "INTERNAL") -> contextlib.AbstractContextManager[Any]:
+              *, kind: str = "INTERNAL", turn_on: bool = True) -> contextlib.AbstractContextManager[Any]:
     """A span continuing the trace in ``carrier`` (W3C headers from another process or an HTTP caller).
 
     In a process that was not tracing, a carrier with a ``traceparent`` turns tracing on first
-    (:func:`enable`): a worker process traces the calls of a traced agent. An empty carrier while
-    tracing is off costs nothing.
+    (:func:`enable`) when ``turn_on``: a worker process traces the calls of a traced agent. A
+    server passes ``turn_on=False``: a client's header must not switch tracing on. An empty
+    carrier while tracing is off costs nothing.
     """
     if not _STATE["on"]:
-        if not carrier or "traceparent" not in carrier:
+        if not turn_on or not carrier or "traceparent" not in carrier:
             return _NOOP
         try:
             enable()
@@ -139,6 +141,14 @@ def continued(carrier: Mapping[str, str] | None, name: str, attributes: Mapping[
     from opentelemetry.propagate import extract
 
     return _span(name, attributes, kind, context=extract(dict(carrier or {})))
+
+
+def mark_error(current: Any, error_type: str) -> None:
+    """Mark ``current`` (a span) failed with ``error_type`` (a class name, an HTTP status)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    current.set_attribute("error.type", error_type)
+    current.set_status(Status(StatusCode.ERROR, error_type))
 
 
 def flush(timeout_millis: int = 5000) -> None:

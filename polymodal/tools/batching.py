@@ -71,6 +71,8 @@ class BatchStats:
     isolated: int = 0
     """Batches that failed and were re-run caller by caller."""
     largest: int = 0
+    sizes: dict[int, int] = field(default_factory=dict)
+    """How many batched calls carried each number of items (a server's /metrics histogram)."""
 
 
 class _Request:
@@ -279,6 +281,7 @@ class MicroBatcher:
         self.stats.calls += 1
         self.stats.items += len(values)
         self.stats.largest = max(self.stats.largest, len(values))
+        self.stats.sizes[len(values)] = self.stats.sizes.get(len(values), 0) + 1
         with batch_scope([r.context for r in requests], len(values)):  # the first caller's trace goes on
             if self._fan_out is None:
                 outputs = self._run(values, deadline)
