@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
@@ -28,6 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.fake_llm import UsageChatModel
 from support.faulty_tools import Faulty, OtherFaulty
+from support.server import ServerThread
 
 from polymodal import Agent, telemetry
 from polymodal.hosts import host_named
@@ -133,6 +135,50 @@ def test_the_process_hosts_span_continues_the_step_span_across_the_process_bound
     assert attributes["polymodal.host"].string_value == "process"
     assert attributes["polymodal.batch.size"].int_value == 1
     assert reply.steps[1].artifact != os.getpid()
+
+
+def test_the_ray_actors_call_continues_the_trace_it_was_sent(traced):
+    """The code a Ray actor runs, given the carrier ``RayHost.run`` sends (Ray itself is not needed
+    to check the link: the carrier is all that crosses to the actor's process)."""
+    exporter, _ = traced
+    from polymodal.hosts.ray_host import _ModelActor
+
+    tool = Faulty()
+    with telemetry.span("caller") as caller:
+        carrier = telemetry.inject()
+    assert carrier["traceparent"].split("-")[2] == f"{caller.context.span_id:016x}"
+    events = list(_ModelActor(tool).run(tool.prepare([{"text": "hi"}]), carrier))
+    assert events[-1][0] == "ok"
+    actor = next(s for s in exporter.get_finished_spans() if s.name == "run faulty")
+    assert actor.parent.span_id == caller.context.span_id and actor.attributes["polymodal.host"] == "ray"
+
+
+def test_an_incoming_traceparent_continues_the_callers_trace_through_the_turn(traced):
+    """A caller's ``traceparent``: the server's span is its child, the turn's span the server's."""
+    exporter, _ = traced
+    from polymodal.serving import create_app
+    from polymodal.serving.settings import ServeSettings
+
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
+                  tools=[Faulty(), OtherFaulty()])
+    with ServerThread(create_app(agent, ServeSettings(ui=False, preload=False))) as running:
+        response = httpx.post(running.url + "/v1/chat/completions", timeout=120,
+                              headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
+                              json={"model": "polymodal", "messages": [{"role": "user", "content": "what?"}]})
+        assert response.status_code == 200, response.text
+        httpx.get(running.url + "/healthz")  # no traceparent: a trace of its own
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
+    server = next(s for s in spans if s.name == "POST /v1/chat/completions")
+    assert server.parent.span_id == int(parent_id, 16) and server.parent.is_remote
+    assert server.kind.name == "SERVER"
+    assert server.attributes["http.route"] == "/v1/chat/completions"
+    assert server.attributes["http.response.status_code"] == 200
+    turn = next(s for s in spans if s.name == "invoke_agent polymodal")
+    assert turn.parent.span_id == server.context.span_id  # across the event loop -> worker thread hop
+    assert {"execute_tool faulty", "execute_tool other", "plan polymodal"} <= {s.name for s in spans}
+    health = next(s for s in exporter.get_finished_spans() if s.name == "GET /healthz")
+    assert health.parent is None and health.context.trace_id != int(trace_id, 16)
 
 
 def test_usage_is_the_models_own_token_counts_summed_over_planner_and_fusion(traced):

@@ -46,7 +46,7 @@ def plan_traced(planner: Any, request: PlanningRequest, tools: Mapping[str, Tool
     if not telemetry.enabled():
         outcome: PlanOutcome = planner.plan(request, tools, config=meter.attach(config))
         return outcome, meter
-    with telemetry.span("plan polymodal", {"gen_ai.operation.name": "plan",
+    with telemetry.span("plan polymodal", {"gen_ai.operation.name": "plan", "gen_ai.agent.name": "polymodal",
                                            "polymodal.planner": type(planner).__name__}) as current:
         outcome = planner.plan(request, tools, config=meter.attach(config))
         current.set_attribute("polymodal.planner.tier", outcome.tier)

@@ -6,7 +6,7 @@ Two sources, both read when Prometheus scrapes, never pushed:
   method and status and times them. The route is the *template* that matched
   (``/v1/artifacts/{artifact_id}``), never the path a client sent, and the method is one of the
   HTTP methods or ``OTHER``: no label value comes from the request, so a client naming a million
-  random paths adds no series (RELIABILITY H6). A path no route serves counts as ``unmatched``.
+  random paths adds no series (RELIABILITY S13). A path no route serves counts as ``unmatched``.
 - :class:`ServerCollector` reads the values the lower layers keep, the way the layers allow
   (values down): the admission queue and running turns (:mod:`.admission`), sessions and their
   bytes (:mod:`.sessions`), per-tool step latencies and LLM tokens
