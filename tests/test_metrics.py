@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,3 +137,9 @@ def test_metrics_want_the_api_key_when_one_is_set():
     assert before[refusals] == 2  # the refused scrapes were counted
     assert after[("polymodal_http_requests_total", (("method", "POST"), ("route", "/v1/chat/completions"),
                                                     ("status", "200")))] == 1
+
+
+def test_without_prometheus_client_metrics_is_a_501_naming_the_extra(server, monkeypatch):
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # what `import` meets when the extra is missing
+    response = httpx.get(server.url + "/metrics")
+    assert response.status_code == 501 and "polymodal[metrics]" in response.json()["error"]["message"]

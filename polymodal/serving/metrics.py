@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount
 
 from polymodal.serving.completions import COMPLETIONS_PATH, ASGIApp, Receive, Scope, Send
@@ -209,7 +209,8 @@ def metrics_endpoint(service: Service, requests: RequestCounts) -> Any:
             from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
         except ImportError:
             msg = "GET /metrics needs prometheus-client: pip install 'polymodal[metrics]'"
-            raise APIError(501, msg, type="not_implemented", code="metrics_extra_missing") from None
+            error = APIError(501, msg, type="not_implemented", code="metrics_extra_missing")
+            return JSONResponse(error.body(), status_code=501)  # the server's set-up, not a failure to log
         if not registry:
             registry.append(CollectorRegistry(auto_describe=False))
             registry[0].register(ServerCollector(service, requests))
