@@ -143,3 +143,17 @@ def test_without_prometheus_client_metrics_is_a_501_naming_the_extra(server, mon
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # what `import` meets when the extra is missing
     response = httpx.get(server.url + "/metrics")
     assert response.status_code == 501 and "polymodal[metrics]" in response.json()["error"]["message"]
+
+
+def test_S13_with_the_chat_page_at_slash_metrics_still_answers_and_its_paths_are_one_route():
+    """The chat page is mounted at "/": every path under it counts as its one template."""
+    pytest.importorskip("gradio", reason="the 'serve' extra is not installed")
+    agent = Agent(None, tools=[Faulty()])
+    with ServerThread(create_app(agent, ServeSettings(ui=True, preload=False))) as running:
+        assert scrape(running.url)  # not the page's 404
+        with httpx.Client(base_url=running.url) as client:
+            for _ in range(50):
+                client.get(f"/{secrets.token_hex(6)}/{secrets.token_hex(6)}")
+        routes = {dict(labels)["route"] for name, labels in scrape(running.url)
+                  if name == "polymodal_http_requests_total"}
+    assert routes == {"/metrics", "/{path}"}, routes

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starlette.routing import Route
+
 from polymodal.serving.metrics import METRICS_PATH, RequestCounts, RequestMetrics, metrics_endpoint
 from polymodal.serving.trace_context import TraceContext
 
@@ -23,7 +25,9 @@ __all__ = ["observe"]
 def observe(app: FastAPI, service: Service) -> RequestCounts:
     """Mount ``/metrics`` and the two middlewares on ``app``; returns the request counts they share."""
     counts = RequestCounts()
-    app.add_route(METRICS_PATH, metrics_endpoint(service, counts), methods=["GET"], include_in_schema=False)
+    # First in the route list: the chat page is mounted at "/" and would otherwise answer /metrics with a 404.
+    app.router.routes.insert(0, Route(METRICS_PATH, metrics_endpoint(service, counts), methods=["GET"],
+                                      include_in_schema=False))
     app.add_middleware(RequestMetrics, routes=app.router.routes, counts=counts)
     app.add_middleware(TraceContext, routes=app.router.routes)  # added last: outermost, the span covers all
     return counts
