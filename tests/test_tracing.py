@@ -184,6 +184,8 @@ def test_an_incoming_traceparent_continues_the_callers_trace_through_the_turn(tr
 def test_usage_is_the_models_own_token_counts_summed_over_planner_and_fusion(traced):
     _, reply = traced
     assert (reply.usage.input_tokens, reply.usage.output_tokens) == (101 + 102, 14)
+    assert reply.to_record()["usage"] == {"input_tokens": 203, "output_tokens": 14, "total_tokens": 217}
+    assert reply.to_message().usage_metadata["total_tokens"] == 217  # LangChain's field, for chains
 
 
 def test_usage_is_zero_when_no_llm_ran():

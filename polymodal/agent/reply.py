@@ -101,6 +101,7 @@ class Reply(BaseModel):
             "planner": self.planner,
             "fusion": self.fusion,
             "llm_calls": self.llm_calls,
+            "usage": {**self.usage.model_dump(), "total_tokens": self.usage.total_tokens},
             "missing_tools": list(self.missing_tools),
             "seconds": round(self.seconds, 3),
             "attachment_ids": list(self.attachment_ids),
@@ -128,7 +129,9 @@ class Reply(BaseModel):
         content: Any = self.text
         if include_media and self.artifacts:
             content = [{"type": "text", "text": self.text}, *(a.to_content_block() for a in self.artifacts)]
-        return AIMessage(content=content, response_metadata=metadata)
+        usage = {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                 "total_tokens": self.usage.total_tokens}  # LangChain's own field: callbacks and tracers sum it
+        return AIMessage(content=content, response_metadata=metadata, usage_metadata=usage)
 
 
 def reply_message(value: Any) -> AIMessage:
