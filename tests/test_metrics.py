@@ -73,6 +73,27 @@ def test_metrics_parse_and_move_after_a_turn(server):
         assert (gauge, ()) in after, gauge
 
 
+class Batched(Faulty):
+    """The faulty tool with micro-batching on: its calls go through a batcher."""
+
+    name: str = "batched"
+    micro_batching: bool | None = True
+    max_wait_ms: float | None = 0.0
+
+
+def test_micro_batch_sizes_are_reported_per_tool(server):
+    before = scrape(server.url)
+    tool = Batched()
+    assert tool.execute(text="one").content.startswith("one")
+    assert [out.content.split()[0] for out in tool.execute_batch([{"text": "a"}, {"text": "b"}])] == ["a", "b"]
+    after = scrape(server.url)
+    counted = sample(after, "polymodal_batch_size_count", tool="batched") - sample(
+        before, "polymodal_batch_size_count", tool="batched")
+    items = sample(after, "polymodal_batch_size_sum", tool="batched") - sample(
+        before, "polymodal_batch_size_sum", tool="batched")
+    assert counted >= 1 and items == 3, (counted, items)  # every item went through a batched call
+
+
 def test_usage_in_completions_is_the_llms_reported_tokens_summed_over_planner_and_fusion(server):
     body = httpx.post(server.url + "/v1/chat/completions", json=ASK, timeout=120).json()
     assert body["usage"] == {"prompt_tokens": 101 + 102, "completion_tokens": 14, "total_tokens": 217}

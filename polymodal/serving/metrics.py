@@ -9,9 +9,9 @@ Two sources, both read when Prometheus scrapes, never pushed:
   random paths adds no series (RELIABILITY S13). A path no route serves counts as ``unmatched``.
 - :class:`ServerCollector` reads the values the lower layers keep, the way the layers allow
   (values down): the admission queue and running turns (:mod:`.admission`), sessions and their
-  bytes (:mod:`.sessions`), per-tool step latencies and LLM tokens
-  (:mod:`polymodal.telemetry.stats`), micro-batch sizes (:func:`polymodal.tools.batching.batchers`),
-  model loads, evictions and cache bytes (:func:`polymodal.tools.cache.model_cache`).
+  bytes (:mod:`.sessions`), per-tool step latencies, micro-batch sizes and LLM tokens
+  (:mod:`polymodal.telemetry.stats`), model loads, evictions and cache bytes
+  (:func:`polymodal.tools.model_cache`).
 
 Each app has its own registry, so two apps in one process (tests) do not share request counts;
 the process-wide figures (models, steps, tokens) are the process's, as Prometheus expects of a
@@ -40,7 +40,6 @@ __all__ = ["METRICS_PATH", "RequestCounts", "RequestMetrics", "ServerCollector",
 METRICS_PATH = "/metrics"
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
-_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def route_template(routes: list[BaseRoute], scope: Scope) -> str:
@@ -140,7 +139,7 @@ class ServerCollector:
         for direction in ("input", "output"):
             tokens.add_metric([direction], counted.get((direction,), 0))
         yield tokens
-        yield from _batches()
+        yield _histogram("polymodal_batch_size", "Items per micro-batched model call, by tool", stats.batch_sizes)
         yield from _models()
 
     def _sessions(self) -> Iterator[Any]:
@@ -163,30 +162,10 @@ def _histogram(name: str, documentation: str, source: stats.Histograms) -> Any:
     return family
 
 
-def _batches() -> Iterator[Any]:
-    """Micro-batch sizes per tool and host (batchers of one tool with different settings add up)."""
-    from prometheus_client.core import HistogramMetricFamily
-
-    from polymodal.tools.batching import batchers
-
-    merged: dict[tuple[str, str], dict[int, int]] = {}
-    for key, batcher in batchers().items():
-        sizes = merged.setdefault((batcher.name, key.partition("|")[0]), {})
-        for size, count in dict(batcher.stats.sizes).items():
-            sizes[size] = sizes.get(size, 0) + count
-    family = HistogramMetricFamily("polymodal_batch_size", "Items per batched model call, by tool and host",
-                                   labels=["tool", "host"])
-    for labels, sizes in sorted(merged.items()):
-        buckets = [(repr(float(b)), sum(c for s, c in sizes.items() if s <= b)) for b in _BATCH_BUCKETS]
-        buckets.append(("+Inf", sum(sizes.values())))
-        family.add_metric(list(labels), buckets, sum_value=sum(s * c for s, c in sizes.items()))
-    yield family
-
-
 def _models() -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    from polymodal.tools.cache import model_cache
+    from polymodal.tools import model_cache  # public here, wherever the cache module lives
 
     cache = model_cache()
     yield CounterMetricFamily("polymodal_model_loads", "Models loaded into this process", value=cache.loads)

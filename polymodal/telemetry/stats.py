@@ -20,8 +20,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["LATENCY_BUCKETS", "Counters", "Histogram", "Histograms", "observe_step", "observe_tokens", "step_seconds",
-           "tokens"]
+__all__ = ["LATENCY_BUCKETS", "Counters", "Histogram", "Histograms", "batch_sizes", "observe_step", "observe_tokens",
+           "step_seconds", "tokens"]
 
 LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                                       60.0, 120.0, 300.0)
@@ -112,6 +112,8 @@ class Counters:
 
 step_seconds = Histograms(("tool", "status"))
 """How long each plan step took, by tool and by how it ended (ok, error, timeout, skipped)."""
+batch_sizes = Histograms(("tool",), (1, 2, 4, 8, 16, 32, 64, 128))
+"""Items per micro-batched model call, by tool (the micro-batcher records them)."""
 tokens = Counters(("direction",))
 """Tokens the LLM calls (planner and fusion) reported, "input" and "output"."""
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from polymodal.telemetry import batch_scope
+from polymodal.telemetry import batch_scope, stats
 from polymodal.tools.turns import Turn, current_turn, on_turn_end, turns_in_flight
 
 T = TypeVar("T")
@@ -71,8 +71,6 @@ class BatchStats:
     isolated: int = 0
     """Batches that failed and were re-run caller by caller."""
     largest: int = 0
-    sizes: dict[int, int] = field(default_factory=dict)
-    """How many batched calls carried each number of items (a server's /metrics histogram)."""
 
 
 class _Request:
@@ -281,7 +279,7 @@ class MicroBatcher:
         self.stats.calls += 1
         self.stats.items += len(values)
         self.stats.largest = max(self.stats.largest, len(values))
-        self.stats.sizes[len(values)] = self.stats.sizes.get(len(values), 0) + 1
+        stats.batch_sizes.observe((self.name,), len(values))  # for a server's /metrics
         with batch_scope([r.context for r in requests], len(values)):  # the first caller's trace goes on
             if self._fan_out is None:
                 outputs = self._run(values, deadline)
