@@ -33,6 +33,9 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "serve": ("polymodal serve: the HTTP API and its chat page", ("fastapi", "uvicorn", "gradio", "python_multipart")),
     "mcp": ("polymodal mcp and mcp_tools(): tools shared over the Model Context Protocol", ("mcp",)),
     "ray": ("batch --ray, serve --ray and Ray hosts: spreading model work over a cluster", ("ray",)),
+    "otel": ("OpenTelemetry traces of every turn (POLYMODAL_TRACING=1), exported over OTLP",
+             ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")),
+    "metrics": ("GET /metrics on polymodal serve (Prometheus)", ("prometheus_client",)),
 }
 """Every optional extra of pyproject.toml (but ``all`` and ``dev``): what it is for, and the modules it brings."""
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +196,41 @@ def test_http_at_slash_mcp_behind_the_api_key(http_server, sign):
         assert huge.is_error and "byte cap" in huge.content[0].text
         result = call(connection, "ask", {"prompt": "What does the sign say?", "attachments": [data_url(sign)]})
         assert not result.is_error and SIGN in result.content[0].text
+
+
+def test_standalone_http_wants_the_api_key_from_the_environment(config, tmp_path):
+    """``polymodal mcp --transport http`` with POLYMODAL_API_KEY: 401 without it or with a wrong one."""
+    import httpx
+    from support.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "POLYMODAL_ROUTER_MODEL": "none", "POLYMODAL_API_KEY": "s3cret"}
+    log = (tmp_path / "mcp.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "polymodal.cli", "mcp", "--transport", "http", "--port",
+                                str(port), "--profile", "offline", "--config", str(config)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                first = httpx.post(url, json={})
+                break
+            except httpx.ConnectError:
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "mcp.log").read_text()
+                time.sleep(0.2)
+        for headers in ({}, {"Authorization": "Bearer s3crex"}, {"X-API-Key": "wrong"}, {"Authorization": "s3cret"}):
+            refused = httpx.post(url, json={}, headers=headers) if headers else first
+            assert refused.status_code == 401, (headers, refused.text)
+            assert refused.json()["error"]["type"] == "authentication_error"
+        with MCPConnection(url, headers={"X-API-Key": "s3cret"}) as connection:
+            assert {"ocr", "ask"} <= {tool.name for tool in connection.list_tools()}
+        assert "(API key required)" in (tmp_path / "mcp.log").read_text()
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
 
 
 # ------------------------------------------------------------------------------------ client ---

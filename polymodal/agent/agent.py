@@ -1,9 +1,8 @@
 """The entry points: ``Agent.run(text, attachments, conversation=c) -> Reply`` and ``Agent.chat``.
 
 One request flows attachments -> planner -> executor -> fusion, and every arrow carries typed
-objects: the planner and fusion get a read-only view of the one
-:class:`~polymodal.agent.conversation.Conversation`, the executor the conversation itself (it
-registers the media steps produce), and all of them report typed events
+objects: the planner and fusion get a read-only view of the one :class:`~polymodal.agent.conversation.Conversation`,
+the executor the conversation itself (it registers the media steps produce), and all report typed events
 (:mod:`polymodal.agent.events`) through one ``on_event`` hook.
 
 ``run`` is stateless: the caller owns the conversation (none: a fresh one), so concurrent
@@ -49,6 +48,7 @@ from polymodal.agent.router import Router
 from polymodal.agent.steps import attachment_refs
 from polymodal.agent.tiers import TieredPlanner
 from polymodal.agent.toolset import lend_llm, tools_by_name
+from polymodal.agent.tracing import agent_span, plan_traced
 from polymodal.config import Settings
 from polymodal.errors import ConfigurationError
 from polymodal.media import Attachment
@@ -149,7 +149,7 @@ class Agent(Runnable[AgentInput, Reply]):
             PlanningError: the LLM gave no valid plan within the allowed attempts.
             BudgetExceeded: the plan ran past ``Settings.max_seconds`` (``partial`` has the step results).
         """
-        with request_in_flight():  # model batchers wait for this turn's calls (polymodal.runtime.batching)
+        with request_in_flight(), agent_span(text, len(attachments)):  # batchers wait for this turn's calls
             return self._turn(text, attachments, Conversation() if conversation is None else conversation,
                               config=config, on_event=on_event, stream_answer=stream_answer)
 
@@ -188,7 +188,7 @@ class Agent(Runnable[AgentInput, Reply]):
         view = conversation.view(history_turns=self.settings.history_turns or 0)
         request = PlanningRequest(text=text, conversation=view, new_attachment_ids=[a.id or "" for a in added],
                                   max_steps=self.settings.max_steps)
-        planned = self.planner.plan(request, self.tools, config=config)
+        planned, meter = plan_traced(self.planner, request, self.tools, config)  # meter: the LLMs' tokens
         outcome = checked_plan(planned, self.planner, self.tools, view.attachments, max_steps=self.settings.max_steps)
         emit(PlanReady(plan=outcome.plan))
         results = self.executor.run(outcome.plan, conversation, config=config, on_event=emit,
@@ -196,7 +196,7 @@ class Agent(Runnable[AgentInput, Reply]):
         conversation.touch(attachment_refs(results))
         images = [a for a in added if a.kind.value == "image"] if self.multimodal_llm else []
         fused = self.fusion.answer(
-            text, outcome.plan, results, conversation=view, config=config,
+            text, outcome.plan, results, conversation=view, config=meter.attach(config),
             on_token=(lambda piece: emit(AnswerToken(text=piece))) if stream_answer else None, images=images,
         )
         produced = [conversation.attachments[i] for r in results for i in r.artifact_ids]
@@ -210,7 +210,7 @@ class Agent(Runnable[AgentInput, Reply]):
             attachment_ids=[a.id or "" for a in added],
             planner=outcome.tier,
             fusion=fused.mode,
-            llm_calls=outcome.llm_calls + fused.llm_calls,
+            llm_calls=outcome.llm_calls + fused.llm_calls, usage=meter.usage(),
             missing_tools=list(outcome.missing_tools),
             seconds=time.perf_counter() - started,
         )

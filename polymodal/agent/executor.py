@@ -29,10 +29,12 @@ from polymodal.agent.conversation import Conversation
 from polymodal.agent.events import EventHook, StepFinished, StepProgress, StepStarted
 from polymodal.agent.plan import Plan, Step, references
 from polymodal.agent.steps import StepResult, StepStatus
+from polymodal.agent.tracing import tool_span
 from polymodal.errors import BudgetExceeded, PolymodalError, ToolTimeout, exception_text
 from polymodal.media import Attachment
 from polymodal.redaction import redact
 from polymodal.runtime.calls import Deadline, using_deadline
+from polymodal.telemetry import stats
 from polymodal.threads import run_in_daemon
 from polymodal.tools.base import PROGRESS_EVENT, Tool, ToolContext, using_context
 
@@ -175,7 +177,7 @@ class _Run:
         def work() -> None:
             message, error = None, None
             try:
-                with using_context(ctx), using_deadline(deadline):
+                with using_context(ctx), using_deadline(deadline), tool_span(tool, step.id, self.ex.host):
                     message = tool.run_call(call, self.config, traced=self.traced)
             except BaseException as exc:  # noqa: BLE001 - reported as the step's error
                 error = exc
@@ -261,6 +263,7 @@ class _Run:
         return value
 
     def _finished(self, result: StepResult) -> None:
+        stats.observe_step(result.tool, result.status, result.seconds)  # for a server's /metrics
         if self.on_event is not None:
             self.on_event(StepFinished(step=result.model_copy()))
 

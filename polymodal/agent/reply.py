@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from polymodal.agent.plan import Plan
 from polymodal.agent.planning import Tier
 from polymodal.agent.steps import StepResult
+from polymodal.agent.usage import TokenUsage
 from polymodal.media import Attachment
 
 __all__ = ["Outcome", "Reply", "reply_message"]
@@ -43,6 +44,8 @@ class Reply(BaseModel):
     """How the answer was written: "llm", "template" or "passthrough"."""
     llm_calls: int = 0
     """LLM calls this request cost (planning attempts + fusion)."""
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    """Tokens those calls consumed, as the models reported them (0 when no LLM ran)."""
     missing_tools: list[str] = Field(default_factory=list)
     """Tools the request needed that this agent lacks; the text says how to get each. Non-empty: not fully answered."""
     seconds: float = 0.0
@@ -98,6 +101,7 @@ class Reply(BaseModel):
             "planner": self.planner,
             "fusion": self.fusion,
             "llm_calls": self.llm_calls,
+            "usage": {**self.usage.model_dump(), "total_tokens": self.usage.total_tokens},
             "missing_tools": list(self.missing_tools),
             "seconds": round(self.seconds, 3),
             "attachment_ids": list(self.attachment_ids),
@@ -125,7 +129,9 @@ class Reply(BaseModel):
         content: Any = self.text
         if include_media and self.artifacts:
             content = [{"type": "text", "text": self.text}, *(a.to_content_block() for a in self.artifacts)]
-        return AIMessage(content=content, response_metadata=metadata)
+        usage = {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                 "total_tokens": self.usage.total_tokens}  # LangChain's own field: callbacks and tracers sum it
+        return AIMessage(content=content, response_metadata=metadata, usage_metadata=usage)
 
 
 def reply_message(value: Any) -> AIMessage:

@@ -37,6 +37,9 @@ def mcp(
     allow_dir: Annotated[list[Path] | None, typer.Option(
         "--allow-dir", metavar="DIR", help="folders path arguments may name (stdio); repeatable; default: any")] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="largest attachment, MB")] = 32.0,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="POLYMODAL_API_KEY", help="with --transport http: required on every request when set "
+        "(env POLYMODAL_API_KEY, as for polymodal serve)", show_default=False)] = None,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -68,6 +71,9 @@ def mcp(
         return
     import uvicorn
 
-    say(err, f"polymodal: MCP at http://{host}:{port}/mcp")
-    uvicorn.run(http_app(agent, host=host), host=host, port=port, log_level="debug" if debug else "warning",
-                ws="none")
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        say(err, f"polymodal: warning: listening on {host} without --api-key: anyone who can reach this port can "
+            "run the tools", "yellow")
+    say(err, f"polymodal: MCP at http://{host}:{port}/mcp" + (" (API key required)" if api_key else ""))
+    uvicorn.run(http_app(agent, host=host, api_key=api_key or None), host=host, port=port,
+                log_level="debug" if debug else "warning", ws="none")

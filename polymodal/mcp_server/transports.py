@@ -8,6 +8,7 @@ lifespan it needs, for ``polymodal mcp --transport http`` and for the ``/mcp`` m
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from polymodal.agent import Agent
 from polymodal.mcp_server.server import build_server
 
-__all__ = ["http_app", "http_endpoint", "run_stdio"]
+__all__ = ["KeyRequired", "http_app", "http_endpoint", "run_stdio"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -53,8 +54,12 @@ def http_endpoint(agent: Agent, *, host: str = "127.0.0.1", max_request_bytes: i
     return StreamableHTTPASGIApp(manager), manager.run
 
 
-def http_app(agent: Agent, *, host: str = "127.0.0.1", path: str = "/mcp") -> Any:
-    """A Starlette app serving ``agent`` at ``path`` over streamable HTTP (``polymodal mcp --transport http``)."""
+def http_app(agent: Agent, *, host: str = "127.0.0.1", path: str = "/mcp", api_key: str | None = None) -> Any:
+    """A Starlette app serving ``agent`` at ``path`` over streamable HTTP (``polymodal mcp --transport http``).
+
+    ``api_key``: every request must carry it (``Authorization: Bearer <key>`` or ``X-API-Key``), as
+    on ``polymodal serve``; others get 401 before the MCP layer sees them.
+    """
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -65,4 +70,35 @@ def http_app(agent: Agent, *, host: str = "127.0.0.1", path: str = "/mcp") -> An
         async with lifespan():
             yield
 
-    return Starlette(routes=[Route(path, endpoint=endpoint)], lifespan=running)
+    app = Starlette(routes=[Route(path, endpoint=endpoint)], lifespan=running)
+    return KeyRequired(app, api_key) if api_key else app
+
+
+class KeyRequired:
+    """401 for an HTTP request without the key; the same rule as ``polymodal serve``'s API key.
+
+    Its own small ASGI layer rather than the server's middleware: the ``mcp`` extra alone (no
+    FastAPI) must be enough for ``polymodal mcp --transport http --api-key``.
+    """
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._allowed(scope):
+            from starlette.responses import JSONResponse
+
+            body = {"error": {"message": "missing or wrong API key: send it as 'Authorization: Bearer <key>'",
+                              "type": "authentication_error", "param": None, "code": "invalid_api_key"}}
+            await JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Any) -> bool:
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-api-key", b"")
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() == b"bearer":
+            given = token.strip()
+        return hmac.compare_digest(given, self.key)

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 from polymodal.runtime.calls import Deadline, ModelCall, fan_out
 from polymodal.runtime.turns import Turn, current_turn, on_turn_end, turns_in_flight
+from polymodal.telemetry import batch_scope, stats
 
 __all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
 
@@ -75,13 +76,14 @@ class BatchStats:
 class _Request:
     """One caller's items, its result slots, and the terms of its call (deadline, progress)."""
 
-    __slots__ = ("call", "done", "error", "outputs", "remaining")
+    __slots__ = ("call", "context", "done", "error", "outputs", "remaining")
 
     def __init__(self, size: int, call: ModelCall) -> None:
         self.outputs: list[Any] = [None] * size
         self.remaining = size
         self.error: BaseException | None = None
         self.call = call
+        self.context = contextvars.copy_context()  # the caller's, for its trace (telemetry.batch_scope)
         self.done = threading.Event()
 
     def fail(self, error: BaseException) -> None:
@@ -272,7 +274,9 @@ class MicroBatcher:
         self.stats.calls += 1
         self.stats.items += len(values)
         self.stats.largest = max(self.stats.largest, len(values))
-        outputs = self._run(values, _shared(requests))
+        stats.batch_sizes.observe((self.name,), len(values))  # for a server's /metrics
+        with batch_scope([r.context for r in requests], len(values)):  # the first caller's trace goes on
+            outputs = self._run(values, _shared(requests))
         if len(outputs) != len(values):
             msg = f"{self.name}: a batch of {len(values)} gave {len(outputs)} outputs"
             raise RuntimeError(msg)

@@ -165,6 +165,8 @@ class ModelCache:
         self._load_lock = threading.Lock()
         self.loads = 0
         """How many times a loader actually ran (a test asserts models load once)."""
+        self.evictions = 0
+        """How many bundles were dropped to make room or free memory (a server's /metrics reports both)."""
 
     def get(
         self, key: str, loader: Callable[[str, Any], T], *, device: str | None = None, label: str = "",
@@ -277,6 +279,7 @@ class ModelCache:
 
     def _drop(self, full_key: tuple[str, str]) -> None:
         entry = self._entries.pop(full_key)
+        self.evictions += 1
         logger.info("evicted %s from %s (%.1f MB)", entry.label, entry.device, entry.nbytes / 1e6)
 
     def free_memory(self, keep: str | None = None) -> None:

@@ -16,6 +16,7 @@ Routes (every one wants the API key when one is set):
   ``X-Polymodal-Session`` header, never by the URL: URLs end up in access logs): remembered conversations.
 - ``GET /v1/artifacts/{id}``: generated media, for the session that made them.
 - ``/mcp`` (with ``create_app(..., mcp=True)``): the tools and ``ask`` over MCP's streamable HTTP.
+- ``GET /metrics``: Prometheus' text format (:mod:`.metrics`; docs/observability.md).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ try:
         error_response,
     )
     from polymodal.serving.limits import BodyLimits
+    from polymodal.serving.observability import observe
 except ImportError as exc:  # pragma: no cover - the 'serve' extra is missing
     raise MissingDependencyError("polymodal serve", "fastapi", "serve") from exc
 
@@ -61,7 +63,7 @@ __all__ = ["SESSION_HEADER", "create_app"]
 
 logger = logging.getLogger("polymodal.serving")
 
-_PROTECTED = ("/v1", "/healthz", "/readyz", "/mcp")
+_PROTECTED = ("/v1", "/healthz", "/readyz", "/mcp", "/metrics")
 
 
 def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | None = None, *,
@@ -103,6 +105,7 @@ def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | Non
                        max_json_depth=settings.max_json_depth)
     if settings.api_key:  # added last: the outermost layer, so it guards the completions endpoint too
         app.add_middleware(APIKeyMiddleware, key=settings.api_key)
+    observe(app, service)  # GET /metrics, request counts, traceparent (outermost: 401s are counted and traced)
     return app
 
 

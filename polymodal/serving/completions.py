@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from polymodal.serving.errors import APIError, as_api_error
 from polymodal.serving.messages import read_messages
-from polymodal.serving.protocol import ChatCompletion, ChatCompletionRequest, Choice, ResponseMessage
+from polymodal.serving.protocol import ChatCompletion, ChatCompletionRequest, Choice, ResponseMessage, Usage
 from polymodal.serving.service import Service
 from polymodal.serving.settings import ServeSettings
 from polymodal.serving.sse import ChunkStream
@@ -95,7 +95,7 @@ class CompletionsEndpoint:
         result = await running.done
         completion = ChatCompletion(id=completion_id, created=int(time.time()), model=body.model,
                                     choices=[Choice(message=ResponseMessage(content=result.reply.text))],
-                                    polymodal=result.extension())
+                                    polymodal=result.extension(), usage=Usage.of(result.reply))
         return Response(completion.model_dump_json(), media_type="application/json", headers=replied)
 
 

@@ -133,7 +133,7 @@ class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     include_usage: bool = False
-    """OpenAI's: a last chunk with ``usage`` (polymodal counts no tokens: the counts are 0)."""
+    """OpenAI's: a last chunk with ``usage`` (the LLMs' reported token counts; 0 when no LLM ran)."""
     polymodal_events: bool = False
     """Stream the plan and each step's start, progress and end as chunks with a ``polymodal_event``."""
 
@@ -158,11 +158,18 @@ class ChatCompletionRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts; polymodal does not count tokens, so these are 0."""
+    """Token counts of the turn's LLM calls (planner + fusion), as the models reported them; 0 where none ran."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+
+    @classmethod
+    def of(cls, reply: Any) -> Usage:
+        """The usage a :class:`~polymodal.agent.reply.Reply` carries."""
+        used = reply.usage
+        return cls(prompt_tokens=used.input_tokens, completion_tokens=used.output_tokens,
+                   total_tokens=used.total_tokens)
 
 
 class ArtifactLink(BaseModel):

@@ -13,6 +13,7 @@ streaming route still answer 413/422 with a proper status before it starts the e
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -172,7 +173,8 @@ class Service:
         started = time.perf_counter()
         queued = started - queued_at
 
-        self.pool.submit(self._work, request, session, stream, running, queued, started)
+        # In a copy of this task's context: the turn's spans are children of the HTTP request's (traceparent).
+        self.pool.submit(contextvars.copy_context().run, self._work, request, session, stream, running, queued, started)
         return running
 
     async def _admit(self, session: Session | None) -> None:

@@ -129,6 +129,12 @@ class SessionStore:
         texts = sum(len(t.user.encode()) + len(t.reply.encode()) for t in list(conversation.turns))
         return attachments + texts + self.owned(session.id)
 
+    def total_held_bytes(self) -> int:
+        """What every live session holds together (``held_bytes`` summed; a server's /metrics reports it)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return sum(self.held_bytes(session) for session in sessions)
+
     def trim(self, session: Session) -> list[str]:
         """Bring the session back under its bounds (after a turn); returns the released attachment ids.
 

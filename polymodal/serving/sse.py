@@ -94,5 +94,5 @@ class ChunkStream:
             yield sse(self.chunk(choices=[ChunkChoice(delta=Delta(content=rest))]))
         yield sse(self.chunk(choices=[ChunkChoice(delta=Delta(), finish_reason="stop")], polymodal=result.extension()))
         if self.usage:
-            yield sse(self.chunk(usage=Usage()))
+            yield sse(self.chunk(usage=Usage.of(result.reply)))
         yield sse("[DONE]")

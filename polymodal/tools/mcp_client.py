@@ -21,7 +21,9 @@ import atexit
 import base64
 import json
 import keyword
+import os
 import shlex
+import sys
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -178,7 +180,7 @@ def _open_transport(target: str) -> Any:
             from mcp import StdioServerParameters, stdio_client
 
             params = StdioServerParameters(command=argv[0], args=argv[1:], env=env)
-            return await stack.enter_async_context(stdio_client(params))
+            return await stack.enter_async_context(stdio_client(params, errlog=_server_log()))
 
         return stdio
     if target.startswith(("http://", "https://")):
@@ -284,6 +286,19 @@ def args_model(tool_name: str, schema: Mapping[str, Any]) -> tuple[type[BaseMode
                                   Field(description=prop.get("description"), json_schema_extra=extra)], default)
     model = create_model(f"{tool_name}_mcp_args", __config__=ConfigDict(extra="forbid"), **fields)
     return model, aliases
+
+
+def _server_log() -> Any:
+    """Where a spawned server's stderr goes: ours, or the process's own fd 2 when ``sys.stderr`` has
+    no file descriptor (a notebook, a captured stream), which a subprocess cannot write to."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.fileno()
+                return stream
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+            continue
+    return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the server it is handed to
 
 
 def mcp_tools(target: str, *, headers: Mapping[str, str] | None = None, include: Sequence[str] | None = None,

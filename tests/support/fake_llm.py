@@ -45,6 +45,30 @@ class ScriptedChatModel(BaseChatModel):
         return "\n".join(str(m.content) for m in self.calls[call])
 
 
+class UsageChatModel(ScriptedChatModel):
+    """The scripted model, reporting token usage the way provider chat models do.
+
+    Call ``n`` of the script (1-based) reports ``100 + n`` input and 7 output tokens; ``cycle``
+    starts the script over once it has run out (a server answering many turns).
+    """
+
+    cycle: bool = False
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.cycle and len(self.calls) >= len(self.responses):
+            self.calls.clear()
+        text = super()._generate(messages, stop, run_manager, **kwargs).generations[0].message.content
+        n = len(self.calls)
+        usage = {"input_tokens": 100 + n, "output_tokens": 7, "total_tokens": 107 + n}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+
+
 class ToolCallingChatModel(BaseChatModel):
     """Answers scripted ``AIMessage``s (tool calls included) in order, and supports ``bind_tools``.
 

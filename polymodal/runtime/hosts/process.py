@@ -33,6 +33,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from polymodal import telemetry
 from polymodal.errors import PolymodalError, ResourceError, ToolError, ToolTimeout
 from polymodal.runtime.calls import Deadline, HostedModel, ModelCall
 from polymodal.runtime.hosts.wire import receive, send
@@ -108,7 +109,7 @@ class _Worker:
             signature = tool.batch_signature()
             blob = None if signature in self._known else _tool_blob(tool)
             try:
-                send(conn, ("run", signature, blob, prepared))
+                send(conn, ("run", signature, blob, prepared, telemetry.inject()))
             except OSError:  # the worker died between calls (a broken pipe): typed, and restarted next time
                 raise self._died(tool) from None
             while True:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from polymodal import telemetry
 from polymodal.errors import MissingDependencyError, PolymodalError, ToolError, ToolTimeout
 from polymodal.runtime.calls import Deadline, HostedModel, ModelCall
 
@@ -60,7 +61,7 @@ class _ModelActor:
     def __init__(self, tool: HostedModel) -> None:
         self.tool = tool
 
-    def run(self, prepared: list[Any]) -> Iterator[tuple[str, Any]]:
+    def run(self, prepared: list[Any], carrier: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
         """A streaming method: ``("progress", (message, fraction))`` as the model call reports it, then
         ``("ok", outputs)``. The call runs on a thread of its own, since a report comes from inside it."""
         events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -70,7 +71,10 @@ class _ModelActor:
 
         def work() -> None:
             try:
-                events.put(("ok", list(self.tool.run_here(prepared, report))))
+                with telemetry.continued(carrier, f"run {self.tool.name}", {"polymodal.host": "ray",
+                                                                            "polymodal.batch.size": len(prepared)}):
+                    events.put(("ok", list(self.tool.run_here(prepared, report))))
+                telemetry.flush()
             except BaseException as exc:  # noqa: BLE001 - raised again in the actor's method below
                 events.put(("error", exc))
 
@@ -102,7 +106,7 @@ class RayHost:
 
         for attempt in (1, 2):
             actor = self.actor_for(tool)
-            stream = actor.run.options(num_returns="streaming").remote(prepared)
+            stream = actor.run.options(num_returns="streaming").remote(prepared, telemetry.inject())
             started = time.monotonic()
             try:
                 return self._outputs(ray, stream, call)

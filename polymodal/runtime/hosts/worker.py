@@ -18,6 +18,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from polymodal import telemetry
+from polymodal.runtime.calls import HostedModel
 from polymodal.runtime.hosts.wire import receive, send
 
 __all__: list[str] = []  # internal module (docs/api.md): import public names from polymodal or polymodal.tools
@@ -35,13 +37,14 @@ def serve(conn: Connection) -> None:
 
     while True:
         try:
-            _kind, signature, blob, prepared = receive(conn)
+            _kind, signature, blob, prepared, *traced = receive(conn)
         except (EOFError, OSError):
             return  # the agent's process is gone
         try:
             if blob is not None:
                 tools[signature] = pickle.loads(blob)
-            outputs = tools[signature].run_here(prepared, forward)
+            with worker_span(tools[signature], len(prepared), traced[0] if traced else None):
+                outputs = tools[signature].run_here(prepared, forward)
             reply: tuple[str, Any] = ("ok", outputs)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = ("error", _portable(exc))
@@ -53,6 +56,14 @@ def serve(conn: Connection) -> None:
         except Exception as exc:  # noqa: BLE001 - an output that cannot be pickled
             with sending, contextlib.suppress(OSError):
                 send(conn, ("error", ("unpicklable output", f"{type(exc).__name__}: {exc}")))
+        telemetry.flush()  # after the answer went: the caller does not wait for the export
+
+
+def worker_span(tool: HostedModel, size: int, carrier: dict[str, str] | None) -> contextlib.AbstractContextManager[Any]:
+    """The span of a call here, continuing the caller's step span (its ``traceparent`` came with the call)."""
+    return telemetry.continued(carrier, f"run {tool.name}", {
+        "polymodal.host": "process", "polymodal.model": getattr(tool, "model", None), "polymodal.batch.size": size,
+    })
 
 
 def _portable(exc: BaseException) -> Any:

@@ -1,0 +1,225 @@
+"""OpenTelemetry traces of a turn (polymodal.telemetry): the span tree, across the process host's
+boundary, from an HTTP caller's ``traceparent``, out through a real OTLP/HTTP exporter, and
+nothing of OpenTelemetry at all while tracing is off.
+
+The planner and fusion LLM is a scripted chat model that reports ``usage_metadata`` (the LLM is
+the boundary here); the tools are real model tools (a tiny torch module) run in this process and
+in a real worker process. The worker exports its spans over OTLP/HTTP, as a deployed worker
+would, to a receiver this test starts on loopback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support.fake_llm import UsageChatModel
+from support.faulty_tools import Faulty, OtherFaulty
+from support.server import ServerThread
+
+from polymodal import Agent, telemetry
+from polymodal.runtime.hosts import host_named
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+PLAN = json.dumps({"steps": [{"id": "s1", "tool": "faulty", "args": {"text": "here"}},
+                             {"id": "s2", "tool": "other", "args": {"text": "there"}}]})
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A minimal OTLP/HTTP trace receiver: keeps each decoded export request."""
+
+    received: list[ExportTraceServiceRequest] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        type(self).received.append(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def traced(receiver: str) -> Iterator[tuple[InMemorySpanExporter, Any]]:
+    """Tracing on in this process (in-memory spans) and in the process host's worker (OTLP/HTTP)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    saved = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver  # what the worker's SDK exporter reads
+    telemetry.enable(provider)
+    agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
+                  tools=[Faulty(), OtherFaulty(host="process", own_worker=True)])
+    reply = agent.chat("what do they say?")
+    yield exporter, reply
+    telemetry.disable()
+    host_named("process").shutdown()  # type: ignore[attr-defined]
+    if saved is None:
+        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    else:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = saved
+
+
+def _worker_spans(within: float = 10.0) -> list[Any]:
+    until = time.monotonic() + within
+    while time.monotonic() < until:
+        spans = [s for r in Receiver.received for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        if spans:
+            return spans
+        time.sleep(0.05)
+    return []
+
+
+def test_a_two_step_turn_is_one_span_tree_with_the_genai_names_and_attributes(traced):
+    exporter, reply = traced
+    assert [s.status for s in reply.steps] == ["ok", "ok"], reply.steps
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert sorted(s.name for s in exporter.get_finished_spans()) == [
+        "chat UsageChatModel", "chat UsageChatModel", "execute_tool faulty", "execute_tool other",
+        "invoke_agent polymodal", "plan polymodal"]
+    root = spans["invoke_agent polymodal"]
+    assert root.parent is None and root.attributes["gen_ai.operation.name"] == "invoke_agent"
+    assert {s.context.trace_id for s in exporter.get_finished_spans()} == {root.context.trace_id}
+    plan = spans["plan polymodal"]
+    assert plan.parent.span_id == root.context.span_id
+    assert plan.attributes["polymodal.planner.tier"] == "llm" and plan.attributes["polymodal.plan.steps"] == 2
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    assert [c.parent.span_id for c in chats] == [plan.context.span_id, root.context.span_id]  # planner, fusion
+    assert chats[0].attributes["gen_ai.operation.name"] == "chat"
+    assert chats[0].attributes["gen_ai.usage.input_tokens"] == 101
+    for step_id, tool, host in (("s1", "faulty", "inprocess"), ("s2", "other", "process")):
+        step = spans[f"execute_tool {tool}"]
+        assert step.parent.span_id == root.context.span_id
+        expected = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                    "gen_ai.tool.call.id": step_id, "polymodal.host": host}
+        assert {key: step.attributes.get(key) for key in expected} == expected
+
+
+def test_the_process_hosts_span_continues_the_step_span_across_the_process_boundary(traced):
+    exporter, reply = traced
+    step = next(s for s in exporter.get_finished_spans() if s.name == "execute_tool other")
+    worker = _worker_spans()
+    assert [s.name for s in worker] == ["run other"], "the worker exports its span over OTLP/HTTP"
+    assert worker[0].trace_id == step.context.trace_id.to_bytes(16, "big")
+    assert worker[0].parent_span_id == step.context.span_id.to_bytes(8, "big")
+    attributes = {a.key: a.value for a in worker[0].attributes}
+    assert attributes["polymodal.host"].string_value == "process"
+    assert attributes["polymodal.batch.size"].int_value == 1
+    assert reply.steps[1].artifact != os.getpid()
+
+
+def test_the_ray_actors_call_continues_the_trace_it_was_sent(traced):
+    """The code a Ray actor runs, given the carrier ``RayHost.run`` sends (Ray itself is not needed
+    to check the link: the carrier is all that crosses to the actor's process)."""
+    exporter, _ = traced
+    from polymodal.runtime.hosts.ray_host import _ModelActor
+
+    tool = Faulty()
+    with telemetry.span("caller") as caller:
+        carrier = telemetry.inject()
+    assert carrier["traceparent"].split("-")[2] == f"{caller.context.span_id:016x}"
+    events = list(_ModelActor(tool).run(tool.prepare([{"text": "hi"}]), carrier))
+    assert events[-1][0] == "ok"
+    actor = next(s for s in exporter.get_finished_spans() if s.name == "run faulty")
+    assert actor.parent.span_id == caller.context.span_id and actor.attributes["polymodal.host"] == "ray"
+
+
+def test_an_incoming_traceparent_continues_the_callers_trace_through_the_turn(traced):
+    """A caller's ``traceparent``: the server's span is its child, the turn's span the server's."""
+    exporter, _ = traced
+    from polymodal.serving import create_app
+    from polymodal.serving.settings import ServeSettings
+
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
+                  tools=[Faulty(), OtherFaulty()])
+    with ServerThread(create_app(agent, ServeSettings(ui=False, preload=False))) as running:
+        response = httpx.post(running.url + "/v1/chat/completions", timeout=120,
+                              headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
+                              json={"model": "polymodal", "messages": [{"role": "user", "content": "what?"}]})
+        assert response.status_code == 200, response.text
+        httpx.get(running.url + "/healthz")  # no traceparent: a trace of its own
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
+    server = next(s for s in spans if s.name == "POST /v1/chat/completions")
+    assert server.parent.span_id == int(parent_id, 16) and server.parent.is_remote
+    assert server.kind.name == "SERVER"
+    assert server.attributes["http.route"] == "/v1/chat/completions"
+    assert server.attributes["http.response.status_code"] == 200
+    turn = next(s for s in spans if s.name == "invoke_agent polymodal")
+    assert turn.parent.span_id == server.context.span_id  # across the event loop -> worker thread hop
+    assert {"execute_tool faulty", "execute_tool other", "plan polymodal"} <= {s.name for s in spans}
+    health = next(s for s in exporter.get_finished_spans() if s.name == "GET /healthz")
+    assert health.parent is None and health.context.trace_id != int(trace_id, 16)
+
+
+def test_usage_is_the_models_own_token_counts_summed_over_planner_and_fusion(traced):
+    _, reply = traced
+    assert (reply.usage.input_tokens, reply.usage.output_tokens) == (101 + 102, 14)
+    assert reply.to_record()["usage"] == {"input_tokens": 203, "output_tokens": 14, "total_tokens": 217}
+    assert reply.to_message().usage_metadata["total_tokens"] == 217  # LangChain's field, for chains
+
+
+def test_usage_is_zero_when_no_llm_ran():
+    reply = Agent(None, tools=[Faulty()]).chat("hello")
+    assert reply.usage.total_tokens == 0 and reply.llm_calls == 0
+
+
+OFF = """
+import sys, pathlib
+asked = []
+
+class Refuse:  # OpenTelemetry, unreachable: an import of it by polymodal would fail the turn
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "opentelemetry":
+            frame = sys._getframe(1)
+            while frame and "importlib" in frame.f_code.co_filename:
+                frame = frame.f_back
+            asked.append((name, frame.f_code.co_filename if frame else "?"))
+            raise ImportError(name)
+
+sys.meta_path.insert(0, Refuse())
+from polymodal import Agent, telemetry
+from support.faulty_tools import Faulty
+reply = Agent(None, tools=[Faulty()]).chat("hi")
+echoed = Faulty().execute(text="hi").content.split()[0]
+ours = [name for name, where in asked if "polymodal" in pathlib.Path(where).parts]
+print(reply.outcome, echoed, telemetry.tracer(), ours)
+"""
+
+
+def test_with_tracing_off_polymodal_imports_nothing_of_opentelemetry():
+    """langsmith (langchain-core's dependency) probes for OpenTelemetry itself; polymodal never does."""
+    env = {k: v for k, v in os.environ.items() if k != "POLYMODAL_TRACING"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), *sys.path])
+    out = subprocess.run([sys.executable, "-c", OFF], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.stdout.strip() == "failed hi None []", out.stdout + out.stderr[-2000:]
