@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("media", ("polymodal.media",)),
     ("tools", ("polymodal.tools", "polymodal.hosts", "polymodal.packaged", "polymodal.hub", "polymodal.llms")),
     ("agent", ("polymodal.agent", "polymodal.config")),
+    ("sessions", ("polymodal.sessions",)),
 ]
 TOP = "applications"  # integrations, serving, batch, CLI, profiles, the package's own __init__, anything new
 
