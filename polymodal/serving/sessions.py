@@ -46,6 +46,7 @@ logger = logging.getLogger("polymodal.serving")
 
 T = TypeVar("T")
 _ID = re.compile(r"sess_[A-Za-z0-9_-]{16,48}")
+_TOUCH_EVERY = 1.0  # seconds: a session used again sooner is not re-marked in the store (its commit marks it)
 _PRUNE_EVERY = 30.0  # seconds between sweeps of expired sessions (each is one store query)
 
 
@@ -156,7 +157,8 @@ class Sessions:
                 cached.stored, cached.version = session.stored, session.version
                 session = cached
         session.last_used = now
-        self._call(lambda: self.store.touch(session_id, now))
+        if now - last_used > _TOUCH_EVERY:  # a TTL need not be finer: one write saved on most turns
+            self._call(lambda: self.store.touch(session_id, now))
         self._remember(session)
         return session
 
