@@ -209,3 +209,30 @@ def test_S15_a_full_disk_mid_commit_is_a_typed_error_and_nothing_of_the_turn_is_
     assert stored is not None and stored.version == 1 and stored.encoded.record == b"small"
     assert stored.encoded.blobs == {}
     assert StoreFullError.__mro__[1] is SessionStoreError
+
+
+def test_the_operators_commands_list_show_rm_and_prune_a_store(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from polymodal.commands import EXIT_FAILED, app
+
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    monkeypatch.setenv("POLYMODAL_SESSION_STORE", url)  # as the server would take it
+    store = open_store(url)
+    store.create(SID, encode(a_session()), now=1.0)
+    fresh = "sess_" + "f" * 24
+    store.create(fresh, encode(StoredSession(id=fresh)), now=9e9)
+    store.close()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["sessions", "list"])
+    assert listed.exit_code == 0 and SID in listed.output and fresh in listed.output
+    shown = runner.invoke(app, ["sessions", "show", SID])
+    assert shown.exit_code == 0, shown.output
+    assert "what is it?" in shown.output and "attachment image_1: image/png" in shown.output
+    assert "artifact art_x (image_3)" in shown.output and "(1 older attachment(s) released)" in shown.output
+    pruned = runner.invoke(app, ["sessions", "prune", "--older-than", "60"])
+    assert pruned.exit_code == 0 and "pruned 1 session(s)" in pruned.output
+    assert runner.invoke(app, ["sessions", "show", SID]).exit_code == EXIT_FAILED  # pruned: gone
+    removed = runner.invoke(app, ["sessions", "rm", fresh, "sess_nobody"])
+    assert removed.exit_code == EXIT_FAILED and "no such session: sess_nobody" in removed.output
+    assert open_store(url).count() == 0
