@@ -271,3 +271,19 @@ def test_S14_a_corrupt_foreign_or_giant_row_is_a_410_naming_the_session_never_a_
             assert "12345" not in got.text  # nothing of the other session leaks
     assert turn(url, other, "and again").status_code == 200
     assert current(url, other).json()["turns"] == 2  # the other session is unharmed
+
+
+def test_the_store_is_read_from_the_config_file_and_the_environment_like_every_setting(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from polymodal.commands import EXIT_USAGE, app
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    config = tmp_path / "polymodal.toml"
+    config.write_text(f'[serve]\nsession_store = "{dead}"\n')
+    monkeypatch.delenv("POLYMODAL_SESSION_STORE", raising=False)
+    from_file = CliRunner().invoke(app, ["serve", "--config", str(config), "--no-preload"])
+    assert from_file.exit_code == EXIT_USAGE and f"session store '{dead}': cannot reach Redis" in from_file.output
+    monkeypatch.setenv("POLYMODAL_SESSION_STORE", "ftp://nowhere")  # the environment wins over the file
+    from_env = CliRunner().invoke(app, ["serve", "--config", str(config), "--no-preload"])
+    assert from_env.exit_code == EXIT_USAGE and "'ftp://nowhere': unknown kind of store" in from_env.output
