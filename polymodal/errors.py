@@ -14,7 +14,10 @@ split by who has to act::
     │   └── ResourceError        out of memory (GPU or host) after eviction and one retry
     ├── ConfigurationError       a model, extra or setting is missing or wrong: the user must fix it
     │   └── MissingDependencyError   an optional extra is not installed (says which one)
-    └── BudgetExceeded           a run budget (steps, wall clock, generated images) ran out
+    ├── BudgetExceeded           a run budget (steps, wall clock, generated images) ran out
+    └── SessionStoreError        a session store cannot be opened, read or written
+        ├── CorruptSessionError  a stored session is truncated, corrupt, oversized or not polymodal's
+        └── StoreFullError       no room to commit a turn (full disk, size-limited file): nothing was written
 
 `ToolError` also subclasses LangChain's ``ToolException`` so that, inside a LangChain agent, a
 tool's expected failure becomes a ``ToolMessage(status="error")`` instead of an exception.
@@ -31,12 +34,15 @@ __all__ = [
     "AttachmentError",
     "BudgetExceeded",
     "ConfigurationError",
+    "CorruptSessionError",
     "MediaLimitError",
     "MissingDependencyError",
     "PlanValidationError",
     "PlanningError",
     "PolymodalError",
     "ResourceError",
+    "SessionStoreError",
+    "StoreFullError",
     "ToolError",
     "ToolTimeout",
 ]
@@ -151,6 +157,29 @@ class BudgetExceeded(PolymodalError):
     def __init__(self, message: str, partial: Any = None) -> None:
         self.partial = partial
         super().__init__(message)
+
+
+class SessionStoreError(PolymodalError):
+    """A session store cannot be opened, read or written: its URL, file or server is named."""
+
+
+class CorruptSessionError(SessionStoreError):
+    """A stored session cannot be restored (truncated, corrupt, oversized or foreign); names the session.
+
+    Stored bytes are never trusted: a record that fails its checks is refused, never half-loaded.
+    """
+
+    def __init__(self, session_id: str, problem: str) -> None:
+        self.session_id = session_id
+        shown = session_id if len(session_id) <= 64 else session_id[:61] + "..."
+        super().__init__(f"session {shown!r} cannot be restored: {problem}")
+
+
+class StoreFullError(SessionStoreError):
+    """No room to commit a turn (a full disk, a size-limited file, a store at its byte bound).
+
+    The turn's transaction was rolled back: the session is as it was before the turn.
+    """
 
 
 def exception_text(exc: BaseException) -> str:

@@ -91,10 +91,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, A
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         msg = f"config file {str(candidate)!r} is not valid TOML: {exc}"
         raise ConfigurationError(msg) from exc
-    unknown = set(data) - {"profile", "tools", "router", "device", "host"}
+    unknown = set(data) - {"profile", "tools", "router", "device", "host", "serve"}
     if unknown:
         msg = (f"config file {str(candidate)!r}: unknown keys {sorted(unknown)} "
-               "(known: profile, tools, router, device, host)")
+               "(known: profile, tools, router, device, host, serve)")
         raise ConfigurationError(msg)
     return data, candidate
 

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("polymodal.runtime", "polymodal.packaged", "polymodal.hub")),
     ("tools", ("polymodal.tools", "polymodal.llms")),
     ("agent", ("polymodal.agent", "polymodal.config")),
+    ("sessions", ("polymodal.sessions",)),
 ]
 TOP = "applications"  # integrations, serving, batch, CLI, profiles, the package's own __init__, anything new
 

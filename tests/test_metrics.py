@@ -116,7 +116,7 @@ def test_sessions_count_and_bytes_are_reported(server):
     httpx.delete(server.url + "/v1/sessions/current", headers=headers)
 
 
-def test_S13_a_thousand_random_paths_ids_and_methods_add_no_series(server):
+def test_S16_a_thousand_random_paths_ids_and_methods_add_no_series(server):
     """Label values are route templates and known methods, never what a client sent."""
     series = set(scrape(server.url))
     with httpx.Client(base_url=server.url) as client:
@@ -166,7 +166,7 @@ def test_without_prometheus_client_metrics_is_a_501_naming_the_extra(server, mon
     assert response.status_code == 501 and "polymodal[metrics]" in response.json()["error"]["message"]
 
 
-def test_S13_with_the_chat_page_at_slash_metrics_still_answers_and_its_paths_are_one_route():
+def test_S16_with_the_chat_page_at_slash_metrics_still_answers_and_its_paths_are_one_route():
     """The chat page is mounted at "/": every path under it counts as its one template."""
     pytest.importorskip("gradio", reason="the 'serve' extra is not installed")
     agent = Agent(None, tools=[Faulty()])

@@ -44,7 +44,7 @@ def test_serve_answers_the_example_client_and_stops_cleanly_on_sigterm(tiny_mode
                       'max_new_tokens = 5\n[tools.ocr]\nenabled = false\n')
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-               POLYMODAL_ROUTER_MODEL="none")
+               POLYMODAL_ROUTER_MODEL="none", XDG_DATA_HOME=str(tmp_path / "data"))  # the default session store
     server = subprocess.Popen(
         [sys.executable, "-m", "polymodal.cli", "serve", "--profile", "offline", "--config", str(config),
          "--port", str(port), "--max-concurrency", "2"],
@@ -73,6 +73,7 @@ def test_serve_answers_the_example_client_and_stops_cleanly_on_sigterm(tiny_mode
     assert "Application shutdown complete" in stderr
     assert f"polymodal: API at {url}/v1, chat page at {url}/" in stderr
     assert "Traceback" not in stderr
+    assert (tmp_path / "data" / "polymodal" / "sessions.db").is_file()  # the default store: the user's data folder
 
 
 @pytest.mark.parametrize(("args", "warned"), [(["--host", "0.0.0.0"], True),
@@ -84,6 +85,7 @@ def test_S9_serving_every_interface_without_an_api_key_warns(monkeypatch, args, 
     from polymodal.commands._common import app
 
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # the warning is printed before serving starts
-    result = CliRunner().invoke(app, ["serve", "--profile", "offline", "--no-ui", "--no-preload", *args])
+    result = CliRunner().invoke(app, ["serve", "--profile", "offline", "--no-ui", "--no-preload",
+                                      "--session-store", "memory://", *args])
     assert result.exit_code == 0, result.output
     assert ("without --api-key" in result.output) is warned, result.output

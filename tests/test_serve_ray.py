@@ -22,6 +22,7 @@ import httpx
 import pytest
 import torch
 from PIL import Image
+from support.redis_server import MISSING, REDIS_SERVER, redis_server
 from support.server import free_port
 
 from polymodal.serving import SESSION_HEADER
@@ -46,7 +47,7 @@ def _command(address: str, config: Path, port: int, *extra: str) -> list[str]:
 
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
-                POLYMODAL_ROUTER_MODEL="none")
+                POLYMODAL_ROUTER_MODEL="none", POLYMODAL_SESSION_STORE="memory://")
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[str], timeout: float = 240) -> None:
@@ -74,12 +75,21 @@ def captioner_config(tiny_models, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_replicas(ray_local, captioner_config) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``polymodal serve --ray ADDRESS --replicas 2`` until the module ends (then SIGTERM)."""
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    if not REDIS_SERVER:
+        pytest.skip(MISSING)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def two_replicas(ray_local, captioner_config, redis_url) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``polymodal serve --ray ADDRESS --replicas 2`` on one Redis store until the module ends (then SIGTERM)."""
     port = free_port()
     address = ray_local.get_runtime_context().gcs_address
     server = subprocess.Popen(
-        _command(address, captioner_config, port, "--replicas", "2", "--ray-replica-cpus", "0.5"),
+        _command(address, captioner_config, port, "--replicas", "2", "--ray-replica-cpus", "0.5",
+                 "--session-store", redis_url),
         env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -133,8 +143,6 @@ def test_a_killed_replica_is_replaced_and_requests_still_succeed(two_replicas):
     pytest.fail(f"no replacement replica for {victim} within the deadline")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the shared session store (issue 23 part 1): a session lives in the "
-                                       "replica that created it")
 def test_a_session_started_on_one_replica_continues_on_another(two_replicas):
     url, _ = two_replicas
     created = httpx.post(url + "/v1/sessions", timeout=30)
@@ -143,6 +151,12 @@ def test_a_session_started_on_one_replica_continues_on_another(two_replicas):
     statuses = [httpx.get(f"{url}/v1/sessions/current", headers={SESSION_HEADER: session}, timeout=30).status_code
                 for _ in range(20)]
     assert statuses == [200] * 20
+    answered = httpx.post(url + "/v1/chat/completions", json=_image_request(), headers={SESSION_HEADER: session},
+                          timeout=180)
+    assert answered.status_code == 200, answered.text
+    turns = {httpx.get(f"{url}/v1/sessions/current", headers={SESSION_HEADER: session}, timeout=30).json()["turns"]
+             for _ in range(10)}
+    assert turns == {1}  # every replica sees the turn, whichever answered it
 
 
 def test_an_unreachable_cluster_is_exit_2_with_one_line(captioner_config):

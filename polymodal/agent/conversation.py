@@ -67,6 +67,39 @@ class Conversation:
                 conversation._numbers[kind] = max(conversation._numbers.get(kind, 0), int(number))
         return conversation
 
+    def counters(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The id state a stored conversation must keep: the last number per kind and each id's last use.
+
+        What :meth:`restored` takes back, so that a restored conversation hands out ids past the old
+        ones and releases the least recently used first, as this one would (``polymodal.sessions.codec``
+        stores them with the turns).
+        """
+        with self._lock:
+            return dict(self._numbers), dict(self._used)
+
+    @classmethod
+    def restored(
+        cls, attachments: Mapping[str, Attachment], turns: Iterable[Turn], *, released: int,
+        numbers: Mapping[str, int], used: Mapping[str, int],
+    ) -> Conversation:
+        """A conversation rebuilt from what :meth:`counters` and its attributes gave (a stored session).
+
+        The attachments must be validated already (the codec rebuilds them through ``polymodal.media``);
+        numbering continues past ``numbers`` and past every id held, so no id is handed out twice.
+        """
+        conversation = cls()
+        conversation.attachments = {i: a.with_id(i) for i, a in attachments.items()}
+        conversation.turns = list(turns)
+        conversation.released = released
+        conversation._numbers = dict(numbers)
+        for attachment_id in conversation.attachments:
+            kind, _, number = attachment_id.rpartition("_")
+            if number.isdigit():
+                conversation._numbers[kind] = max(conversation._numbers.get(kind, 0), int(number))
+        conversation._used = {i: int(used.get(i, 0)) for i in conversation.attachments}
+        conversation._ticks = itertools.count(max(conversation._used.values(), default=0) + 1)
+        return conversation
+
     def view(self, *, history_turns: int | None = None) -> ConversationView:
         """This conversation, read-only: what the planner and fusion get.
 

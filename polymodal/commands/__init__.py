@@ -7,7 +7,7 @@ new module here plus one import line below.
 
 from __future__ import annotations
 
-from polymodal.commands import batch, evaluate, mcp, models, run, serve  # noqa: F401  (registers the commands)
+from polymodal.commands import batch, evaluate, mcp, models, run, serve, sessions  # noqa: F401  (registers the commands)
 from polymodal.commands._common import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, app, safe
 from polymodal.commands.batch import _RateColumn
 

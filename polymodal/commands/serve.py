@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -55,6 +56,11 @@ def serve(
     replica_gpus: Annotated[float, typer.Option("--ray-replica-gpus", min=0,
                                                 help="with --ray: GPUs per replica (0.5: two share one)")] = 0.0,
     mcp: Annotated[bool, typer.Option("--mcp/--no-mcp", help="also serve the tools over MCP at /mcp")] = False,
+    session_store: Annotated[str | None, typer.Option(
+        "--session-store", envvar="POLYMODAL_SESSION_STORE", metavar="URL", show_default=False,
+        help="where sessions live: sqlite:///PATH.db, redis://HOST:PORT/DB or memory:// (env "
+             "POLYMODAL_SESSION_STORE, config [serve] session_store; default: sessions.db in the user's data "
+             "folder)")] = None,
     profile: ProfileOpt = None,
     config: ConfigOpt = None,
     llm: LlmOpt = None,
@@ -74,9 +80,10 @@ def serve(
         except ImportError as exc:
             raise MissingDependencyError("polymodal serve", exc.name or "fastapi", "serve") from exc
         limits = MediaLimits(max_bytes=int(max_upload_mb * 1024**2))
+        store = _session_store(session_store, config)
         settings = ServeSettings(api_key=api_key or None, max_concurrency=max_concurrency, max_queue=max_queue,
                                  max_request_bytes=max(64 * 1024**2, 2 * limits.max_bytes),
-                                 ui=ui and ray is None, preload=preload)
+                                 ui=ui and ray is None, preload=preload, session_store=store)
         if ray is not None:
             from polymodal.serving.ray_serve import RayServeOptions
 
@@ -101,6 +108,25 @@ def serve(
             (" (API key required)" if api_key else ""))
     uvicorn.run(application, host=host, port=port, log_level="debug" if debug else "info",
                 timeout_graceful_shutdown=30, ws="none")
+
+
+def _session_store(given: str | None, config: Path | None) -> str:
+    """The store URL: ``--session-store`` (or its env), else the config's ``[serve] session_store``, else the
+    sqlite file in the user's data folder; opened once here so a bad one stops start-up before any model loads.
+
+    Raises:
+        SessionStoreError: the store cannot be opened (exit 2 with its one line).
+    """
+    from polymodal.profiles import load_config
+    from polymodal.sessions import default_url, open_store
+
+    if given is None:
+        data, _ = load_config(config)
+        serve_section = data.get("serve") or {}
+        configured = serve_section.get("session_store") if isinstance(serve_section, dict) else None
+        given = str(configured) if configured else default_url()
+    open_store(given).close()
+    return given
 
 
 def _serve_on_ray(recipe: Callable[[], Any], settings: ServeSettings, options: RayServeOptions, debug: bool,

@@ -195,7 +195,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/artifacts/{artifact_id}")
     async def artifact(artifact_id: str, request: Request) -> Response:
         owner = request.headers.get(SESSION_HEADER)  # never a query parameter: URLs end up in logs and history
-        found = service.artifacts.get(artifact_id, owner)
+        found = await asyncio.to_thread(service.artifact, artifact_id, owner)
         data = await asyncio.to_thread(found.read_bytes)
         extension = found.mime_type.partition("/")[2]
         return Response(data, media_type=found.mime_type, headers={
@@ -236,6 +236,6 @@ def _named_session(request: Request) -> str:
 
 
 def _session_info(session: Any, settings: ServeSettings) -> SessionInfo:
-    conversation = session.agent.conversation
+    conversation = session.conversation
     return SessionInfo(id=session.id, expires_after_idle_seconds=settings.session_ttl,
                        attachment_ids=list(conversation.attachments), turns=len(conversation.turns))

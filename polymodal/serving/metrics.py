@@ -146,11 +146,9 @@ class ServerCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         store = self.service.sessions
-        yield GaugeMetricFamily("polymodal_sessions", "Live sessions", value=len(store))
-        held = getattr(store, "total_held_bytes", None)
-        if callable(held):
-            yield GaugeMetricFamily("polymodal_session_bytes", "Bytes the live sessions hold (attachments, "
-                                    "turn texts, artifacts)", value=held())
+        yield GaugeMetricFamily("polymodal_sessions", "Sessions in the session store", value=len(store))
+        yield GaugeMetricFamily("polymodal_session_bytes", "Bytes the sessions decoded in this process hold "
+                                "(attachments, turn texts, artifacts)", value=store.total_held_bytes())
 
 
 def _histogram(name: str, documentation: str, source: stats.Histograms) -> Any:

@@ -12,10 +12,10 @@ network hop (and a pickle of every image) between a step and its model and, on o
 nothing. Tools that should live elsewhere can still say ``host="ray"`` (they then run in Ray
 actors of their own, shared by every replica).
 
-What a replica does not share: sessions. Until the server keeps them in a shared store
-(``ServeSettings.session_store``, issue 23 part 1), a session lives in the replica that created it,
-and Ray's proxy may send the next turn elsewhere (404). Stateless clients (the whole history in
-every request, as OpenAI's API is used) work on any replica. The chat page keeps its state in one
+Sessions are shared through the session store (``ServeSettings.session_store``): with
+``redis://`` (or, on one machine, the sqlite file) every replica continues every session, whichever
+one Ray's proxy picks; with ``memory://`` a session lives in the replica that created it. Stateless
+clients (the whole history in every request) work on any replica. The chat page keeps its state in one
 process too, so it is off under ``--ray``.
 """
 

@@ -1,9 +1,11 @@
 """The server's core, shared by the HTTP routes and the chat page: admit, run a turn, report it.
 
-Each turn runs on a worker thread (``max_concurrency`` of them) and on its own agent: a session's
-fork, or a fresh fork for a stateless request. Forks share the tools and the loaded models, so
-concurrent requests never wait behind one lock here; model calls that coincide are the tools
-layer's business (it bounds work per device and may batch it).
+Each turn runs on a worker thread (``max_concurrency`` of them) on the one shared agent, as
+``agent.run(..., conversation=c)``: ``c`` is the session's stored conversation, or a fresh one for
+a stateless request. The agent keeps nothing between turns, so concurrent requests never wait
+behind one lock here; model calls that coincide are the tools layer's business (it bounds work
+per device and may batch it). A session's turn is committed to the session store on the worker
+thread, before the answer is handed back: what a client is told was answered, is stored.
 
 :meth:`Service.start` returns a :class:`RunningTurn` as soon as the turn is admitted. Its
 ``loaded`` future settles once the attachments are decoded and validated, which lets a
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,15 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from polymodal.agent import Agent, Reply, Turn
+from polymodal.agent import Agent, Conversation, Reply, Turn
 from polymodal.agent.events import AgentEvent
 from polymodal.media import Attachment
 from polymodal.serving.admission import Admission
 from polymodal.serving.artifacts import ArtifactStore
+from polymodal.serving.errors import APIError
 from polymodal.serving.messages import LoadedTurn, TurnRequest, load_turn
 from polymodal.serving.protocol import ArtifactLink, PolymodalExtension, Timings
-from polymodal.serving.sessions import Session, SessionStore
+from polymodal.serving.sessions import Session, Sessions
 from polymodal.serving.settings import ServeSettings
+from polymodal.sessions import SessionStore, open_store
 
 __all__ = ["RunningTurn", "Service", "TurnResult"]
 
@@ -115,13 +120,15 @@ class RunningTurn:
 class Service:
     """The agent behind a server: bounded admission, sessions, artifacts, readiness."""
 
-    def __init__(self, agent: Agent, settings: ServeSettings) -> None:
+    def __init__(self, agent: Agent, settings: ServeSettings, store: SessionStore | None = None) -> None:
         self.agent = agent
         self.settings = settings
         self.artifacts = ArtifactStore(max_bytes=settings.max_artifact_bytes, ttl=settings.session_ttl)
-        self.sessions = SessionStore(agent.fork, max_sessions=settings.max_sessions, ttl=settings.session_ttl,
-                                     max_bytes=settings.max_session_bytes, on_end=self.artifacts.drop_owner,
-                                     owned=self.artifacts.owned_bytes, drop_owned=self.artifacts.drop_oldest)
+        """Artifacts of stateless requests (a session's live in its stored record)."""
+        self.store = store if store is not None else open_store(settings.session_store)
+        self.sessions = Sessions(self.store, max_sessions=settings.max_sessions, ttl=settings.session_ttl,
+                                 max_bytes=settings.max_session_bytes, limits=agent.settings.limits,
+                                 recent_attachments=agent.settings.recent_attachments)
         self.admission = Admission(settings.max_concurrency, settings.max_queue)
         self.pool = ThreadPoolExecutor(settings.max_concurrency, thread_name_prefix="polymodal-turn")
         self.models: dict[str, str] = {}
@@ -201,10 +208,7 @@ class Service:
         self.admission.leave(seconds)
         if session is not None:
             session.busy -= 1
-            session.last_used = self.sessions.clock()
             session.lock.release()
-            if not self.sessions.live(session.id):  # ended mid-turn: what the turn made goes with it
-                self.artifacts.drop_owner(session.id)
 
     def _work(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
               queued: float, started: float) -> None:
@@ -224,31 +228,56 @@ class Service:
         if stream:  # a streaming route waits for this before it commits to a 200 and an event stream
             running._loaded()
         decoded = time.perf_counter() - started
-        agent = session.agent if session is not None else self._stateless(loaded)
+        conversation = session.conversation if session is not None else self._stateless(loaded)
         emit = running._emit if stream else None
-        reply = agent.chat(loaded.text, loaded.attachments, on_event=emit, stream_answer=stream)
-        owner = session.id if session is not None else None
-        links = [self._link(artifact, owner) for artifact in reply.artifacts]
-        if session is not None:  # after its artifacts are stored: they count too
-            self.sessions.trim(session)
+        try:
+            reply = self.agent.run(loaded.text, loaded.attachments, conversation=conversation, on_event=emit,
+                                   stream_answer=stream)
+        except BaseException:
+            if session is not None:  # nothing of a failed turn is kept: the session is its last commit again
+                self.sessions.revert(session)
+            raise
+        links = [self._link(artifact, session) for artifact in reply.artifacts]
+        if session is not None:  # with its artifacts (they count too), before the answer goes out
+            self.sessions.commit(session)
         total = queued + time.perf_counter() - started
         timings = Timings(queued=queued, attachments=decoded, turn=reply.seconds, total=total)
         return TurnResult(reply=reply, session=session, artifacts=links, timings=timings)
 
-    def _stateless(self, loaded: LoadedTurn) -> Agent:
-        """A fresh fork holding the history the messages carry (their media get ids, in order)."""
-        agent = self.agent.fork()
+    def _stateless(self, loaded: LoadedTurn) -> Conversation:
+        """A fresh conversation holding the history the messages carry (their media get ids, in order)."""
+        conversation = Conversation()
         for text, attachments, reply in loaded.earlier:
-            ids = [agent.conversation.add(a).id or "" for a in attachments]
-            agent.conversation.turns.append(Turn(user=text, reply=reply, attachment_ids=ids))
-        return agent
+            ids = [conversation.add(a).id or "" for a in attachments]
+            conversation.turns.append(Turn(user=text, reply=reply, attachment_ids=ids))
+        return conversation
 
-    def _link(self, artifact: Attachment, owner: str | None) -> ArtifactLink:
-        token = self.artifacts.put(artifact, owner)
+    def _link(self, artifact: Attachment, session: Session | None) -> ArtifactLink:
+        if session is not None:  # kept in the session's record: served after a restart, by any replica
+            token = f"art_{secrets.token_urlsafe(16)}"
+            session.artifacts[token] = artifact
+        else:
+            token = self.artifacts.put(artifact, None)
         return ArtifactLink(id=artifact.id or "", url=f"/v1/artifacts/{token}", kind=artifact.kind.value,
                             mime_type=artifact.mime_type, size_bytes=artifact.size_bytes, width=artifact.width,
                             height=artifact.height, duration=artifact.duration)
 
+    def artifact(self, token: str, session_id: str | None) -> Attachment:
+        """An artifact for a caller naming ``session_id`` (or none): the session's own, or a stateless one.
+
+        Raises:
+            APIError: the same 404 whether it never existed, expired, or belongs to another session.
+        """
+        if session_id:
+            try:
+                found = self.sessions.get(session_id).artifacts.get(token)
+            except APIError:
+                found = None
+            if found is not None:
+                return found
+        return self.artifacts.get(token, session_id)
+
     def close(self) -> None:
-        """Wait for turns still running (graceful shutdown), then stop the workers."""
+        """Wait for turns still running (graceful shutdown), then stop the workers and close the store."""
         self.pool.shutdown(wait=True)
+        self.store.close()

@@ -17,7 +17,7 @@ class ServeSettings(BaseModel):
     api_key: str | None = Field(default=None, repr=False)
     """When set, every route wants ``Authorization: Bearer <key>`` (the chat page asks for it once)."""
     max_concurrency: int = Field(default=4, ge=1)
-    """Turns answered at once; each runs on its own copy of the agent (shared models)."""
+    """Turns answered at once, each on its own worker thread (one agent, shared models)."""
     max_queue: int = Field(default=16, ge=0)
     """Requests that may wait for a free slot; past that, 429 with ``Retry-After``."""
     max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
@@ -30,6 +30,10 @@ class ServeSettings(BaseModel):
     """Seconds a client has to send its whole request body; past it, 408 and the connection closes."""
     max_json_depth: int = Field(default=200, ge=8)
     """Deepest nesting of arrays and objects in a JSON body; deeper is a 400 before any parser reads it."""
+    session_store: str = "memory://"
+    """Where sessions live (:func:`polymodal.sessions.open_store`): ``memory://`` (this process),
+    ``sqlite:///PATH/sessions.db`` (survives restarts; ``polymodal serve``'s default is one in the user's data
+    folder) or ``redis://HOST:PORT/DB`` (shared by replicas)."""
     max_sessions: int = Field(default=256, ge=1)
     """Sessions kept at once; past it the least recently used idle session ends."""
     session_ttl: float = Field(default=1800.0, gt=0)
