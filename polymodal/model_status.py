@@ -36,6 +36,8 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "otel": ("OpenTelemetry traces of every turn (POLYMODAL_TRACING=1), exported over OTLP",
              ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")),
     "metrics": ("GET /metrics on polymodal serve (Prometheus)", ("prometheus_client",)),
+    "sessions": ("polymodal serve's durable sessions: the Redis store, the default sqlite file's folder",
+                 ("redis", "platformdirs")),
 }
 """Every optional extra of pyproject.toml (but ``all`` and ``dev``): what it is for, and the modules it brings."""
 

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "polymodal"
 # Lowest first. A module belongs to the layer of the longest prefix listed here.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("polymodal.errors", "polymodal.redaction", "polymodal.prompts", "polymodal.threads",
-              "polymodal.transient", "polymodal._lazy", "polymodal.telemetry")),
+              "polymodal.transient", "polymodal._lazy", "polymodal.telemetry", "polymodal.api_keys")),
     ("media", ("polymodal.media",)),
     ("runtime", ("polymodal.runtime", "polymodal.packaged", "polymodal.hub")),
     ("tools", ("polymodal.tools", "polymodal.llms")),

@@ -8,7 +8,6 @@ lifespan it needs, for ``polymodal mcp --transport http`` and for the ``/mcp`` m
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from mcp.server.transport_security import TransportSecuritySettings
 
 from polymodal.agent import Agent
+from polymodal.api_keys import MISSING_KEY_MESSAGE, carries_key
 from polymodal.mcp_server.server import build_server
 
 __all__ = ["KeyRequired", "http_app", "http_endpoint", "run_stdio"]
@@ -86,19 +86,12 @@ class KeyRequired:
         self.key = key.encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not self._allowed(scope):
+        if scope["type"] == "http" and not carries_key(scope, self.key):
             from starlette.responses import JSONResponse
 
-            body = {"error": {"message": "missing or wrong API key: send it as 'Authorization: Bearer <key>'",
+            body = {"error": {"message": MISSING_KEY_MESSAGE,
                               "type": "authentication_error", "param": None, "code": "invalid_api_key"}}
             await JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Any) -> bool:
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-api-key", b"")
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() == b"bearer":
-            given = token.strip()
-        return hmac.compare_digest(given, self.key)

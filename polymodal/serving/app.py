@@ -22,7 +22,6 @@ Routes (every one wants the API key when one is set):
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from typing import Any
 
 from polymodal.agent import Agent
+from polymodal.api_keys import MISSING_KEY_MESSAGE, carries_key
 from polymodal.errors import MissingDependencyError, PolymodalError
 from polymodal.serving.errors import APIError
 from polymodal.serving.protocol import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList, SessionInfo
@@ -127,21 +127,14 @@ class APIKeyMiddleware:
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_PROTECTED) and not self._allowed(scope):
-            error = APIError(401, "missing or wrong API key: send it as 'Authorization: Bearer <key>'",
+        if scope["type"] == "http" and scope["path"].startswith(_PROTECTED) and not carries_key(scope, self.key):
+            error = APIError(401, MISSING_KEY_MESSAGE,
                              type="authentication_error", code="invalid_api_key")
             response = JSONResponse(error.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-api-key", b"")
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() == b"bearer":
-            given = token.strip()
-        return hmac.compare_digest(given, self.key)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
