@@ -20,6 +20,7 @@ scrape target. With several ``--workers`` each process answers for itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -191,6 +192,8 @@ def metrics_endpoint(service: Service, requests: RequestCounts) -> Any:
         if not registry:
             registry.append(CollectorRegistry(auto_describe=False))
             registry[0].register(ServerCollector(service, requests))
-        return Response(generate_latest(registry[0]), media_type=CONTENT_TYPE_LATEST)
+        # Collecting reads the session store (its count): on a worker thread, never blocking the event loop.
+        body = await asyncio.to_thread(generate_latest, registry[0])
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -187,7 +187,7 @@ class Service:
     async def _admit(self, session: Session | None) -> None:
         self.admission.reserve()
         if session is not None:
-            session.busy += 1
+            self.sessions.hold(session)
         locked = entering = False
         try:
             if session is not None:
@@ -201,13 +201,13 @@ class Service:
             if locked and session is not None:
                 session.lock.release()
             if session is not None:
-                session.busy -= 1
+                self.sessions.release(session)
             raise
 
     def _release(self, session: Session | None, seconds: float) -> None:
         self.admission.leave(seconds)
         if session is not None:
-            session.busy -= 1
+            self.sessions.release(session)
             session.lock.release()
 
     def _work(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,
