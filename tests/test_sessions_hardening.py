@@ -180,6 +180,11 @@ def test_S19_a_store_that_fails_mid_serve_is_a_503_naming_neither_its_address_no
                 assert got.status_code == 503, got.text
                 assert got.json()["error"]["code"] == "session_store_unavailable"
                 assert "hunter2" not in got.text and host_port not in got.text and "redis" not in got.text.lower()
+            health = httpx.get(server.url + "/healthz")  # the process is up: a liveness probe must not kill it
+            assert health.status_code == 200 and health.json()["sessions"] is None
+            scraped = httpx.get(server.url + "/metrics")  # every other figure is still scraped
+            assert scraped.status_code == 200 and "polymodal_turns_running" in scraped.text
+            assert "polymodal_sessions " not in scraped.text
 
 
 # -- S20: a giant stored row is refused before it is read ------------------------------------------------------------

@@ -147,7 +147,12 @@ class ServerCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         store = self.service.sessions
-        yield GaugeMetricFamily("polymodal_sessions", "Sessions in the session store", value=len(store))
+        try:  # a store that cannot be reached drops this one gauge, not the whole scrape (its error is logged)
+            count: int | None = len(store)
+        except APIError:
+            count = None
+        if count is not None:
+            yield GaugeMetricFamily("polymodal_sessions", "Sessions in the session store", value=count)
         yield GaugeMetricFamily("polymodal_session_bytes", "Bytes the sessions decoded in this process hold "
                                 "(attachments, turn texts, artifacts)", value=store.total_held_bytes())
 

@@ -162,9 +162,17 @@ class Service:
         ready = self.warmed.is_set() and not failed
         return ready, {"ready": ready, "loading": not self.warmed.is_set(), "models": dict(self.models)}
 
-    def status(self) -> dict[str, int]:
-        """Load figures for ``/healthz``."""
-        return {"running": self.admission.running, "queued": self.admission.waiting, "sessions": len(self.sessions)}
+    def status(self) -> dict[str, int | None]:
+        """Load figures for ``/healthz`` (a store query: call it off the event loop).
+
+        ``sessions`` is None while the store cannot be reached: the process is still up (a liveness
+        probe must not restart every replica because Redis blinked); the store's error is logged.
+        """
+        try:
+            sessions: int | None = len(self.sessions)
+        except APIError:
+            sessions = None
+        return {"running": self.admission.running, "queued": self.admission.waiting, "sessions": sessions}
 
     # -- turns ---------------------------------------------------------------------------------
 
