@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,11 @@ def test_two_servers_on_one_redis_store_continue_each_others_sessions(config, re
         assert step["args"]["image"] == "image_1" and step["status"] == "ok"
         assert step["content"] == first.json()["polymodal"]["steps"][0]["content"]
         assert current(a.url, session).json()["turns"] == 2  # A sees B's turn
+        with ThreadPoolExecutor(4) as pool:  # RELIABILITY S21: racing turns on both processes, each kept or 409
+            raced = list(pool.map(lambda n: turn((a, b)[n % 2].url, session, f"race {n}"), range(6)))
+        assert {r.status_code for r in raced} <= {200, 409}, [r.text for r in raced]
+        answered = sum(r.status_code == 200 for r in raced)
+        assert answered >= 1 and current(a.url, session).json()["turns"] == 2 + answered  # none lost
         assert httpx.delete(b.url + "/v1/sessions/current", headers={SESSION_HEADER: session}).status_code == 204
         assert current(a.url, session).status_code == 404
     finally:
