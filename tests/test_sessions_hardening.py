@@ -217,6 +217,26 @@ def test_S20_a_planted_giant_row_is_refused_before_a_byte_of_it_is_read(durable)
     sessions.store.close()
 
 
+def test_S20_a_record_of_tens_of_thousands_of_tiny_turns_is_refused_while_it_is_parsed():
+    from polymodal.agent import Turn
+    from polymodal.errors import CorruptSessionError
+    from polymodal.sessions.codec import FORMAT, MAX_TURNS, VERSION
+
+    sid = "sess_" + "t" * 24
+    turns = ",".join(['{"user":"","reply":""}'] * (3 * MAX_TURNS))
+    record = f'{{"format":"{FORMAT}","version":{VERSION},"id":"{sid}","turns":[{turns}]}}'.encode()
+    with pytest.raises(CorruptSessionError, match="keeps at most 10,000 turns"):
+        decode(sid, record, {}, limits=DEFAULT_LIMITS, max_bytes=10**9)
+    sessions = Sessions(open_store("memory://"), max_sessions=2, ttl=60, max_bytes=10**9)
+    session = sessions.create()  # and the server never writes one: a long-lived session keeps the newest turns
+    session.conversation.turns.extend(Turn(user=str(n), reply="") for n in range(MAX_TURNS + 5))
+    sessions.commit(session)
+    stored = sessions.store.load(session.id)
+    assert stored is not None
+    restored = decode(session.id, stored.encoded.record, stored.encoded.blobs, limits=DEFAULT_LIMITS)
+    assert len(restored.conversation.turns) == MAX_TURNS and restored.conversation.turns[0].user == "5"
+
+
 # -- S21: two servers racing turns of one session ----------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from polymodal.errors import CorruptSessionError, SessionStoreError, StoreFullEr
 from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits
 from polymodal.serving.errors import APIError
 from polymodal.sessions import ConcurrentTurnError, SessionStore, StoredSession, decode, encode
+from polymodal.sessions.codec import MAX_TURNS
 
 __all__ = ["Session", "Sessions"]
 
@@ -244,10 +245,12 @@ class Sessions:
     def trim(self, session: Session) -> list[str]:
         """Bring the session back under its bounds (after a turn); returns the released attachment ids.
 
-        Oldest first: attachments beyond ``recent_attachments`` or the byte bound, then turns (their
-        text), then artifacts.
+        Oldest first: turns past :data:`~polymodal.sessions.codec.MAX_TURNS`, attachments beyond
+        ``recent_attachments`` or the byte bound, then turns (their text), then artifacts.
         """
         conversation = session.conversation
+        if len(conversation.turns) > MAX_TURNS:  # what a store keeps (prompts see far fewer: history_turns)
+            del conversation.turns[: len(conversation.turns) - MAX_TURNS]
         released = conversation.release_older(self.recent_attachments)
         while self.held_bytes(session) > self.max_bytes:
             if conversation.attachments:
