@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +169,8 @@ def test_S15_a_full_disk_while_committing_a_turn_is_507_and_the_turn_is_not_half
         big = turn(server.url, session, "describe this one", image_part(700, noise=True))  # ~1.5 MB: over the limit
         assert big.status_code == 507, big.text
         error = big.json()["error"]
-        assert error["code"] == "session_store_full" and "nothing was written" in error["message"]
-        assert "as it was before this turn" in error["message"]
+        assert error["code"] == "session_store_full" and "this turn was not kept" in error["message"]
+        assert "as it was before this turn" in error["message"] and str(tmp_path) not in error["message"]
         info = current(server.url, session).json()
         assert info["turns"] == 1 and info["attachment_ids"] == ["image_1"]  # the refused turn left no trace
         again = turn(server.url, session, "and this?", image_part(24))
@@ -202,6 +203,11 @@ def test_two_servers_on_one_redis_store_continue_each_others_sessions(config, re
         assert step["args"]["image"] == "image_1" and step["status"] == "ok"
         assert step["content"] == first.json()["polymodal"]["steps"][0]["content"]
         assert current(a.url, session).json()["turns"] == 2  # A sees B's turn
+        with ThreadPoolExecutor(4) as pool:  # RELIABILITY S21: racing turns on both processes, each kept or 409
+            raced = list(pool.map(lambda n: turn((a, b)[n % 2].url, session, f"race {n}"), range(6)))
+        assert {r.status_code for r in raced} <= {200, 409}, [r.text for r in raced]
+        answered = sum(r.status_code == 200 for r in raced)
+        assert answered >= 1 and current(a.url, session).json()["turns"] == 2 + answered  # none lost
         assert httpx.delete(b.url + "/v1/sessions/current", headers={SESSION_HEADER: session}).status_code == 204
         assert current(a.url, session).status_code == 404
     finally:

@@ -76,6 +76,10 @@ def create_app(agent: Agent | Callable[[], Agent], settings: ServeSettings | Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:  # sessions that expired while no server ran are gone before the first request (off the loop)
+            await asyncio.to_thread(service.sessions.sweep, force=True)
+        except APIError as exc:  # logged by Sessions; the next sweep tries again
+            logger.warning("could not remove expired sessions at start-up: %s", exc.message)
         if settings.preload:
             threading.Thread(target=service.warm_up, name="polymodal-warm-up", daemon=True).start()
         async with mcp_running[0]() if mcp_running else nullcontext():
@@ -157,8 +161,8 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     server = f"{socket.gethostname()}:{os.getpid()}"  # which process answered (one of several replicas?)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "server": server, **service.status()}
+    async def healthz() -> dict[str, Any]:  # the session count is a store query: off the event loop
+        return {"status": "ok", "server": server, **await asyncio.to_thread(service.status)}
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -169,20 +173,21 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     async def models() -> ModelList:
         return ModelList(data=[ModelCard(id=settings.model_name)])
 
+    # Every session operation queries the store (sqlite, Redis): on a worker thread, never on the event loop.
     @app.post("/v1/sessions", status_code=201)
     async def create_session() -> SessionInfo:
-        return _session_info(service.sessions.create(), settings)
+        return _session_info(await asyncio.to_thread(service.sessions.create), settings)
 
     # The session id is a capability: it travels in a header, never in a URL (URLs end up in access logs).
     @app.get("/v1/sessions/current")
     async def get_session(request: Request) -> SessionInfo:
-        return _session_info(service.sessions.get(_named_session(request)), settings)
+        return _session_info(await asyncio.to_thread(service.sessions.get, _named_session(request)), settings)
 
     @app.delete("/v1/sessions/current", status_code=204)
     async def end_session(request: Request) -> Response:
         session_id = _named_session(request)
-        service.sessions.get(session_id)  # 404 for an unknown one
-        service.sessions.end(session_id)
+        await asyncio.to_thread(service.sessions.get, session_id)  # 404 for an unknown one
+        await asyncio.to_thread(service.sessions.end, session_id)
         return Response(status_code=204)
 
     @app.get("/v1/artifacts/{artifact_id}")

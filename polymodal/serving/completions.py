@@ -79,7 +79,8 @@ class CompletionsEndpoint:
         _check_supported(body, self.settings)
         service = self.service
         session_id = body.session_id or headers.get(SESSION_HEADER)
-        session = service.sessions.get(session_id) if session_id else None
+        # A store query (sqlite, Redis): on a worker thread, never blocking the other requests' loop.
+        session = await asyncio.to_thread(service.sessions.get, session_id) if session_id else None
         turn = read_messages(body.messages, with_history=session is None)
         running = await _unless_gone(service.start(turn, session, stream=body.stream), receive)
         replied = {SESSION_HEADER: session.id} if session else {}

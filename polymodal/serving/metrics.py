@@ -20,6 +20,7 @@ scrape target. With several ``--workers`` each process answers for itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -146,7 +147,12 @@ class ServerCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         store = self.service.sessions
-        yield GaugeMetricFamily("polymodal_sessions", "Sessions in the session store", value=len(store))
+        try:  # a store that cannot be reached drops this one gauge, not the whole scrape (its error is logged)
+            count: int | None = len(store)
+        except APIError:
+            count = None
+        if count is not None:
+            yield GaugeMetricFamily("polymodal_sessions", "Sessions in the session store", value=count)
         yield GaugeMetricFamily("polymodal_session_bytes", "Bytes the sessions decoded in this process hold "
                                 "(attachments, turn texts, artifacts)", value=store.total_held_bytes())
 
@@ -191,6 +197,8 @@ def metrics_endpoint(service: Service, requests: RequestCounts) -> Any:
         if not registry:
             registry.append(CollectorRegistry(auto_describe=False))
             registry[0].register(ServerCollector(service, requests))
-        return Response(generate_latest(registry[0]), media_type=CONTENT_TYPE_LATEST)
+        # Collecting reads the session store (its count): on a worker thread, never blocking the event loop.
+        body = await asyncio.to_thread(generate_latest, registry[0])
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -162,9 +162,17 @@ class Service:
         ready = self.warmed.is_set() and not failed
         return ready, {"ready": ready, "loading": not self.warmed.is_set(), "models": dict(self.models)}
 
-    def status(self) -> dict[str, int]:
-        """Load figures for ``/healthz``."""
-        return {"running": self.admission.running, "queued": self.admission.waiting, "sessions": len(self.sessions)}
+    def status(self) -> dict[str, int | None]:
+        """Load figures for ``/healthz`` (a store query: call it off the event loop).
+
+        ``sessions`` is None while the store cannot be reached: the process is still up (a liveness
+        probe must not restart every replica because Redis blinked); the store's error is logged.
+        """
+        try:
+            sessions: int | None = len(self.sessions)
+        except APIError:
+            sessions = None
+        return {"running": self.admission.running, "queued": self.admission.waiting, "sessions": sessions}
 
     # -- turns ---------------------------------------------------------------------------------
 
@@ -187,7 +195,7 @@ class Service:
     async def _admit(self, session: Session | None) -> None:
         self.admission.reserve()
         if session is not None:
-            session.busy += 1
+            self.sessions.hold(session)
         locked = entering = False
         try:
             if session is not None:
@@ -201,13 +209,13 @@ class Service:
             if locked and session is not None:
                 session.lock.release()
             if session is not None:
-                session.busy -= 1
+                self.sessions.release(session)
             raise
 
     def _release(self, session: Session | None, seconds: float) -> None:
         self.admission.leave(seconds)
         if session is not None:
-            session.busy -= 1
+            self.sessions.release(session)
             session.lock.release()
 
     def _work(self, request: TurnRequest, session: Session | None, stream: bool, running: RunningTurn,

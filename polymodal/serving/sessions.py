@@ -39,6 +39,7 @@ from polymodal.errors import CorruptSessionError, SessionStoreError, StoreFullEr
 from polymodal.media import DEFAULT_LIMITS, Attachment, MediaLimits
 from polymodal.serving.errors import APIError
 from polymodal.sessions import ConcurrentTurnError, SessionStore, StoredSession, decode, encode
+from polymodal.sessions.codec import MAX_TURNS
 
 __all__ = ["Session", "Sessions"]
 
@@ -151,11 +152,12 @@ class Sessions:
             raise self._unknown(session_id)
         if cached is not None and (cached.version == version or cached.busy):
             session = cached
-        else:
-            session = Session(id=session_id, stored=self._load(session_id), version=version, last_used=now)
-            if cached is not None:  # keep the lock others may hold or wait on; take the new content
-                cached.stored, cached.version = session.stored, session.version
-                session = cached
+        else:  # the version is the loaded row's own: a commit between the stat and the load is not missed
+            stored, version = self._load(session_id)
+            session = Session(id=session_id, stored=stored, version=version, last_used=now)
+            self.trim(session)  # stored under other bounds (a restart with a smaller max_session_bytes)
+            if cached is not None:
+                session = self._refresh(cached, session)
         session.last_used = now
         if now - last_used > _TOUCH_EVERY:  # a TTL need not be finer: one write saved on most turns
             self._call(lambda: self.store.touch(session_id, now))
@@ -203,12 +205,11 @@ class Sessions:
         except StoreFullError as exc:
             self.revert(session)
             logger.error("%s", exc)
-            raise APIError(507, f"{exc}; the session is as it was before this turn", type="insufficient_storage",
-                           code="session_store_full") from None
+            raise _full("; the session is as it was before this turn") from None
         except SessionStoreError as exc:
             self.revert(session)
-            raise APIError(503, str(exc), type="server_error", code="session_store_unavailable",
-                           headers={"Retry-After": "5"}) from None
+            logger.error("%s", exc)
+            raise _unavailable() from None
         if version is None:
             self._forget(session.id)
             return
@@ -244,10 +245,12 @@ class Sessions:
     def trim(self, session: Session) -> list[str]:
         """Bring the session back under its bounds (after a turn); returns the released attachment ids.
 
-        Oldest first: attachments beyond ``recent_attachments`` or the byte bound, then turns (their
-        text), then artifacts.
+        Oldest first: turns past :data:`~polymodal.sessions.codec.MAX_TURNS`, attachments beyond
+        ``recent_attachments`` or the byte bound, then turns (their text), then artifacts.
         """
         conversation = session.conversation
+        if len(conversation.turns) > MAX_TURNS:  # what a store keeps (prompts see far fewer: history_turns)
+            del conversation.turns[: len(conversation.turns) - MAX_TURNS]
         released = conversation.release_older(self.recent_attachments)
         while self.held_bytes(session) > self.max_bytes:
             if conversation.attachments:
@@ -262,13 +265,35 @@ class Sessions:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _load(self, session_id: str) -> StoredSession:
-        stored = self._call(lambda: self.store.load(session_id))
-        if stored is None:
-            raise self._unknown(session_id)
-        try:  # a stored record is at most the byte bound plus its JSON (turn texts are escaped)
+    def _refresh(self, cached: Session, loaded: Session) -> Session:
+        """The cached session with the newer content (its lock kept: others may hold or wait on it).
+
+        Under the lock, as :meth:`hold` is: ``get`` runs on a worker thread, and a turn admitted
+        meanwhile owns its session's content (it commits it or conflicts), so a busy one keeps its own.
+        """
+        with self._lock:
+            if not cached.busy:
+                cached.stored, cached.version = loaded.stored, loaded.version
+        return cached
+
+    def hold(self, session: Session) -> None:
+        """A turn is admitted on ``session``: it is busy (never ended for room, its content never swapped)."""
+        with self._lock:
+            session.busy += 1
+
+    def release(self, session: Session) -> None:
+        """A turn on ``session`` ended (or left the queue)."""
+        with self._lock:
+            session.busy -= 1
+
+    def _load(self, session_id: str) -> tuple[StoredSession, int]:
+        bound = 2 * self.max_bytes + 1024**2  # a stored record is at most the byte bound plus its JSON (escaped texts)
+        try:  # the store measures the row before reading it: a planted giant never reaches memory
+            stored = self._call(lambda: self.store.load(session_id, max_bytes=bound))
+            if stored is None:
+                raise self._unknown(session_id)
             return decode(session_id, stored.encoded.record, stored.encoded.blobs, limits=self.limits,
-                          max_bytes=2 * self.max_bytes + 1024**2)
+                          max_bytes=bound), stored.version
         except CorruptSessionError as exc:
             logger.warning("%s (store %s)", exc, self.store.url)
             msg = f"{exc}; POST /v1/sessions starts a new one"
@@ -281,14 +306,17 @@ class Sessions:
         return APIError(404, msg, type="not_found_error", param="session_id", code="session_not_found")
 
     def _call(self, work: Callable[[], T]) -> T:
+        """``work()``, a store failure as the client's error: what failed, never where (logged in full here)."""
         try:
             return work()
+        except CorruptSessionError:
+            raise
         except StoreFullError as exc:
-            raise APIError(507, str(exc), type="insufficient_storage", code="session_store_full") from None
+            logger.error("%s", exc)
+            raise _full() from None
         except SessionStoreError as exc:
             logger.error("%s", exc)
-            raise APIError(503, str(exc), type="server_error", code="session_store_unavailable",
-                           headers={"Retry-After": "5"}) from None
+            raise _unavailable() from None
 
     def _busy(self) -> set[str]:
         with self._lock:
@@ -305,3 +333,14 @@ class Sessions:
     def _forget(self, session_id: str) -> None:
         with self._lock:
             self._cache.pop(session_id, None)
+
+
+# The client is told what failed, never where: the store's URL, file path or Redis address stay in the log.
+def _full(then: str = "") -> APIError:
+    msg = f"the session store is full: this turn was not kept{then}; try again once there is room"
+    return APIError(507, msg, type="insufficient_storage", code="session_store_full")
+
+
+def _unavailable() -> APIError:
+    return APIError(503, "the session store cannot be reached or written just now; try again shortly",
+                    type="server_error", code="session_store_unavailable", headers={"Retry-After": "5"})

@@ -24,10 +24,18 @@ from polymodal.agent.conversation import Conversation, Turn
 from polymodal.errors import AttachmentError, CorruptSessionError
 from polymodal.media import Attachment, MediaLimits
 
-__all__ = ["FORMAT", "VERSION", "Encoded", "StoredSession", "decode", "encode", "record_blobs"]
+__all__ = ["FORMAT", "MAX_TURNS", "VERSION", "Encoded", "StoredSession", "decode", "encode", "record_blobs"]
 
 FORMAT = "polymodal.session"
 VERSION = 1
+MAX_TURNS = 10_000
+"""Turns a stored session keeps: the server drops the oldest past it (prompts see far fewer,
+``Settings.history_turns``), so a record holding more was not written by polymodal."""
+_MAX_OBJECTS = MAX_TURNS + 10_000 + 1  # the turns, media entries (attachments, artifacts) and the record itself
+
+
+class _TooMany(Exception):
+    """Raised from inside the JSON parser: the record holds more objects than a session can."""
 
 
 @dataclass
@@ -75,7 +83,7 @@ class _Record(BaseModel):
     version: int
     id: str
     created: float = 0.0
-    turns: list[_Turn] = Field(default_factory=list)
+    turns: list[_Turn] = Field(default_factory=list, max_length=MAX_TURNS)
     attachments: dict[str, _Media] = Field(default_factory=dict)
     artifacts: dict[str, _Media] = Field(default_factory=dict)
     released: int = Field(default=0, ge=0)
@@ -167,10 +175,22 @@ def decode(session_id: str, record: bytes, blobs: Mapping[str, bytes], *, limits
 
 
 def _parse(session_id: str, record: bytes) -> _Record:
+    made = 0
+
+    def counted(obj: dict[str, object]) -> dict[str, object]:
+        nonlocal made
+        made += 1
+        if made > _MAX_OBJECTS:  # stops the parse: a record of millions of tiny turns never becomes millions of dicts
+            raise _TooMany
+        return obj
+
     try:
-        data = json.loads(record)
+        data = json.loads(record, object_hook=counted)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise CorruptSessionError(session_id, "its stored record is not valid JSON (truncated or corrupt)") from None
+    except _TooMany:
+        raise CorruptSessionError(session_id, f"its stored record holds over {_MAX_OBJECTS:,} objects; a session "
+                                              f"keeps at most {MAX_TURNS:,} turns") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CorruptSessionError(session_id, f"its stored record is not a {FORMAT} record (a foreign row)")
     if data.get("version") != VERSION:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from polymodal.sessions.codec import Encoded
-from polymodal.sessions.store import ConcurrentTurnError, SessionRow, Stored
+from polymodal.sessions.store import ConcurrentTurnError, SessionRow, Stored, oversized
 
 __all__ = ["MemoryStore"]
 
@@ -40,8 +40,10 @@ class MemoryStore:
         row = self._rows.get(session_id)
         return None if row is None else (row.version, row.last_used)
 
-    def load(self, session_id: str) -> Stored | None:
+    def load(self, session_id: str, max_bytes: int | None = None) -> Stored | None:
         row = self._rows.get(session_id)
+        if row is not None and max_bytes is not None and row.encoded.size > max_bytes:
+            raise oversized(session_id, row.encoded.size, max_bytes)
         return None if row is None else Stored(row.version, row.last_used, row.encoded)
 
     def commit_turn(self, session_id: str, expected_version: int, encoded: Encoded, *, now: float,

@@ -15,11 +15,41 @@ from typing import Any
 
 from polymodal.errors import MissingDependencyError, SessionStoreError, StoreFullError
 from polymodal.sessions.codec import Encoded
-from polymodal.sessions.store import ConcurrentTurnError, SessionRow, Stored, shown_url
+from polymodal.sessions.store import ConcurrentTurnError, SessionRow, Stored, oversized, shown_url
 
 __all__ = ["RedisStore"]
 
 _INDEX = "polymodal:sessions"
+
+# Scripts run atomically in Redis: no other client's command lands between their steps.
+_LOAD = """
+local record = redis.call('hget', KEYS[1], 'record')
+if not record then return false end
+local limit = tonumber(ARGV[1])
+if limit >= 0 then
+  local size = string.len(record)
+  for _, name in ipairs(redis.call('hkeys', KEYS[2])) do size = size + redis.call('hstrlen', KEYS[2], name) end
+  if size > limit then return {'oversized', size} end
+end
+local meta = redis.call('hmget', KEYS[1], 'version', 'last_used')
+return {'ok', meta[1] or '0', meta[2] or '0', record, redis.call('hgetall', KEYS[2])}
+"""
+_TOUCH = """
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+redis.call('hset', KEYS[1], 'last_used', ARGV[1])
+redis.call('zadd', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+_PRUNE_ONE = """
+local used = tonumber(redis.call('hget', KEYS[1], 'last_used'))
+if used and used >= tonumber(ARGV[1]) then
+  redis.call('zadd', KEYS[3], used, ARGV[2])
+  return 0
+end
+redis.call('del', KEYS[1], KEYS[2])
+redis.call('zrem', KEYS[3], ARGV[2])
+return 1
+"""
 
 
 def _s(session_id: str) -> str:
@@ -43,6 +73,9 @@ class RedisStore:
         try:
             self.client: Any = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
             self.client.ping()
+            self._load_script = self.client.register_script(_LOAD)
+            self._touch_script = self.client.register_script(_TOUCH)
+            self._prune_script = self.client.register_script(_PRUNE_ONE)
         except (redis.RedisError, ValueError, OSError) as exc:
             msg = f"session store {self.url!r}: cannot reach Redis: {exc}"
             raise SessionStoreError(msg) from None
@@ -81,16 +114,18 @@ class RedisStore:
         found: tuple[int, float] | None = self._call("read", session_id, work)
         return found
 
-    def load(self, session_id: str) -> Stored | None:
-        def work() -> Stored | None:
-            pipe = self.client.pipeline(transaction=True)  # MULTI: the record and blobs of one commit
-            pipe.hmget(_s(session_id), "version", "last_used", "record")
-            pipe.hgetall(_b(session_id))
-            (version, used, record), blobs = pipe.execute()
-            if version is None or record is None:
+    def load(self, session_id: str, max_bytes: int | None = None) -> Stored | None:
+        def work() -> Stored | None:  # one script: sized, then read, as one step (the record and blobs of one commit)
+            found = self._load_script(keys=[_s(session_id), _b(session_id)],
+                                      args=[-1 if max_bytes is None else max_bytes])
+            if not found:
                 return None
-            named = {(k.decode() if isinstance(k, bytes) else str(k)): bytes(v) for k, v in blobs.items()}
-            return Stored(int(version), float(used or 0), Encoded(bytes(record), named))
+            if found[0] == b"oversized":
+                raise oversized(session_id, int(found[1]), int(max_bytes or 0))
+            _, version, used, record, flat = found
+            named = {(k.decode() if isinstance(k, bytes) else str(k)): bytes(v)
+                     for k, v in zip(flat[::2], flat[1::2], strict=True)}
+            return Stored(int(version), float(used), Encoded(bytes(record), named))
 
         found: Stored | None = self._call("read", session_id, work)
         return found
@@ -122,14 +157,8 @@ class RedisStore:
         return committed
 
     def touch(self, session_id: str, now: float) -> bool:
-        def work() -> bool:
-            if not self.client.exists(_s(session_id)):
-                return False
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(_s(session_id), "last_used", now)
-            pipe.zadd(_INDEX, {session_id: now})
-            pipe.execute()
-            return True
+        def work() -> bool:  # one script: a session removed meanwhile is not brought back as a husk
+            return bool(self._touch_script(keys=[_s(session_id), _INDEX], args=[now, session_id]))
 
         touched: bool = self._call("touch", session_id, work)
         return touched
@@ -178,10 +207,10 @@ class RedisStore:
 
     def prune(self, used_before: float) -> list[str]:
         def work() -> list[str]:
-            gone = [i.decode() for i in self.client.zrangebyscore(_INDEX, "-inf", f"({used_before}")]
-            for session_id in gone:
-                self.delete(session_id)
-            return gone
+            listed = [i.decode() for i in self.client.zrangebyscore(_INDEX, "-inf", f"({used_before}")]
+            # Each one removed only if it is still idle: a turn another process committed since the
+            # listing keeps its session (a blind delete here would lose that answered turn).
+            return [i for i in listed if self._prune_script(keys=[_s(i), _b(i), _INDEX], args=[used_before, i])]
 
         pruned: list[str] = self._call("prune", "*", work)
         return pruned

@@ -13,6 +13,7 @@ processes may open one file (sqlite's locking), though one machine only: use Red
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from polymodal.errors import SessionStoreError, StoreFullError
 from polymodal.sessions.codec import Encoded
-from polymodal.sessions.store import ConcurrentTurnError, SessionRow, Stored
+from polymodal.sessions.store import ConcurrentTurnError, SessionRow, Stored, oversized
 
 __all__ = ["SqliteStore"]
 
@@ -48,6 +49,29 @@ def path_of(url: str) -> Path:
     return Path("/" + raw.lstrip("/")) if raw.startswith("/") else Path(raw)
 
 
+def _private_file(url: str, path: Path) -> None:
+    """Make ``path`` a file only its owner reads (0600, in a 0700 folder when this makes the folder).
+
+    Sessions hold what clients sent (photos, voice notes, texts): nobody else on the machine may
+    read them. A symbolic link at the file (or at its ``-wal``/``-shm`` companions) is refused, not
+    followed: one planted at the default path would make the server write its sessions wherever it
+    points, or read another program's database as its own.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists() and not path.is_symlink():
+        with contextlib.suppress(FileExistsError):  # another server process made it meanwhile
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if part.is_symlink():
+            msg = (f"session store {url!r}: {part} is a symbolic link; name the real file "
+                   "(a link there is refused, never followed)")
+            raise SessionStoreError(msg)
+    if not path.is_file():
+        msg = f"session store {url!r}: {path} is not a regular file"
+        raise SessionStoreError(msg)
+
+
 class SqliteStore:
     """A :class:`~polymodal.sessions.store.SessionStore` in one sqlite file."""
 
@@ -57,8 +81,9 @@ class SqliteStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._writing = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(url, self.path)
             conn = self._conn()
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables and "polymodal_meta" not in tables:
@@ -91,7 +116,16 @@ class SqliteStore:
         return conn
 
     def _write(self, what: str, session_id: str, work: Any) -> Any:
-        """Run ``work(conn)`` in one immediate transaction; a failure rolls it all back, typed."""
+        """Run ``work(conn)`` in one immediate transaction; a failure rolls it all back, typed.
+
+        This process's writers take turns on a lock of their own first: sqlite has one writer at a
+        time, and a connection that finds the file locked sleeps in sqlite's busy handler (1, 2, 5,
+        10 ... ms) rather than waking when the lock is free. Other processes still meet that handler.
+        """
+        with self._writing:
+            return self._write_now(what, session_id, work)
+
+    def _write_now(self, what: str, session_id: str, work: Any) -> Any:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -128,10 +162,15 @@ class SqliteStore:
         row = self._conn().execute("SELECT version, last_used FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
 
-    def load(self, session_id: str) -> Stored | None:
+    def load(self, session_id: str, max_bytes: int | None = None) -> Stored | None:
         conn = self._conn()
         conn.execute("BEGIN")  # one snapshot: the record and the blobs of the same commit
         try:
+            if max_bytes is not None:  # sizes from sqlite's own row headers: nothing is read into memory yet
+                sized = conn.execute("SELECT length(record) + coalesce((SELECT sum(length(data)) FROM blobs "
+                                     "WHERE session = ?1), 0) FROM sessions WHERE id = ?1", (session_id,)).fetchone()
+                if sized is not None and int(sized[0] or 0) > max_bytes:
+                    raise oversized(session_id, int(sized[0]), max_bytes)
             row = conn.execute("SELECT version, last_used, record FROM sessions WHERE id = ?",
                                (session_id,)).fetchone()
             if row is None:
@@ -198,6 +237,9 @@ class SqliteStore:
             gone = [str(r[0]) for r in conn.execute("SELECT id FROM sessions WHERE last_used < ?", (used_before,))]
             conn.executemany("DELETE FROM blobs WHERE session = ?", [(i,) for i in gone])
             conn.execute("DELETE FROM sessions WHERE last_used < ?", (used_before,))
+            # Blobs of no session (left by an older polymodal or a hand-edited file) go too: they are bytes
+            # nothing can load, and the byte bounds count only what sessions reference.
+            conn.execute("DELETE FROM blobs WHERE session NOT IN (SELECT id FROM sessions)")
             return gone
 
         pruned: list[str] = self._write("prune", "*", work)

@@ -15,11 +15,12 @@ turns) is the server's business; the store's promises are these:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from polymodal.errors import SessionStoreError
+from polymodal.errors import CorruptSessionError, SessionStoreError
 from polymodal.sessions.codec import Encoded
 
 __all__ = ["ConcurrentTurnError", "SessionRow", "SessionStore", "Stored", "shown_url"]
@@ -66,8 +67,13 @@ class SessionStore(Protocol):
         """(version, last use) of a session, or None when there is none: the cheap check before a load."""
         ...
 
-    def load(self, session_id: str) -> Stored | None:
-        """The session's row with every blob its record names, or None when there is none."""
+    def load(self, session_id: str, max_bytes: int | None = None) -> Stored | None:
+        """The session's row with every blob its record names, or None when there is none.
+
+        Raises:
+            CorruptSessionError: the row is over ``max_bytes`` as stored (measured by the store,
+                before a byte of it is read: a planted giant row never reaches this process's memory).
+        """
         ...
 
     def commit_turn(self, session_id: str, expected_version: int, encoded: Encoded, *, now: float,
@@ -110,11 +116,32 @@ class SessionStore(Protocol):
         ...
 
 
+_SECRET = re.compile(r"pass|secret|token|key|auth|cred", re.IGNORECASE)
+
+
+def oversized(session_id: str, size: int, max_bytes: int) -> CorruptSessionError:
+    """The error for a stored row over the bound a load allows (the same words from every backend)."""
+    return CorruptSessionError(session_id, f"its stored record is {size:,} bytes, over the {max_bytes:,} byte "
+                                           "bound of a session (max_session_bytes)")
+
+
 def shown_url(url: str) -> str:
-    """``url`` with any password masked, for messages and logs."""
-    parts = urlsplit(url)
+    """``url`` with any password masked, for messages and logs.
+
+    Both places a client library reads one from: the user-info (``redis://user:PASSWORD@host``)
+    and the query (``redis://host/0?password=PASSWORD``: redis-py takes any query argument as a
+    connection keyword). A URL that does not even parse is not shown at all.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<a malformed URL>"
     if parts.password:
         host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{port}" if port else "")
+        parts = parts._replace(netloc=netloc)
+    if parts.query:
+        query = [(k, "***" if _SECRET.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
