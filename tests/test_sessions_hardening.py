@@ -152,6 +152,13 @@ def test_S19_a_store_password_in_the_user_info_or_the_query_is_masked():
     assert shown_url("redis://[::1:6379/0?password=hunter2") == "<a malformed URL>"
 
 
+def test_S19_the_servers_settings_never_show_the_store_password_in_their_repr():
+    from polymodal.serving import ServeSettings
+
+    settings = ServeSettings(session_store="redis://:hunter2@127.0.0.1:6379/0")
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
 def test_S19_the_operators_commands_never_print_a_password_given_in_the_query(tmp_path):
     from typer.testing import CliRunner
 

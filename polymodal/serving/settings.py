@@ -30,7 +30,7 @@ class ServeSettings(BaseModel):
     """Seconds a client has to send its whole request body; past it, 408 and the connection closes."""
     max_json_depth: int = Field(default=200, ge=8)
     """Deepest nesting of arrays and objects in a JSON body; deeper is a 400 before any parser reads it."""
-    session_store: str = "memory://"
+    session_store: str = Field(default="memory://", repr=False)  # a redis URL may carry a password
     """Where sessions live (:func:`polymodal.sessions.open_store`): ``memory://`` (this process),
     ``sqlite:///PATH/sessions.db`` (survives restarts; ``polymodal serve``'s default is one in the user's data
     folder) or ``redis://HOST:PORT/DB`` (shared by replicas)."""

@@ -110,7 +110,7 @@ async def _turn(service: Service, message: dict[str, Any], history: list[Message
         history.append({"role": "user", "content": {"type": "text", "text": html.escape(words)}})
     yield history, session_id, False
     try:
-        session = _session(service, session_id)
+        session = await asyncio.to_thread(_session, service, session_id)  # a store call: off the loop
         session_id = session.id
         media = [MediaRef(block={}, where=Path(f).name, path=f, root=UPLOADS) for f in files]
         running = await service.start(TurnRequest(text=words, media=media), session, stream=True)
