@@ -155,7 +155,7 @@ class Router:
             parts.append(part)
             if not part.confident:
                 where = f"clause {part.text!r}: " if len(asks) > 1 else ""
-                if not (decide_close and self._best_guess(part, catalogue)):
+                if not (decide_close and self._best_guess(part, catalogue, draft)):
                     return Route(None, parts, where + _unsure_reason(part, self))
                 unsure.append(where + _unsure_reason(part, self))
             chosen = part.tool
@@ -209,21 +209,23 @@ class Router:
         route.steps_args = fills[route.chosen]
         return route
 
-    def _best_guess(self, part: ClauseRoute, catalogue: Mapping[str, Tool]) -> bool:
+    def _best_guess(self, part: ClauseRoute, catalogue: Mapping[str, Tool], draft: Draft) -> bool:
         """Take an unsure clause's most likely tool, when no better tier comes next? (Then mark it guessed.)
 
-        Used with ``decide_close`` (no LLM next): the modality defaults know nothing of the
-        clause's words, so they drop its ask ("then tell me how many books are visible" makes no
+        Used with ``decide_close`` (no LLM next), and only for a later clause that works on what
+        an earlier, sure clause made (the drawn picture): the modality defaults know nothing of
+        the words, so they drop its ask ("then tell me how many books are visible" makes no
         question step) and the sure clauses' chain with it. The head's most likely tool keeps
-        both, and the route says it was unsure. Only a guess that works on what the request
-        brought or an earlier step made (an image, a recording): one that makes something from
-        the words alone (a picture of "the first photo") is the kind a wrong guess costs most.
-        Without a head, the cosine rules' unsure clauses still go to the next tier.
+        both, and the route says it was unsure. A clause on the request's own files still goes to
+        the defaults, which plan those files by their kind; and without a head, the cosine rules'
+        unsure clauses go to the next tier.
         """
         chosen = catalogue.get(part.chosen or "")
         if self.head() is None or chosen is None or not part.probabilities or not part.scores:
             return False
-        if part.scores[0][1] < self.min_score or not uses_sources(chosen, part.steps_args):
+        made = {source.ref for source in draft.produced if source.produced}
+        chained = any(args.get(name) in made for args in part.steps_args for name in chosen.input_modalities)
+        if part.scores[0][1] < self.min_score or not chained:
             return False
         part.guessed = True
         return True
@@ -245,11 +247,8 @@ class Router:
         together = route.confidence
         if head is not None and together is not None and together < self.min_confidence(head) and not unsure:
             # each clause may be probable enough while all of them together are not: the next tier plans
-            why = (f"unsure: the {len(parts)} clauses together at p={together:.2f} < "
-                   f"min_confidence {self.min_confidence(head):.2f} ({summary})")
-            if not decide_close:
-                return Route(None, parts, why, missing)
-            unsure.append(why)
+            return Route(None, parts, f"unsure: the {len(parts)} clauses together at p={together:.2f} < "
+                                      f"min_confidence {self.min_confidence(head):.2f} ({summary})", missing)
         if unsure:
             route.reason = f"{reason}; unsure, no better tier next: {'; '.join(unsure)}"
         return route
