@@ -218,12 +218,14 @@ class Router:
         question step) and the sure clauses' chain with it. The head's most likely tool keeps
         both, and the route says it was unsure. A clause on the request's own files still goes to
         the defaults, which plan those files by their kind; and without a head, the cosine rules'
-        unsure clauses go to the next tier.
+        unsure clauses go to the next tier. Not the same tool again on its own output: that redoes it.
         """
         chosen = catalogue.get(part.chosen or "")
         if self.head() is None or chosen is None or not part.probabilities or not part.scores:
             return False
-        made = {source.ref for source in draft.produced if source.produced}
+        # What an earlier step of another tool made: the same tool again on its own output ("... part
+        # of the image" after "draw a sunset") redoes that step rather than asking something new.
+        made = {step.id for step in draft.steps if step.tool != chosen.name}
         chained = any(args.get(name) in made for args in part.steps_args for name in chosen.input_modalities)
         if part.scores[0][1] < self.min_score or not chained:
             return False
