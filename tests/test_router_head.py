@@ -168,8 +168,20 @@ def test_an_unsure_route_goes_to_the_llm_tier_or_says_why_it_handed_on(tools):
     outcome = TieredPlanner(doubtful, LLMPlanner(llm), DefaultPlanner()).plan(request, tools)
     assert outcome.tier == "llm" and len(llm.calls) == 1
     assert "unsure" in outcome.reason and "min_confidence 1.00" in outcome.reason
-    alone = TieredPlanner(doubtful, None).plan(request, tools)  # no LLM: not a guess by the router
+    alone = TieredPlanner(doubtful, None).plan(request, tools)  # no LLM: the defaults plan the photo by its kind
     assert alone.tier == "defaults" and "unsure: best tool" in alone.reason and "p=" in alone.reason
+
+
+def test_with_no_llm_an_unsure_later_clause_keeps_the_chain_to_the_sure_one(tools):
+    """The tuning case that lost its edge to the defaults: the drawn owl, then a question about it."""
+    doubtful = Router(min_confidence=0.999)  # the question clause is unsure whatever the head says of it
+    request = ask("Create an illustration of an owl in a library, then tell me how many books are visible", {})
+    route = doubtful.route(request, tools, decide_close=True)
+    assert route.plan is not None and len(route.unsure) == 1 and "how many books" in route.unsure[0]
+    first, second = route.plan.steps
+    assert first.tool == "image_generator" and second.args.get("image") == first.id  # the edge is kept
+    assert [part.guessed for part in route.clauses] == [False, True]
+    assert doubtful.route(request, tools).plan is None  # an LLM comes next: it plans, not a guess
 
 
 # ------------------------------------------------------------------------------ edges ---

@@ -34,6 +34,8 @@ class ClauseRoute:
     """(tool, calibrated probability) from the learned head, most likely first; empty without one."""
     embedding: np.ndarray | None = field(default=None, repr=False)
     """The clause's sentence embedding (what the head read; ``polymodal eval --fit`` learns from it)."""
+    guessed: bool = False
+    """The head was unsure, no better tier comes next, and the clause went to its most likely tool."""
 
     @property
     def confidence(self) -> float | None:
@@ -67,6 +69,8 @@ class Route:
     reason: str
     missing_tools: list[str] = field(default_factory=list)
     """Tools the request needs that the agent lacks (from the router's ``unavailable`` tools)."""
+    unsure: list[str] = field(default_factory=list)
+    """What the router planned without being sure of it (only when no better tier comes next)."""
 
     @property
     def confidence(self) -> float | None:

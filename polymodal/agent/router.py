@@ -138,6 +138,7 @@ class Router:
         draft = Draft(request, quotations(text))
         parts: list[ClauseRoute] = []
         missing: list[str] = []
+        unsure: list[str] = []  # clauses guessed because no better tier comes next
         for position, index in enumerate(asks):
             clause = clauses[index]
             part = self._decide(clause, similarity[position], embedded[position], catalogue, draft,
@@ -154,13 +155,15 @@ class Router:
             parts.append(part)
             if not part.confident:
                 where = f"clause {part.text!r}: " if len(asks) > 1 else ""
-                return Route(None, parts, where + _unsure_reason(part, self))
+                if not (decide_close and self._best_guess(part, catalogue, draft)):
+                    return Route(None, parts, where + _unsure_reason(part, self))
+                unsure.append(where + _unsure_reason(part, self))
             chosen = part.tool
             if chosen is not None and chosen in tools:
                 _add_steps(draft, part, tools[chosen], lead_in=clause.lead_in)
             elif chosen is not None and chosen not in missing:
                 missing.append(chosen)
-        return self._finish(draft, parts, missing, tools, clauses, asks)
+        return self._finish(draft, parts, missing, tools, clauses, asks, unsure, decide_close=decide_close)
 
     def score(self, text: str, tools: Mapping[str, Tool]) -> dict[str, float]:
         """Cosine similarity of ``text`` with every tool, with no modality mask (for inspection)."""
@@ -206,8 +209,31 @@ class Router:
         route.steps_args = fills[route.chosen]
         return route
 
+    def _best_guess(self, part: ClauseRoute, catalogue: Mapping[str, Tool], draft: Draft) -> bool:
+        """Take an unsure clause's most likely tool, when no better tier comes next? (Then mark it guessed.)
+
+        Used with ``decide_close`` (no LLM next), and only for a later clause that works on what
+        an earlier, sure clause made (the drawn picture): the modality defaults know nothing of
+        the words, so they drop its ask ("then tell me how many books are visible" makes no
+        question step) and the sure clauses' chain with it. The head's most likely tool keeps
+        both, and the route says it was unsure. A clause on the request's own files still goes to
+        the defaults, which plan those files by their kind; and without a head, the cosine rules'
+        unsure clauses go to the next tier. Not the same tool again on its own output: that redoes it.
+        """
+        chosen = catalogue.get(part.chosen or "")
+        if self.head() is None or chosen is None or not part.probabilities or not part.scores:
+            return False
+        # What an earlier step of another tool made: the same tool again on its own output ("... part
+        # of the image" after "draw a sunset") redoes that step rather than asking something new.
+        made = {step.id for step in draft.steps if step.tool != chosen.name}
+        chained = any(args.get(name) in made for args in part.steps_args for name in chosen.input_modalities)
+        if part.scores[0][1] < self.min_score or not chained:
+            return False
+        part.guessed = True
+        return True
+
     def _finish(self, draft: Draft, parts: list[ClauseRoute], missing: list[str], tools: Mapping[str, Tool],
-                clauses: Sequence[Clause], asks: Sequence[int]) -> Route:
+                clauses: Sequence[Clause], asks: Sequence[int], unsure: list[str], *, decide_close: bool) -> Route:
         steps = drop_unused_lead_ins(draft)
         only = clauses[asks[0]].text if len(asks) == 1 else ""
         direct = (len(steps) == 1 and not missing and not draft.chores
@@ -219,12 +245,14 @@ class Router:
             return Route(None, parts, f"the routed plan is invalid: {exc.problems[0]}")
         summary = ", ".join(_summary(p) for p in parts)
         reason = f"{len(parts)} clause(s): {summary}" + (f"; missing: {', '.join(missing)}" if missing else "")
-        route, head = Route(plan, parts, reason, missing), self.head()
+        route, head = Route(plan, parts, reason, missing, unsure), self.head()
         together = route.confidence
-        if head is not None and together is not None and together < self.min_confidence(head):
+        if head is not None and together is not None and together < self.min_confidence(head) and not unsure:
             # each clause may be probable enough while all of them together are not: the next tier plans
             return Route(None, parts, f"unsure: the {len(parts)} clauses together at p={together:.2f} < "
                                       f"min_confidence {self.min_confidence(head):.2f} ({summary})", missing)
+        if unsure:
+            route.reason = f"{reason}; unsure, no better tier next: {'; '.join(unsure)}"
         return route
 
     # --------------------------------------------------------------- embedding ---
