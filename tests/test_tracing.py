@@ -10,25 +10,22 @@ would, to a receiver this test starts on loopback.
 
 from __future__ import annotations
 
-import gzip
-import http.server
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from support.fake_llm import UsageChatModel
 from support.faulty_tools import Faulty, OtherFaulty
+from support.otlp import OtlpReceiver
 from support.server import ServerThread
 
 from polymodal import Agent, telemetry
@@ -40,63 +37,41 @@ PLAN = json.dumps({"steps": [{"id": "s1", "tool": "faulty", "args": {"text": "he
                              {"id": "s2", "tool": "other", "args": {"text": "there"}}]})
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """A minimal OTLP/HTTP trace receiver: keeps each decoded export request."""
-
-    received: list[ExportTraceServiceRequest] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        type(self).received.append(request)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for a block, as it was after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def traced(receiver: str) -> Iterator[tuple[InMemorySpanExporter, Any]]:
+def traced(receiver: OtlpReceiver) -> Iterator[tuple[InMemorySpanExporter, Any]]:
     """Tracing on in this process (in-memory spans) and in the process host's worker (OTLP/HTTP)."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    saved = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver  # what the worker's SDK exporter reads
-    telemetry.enable(provider)
-    agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
-                  tools=[Faulty(), OtherFaulty(host="process", own_worker=True)])
-    reply = agent.chat("what do they say?")
-    yield exporter, reply
-    telemetry.disable()
-    host_named("process").shutdown()  # type: ignore[attr-defined]
-    if saved is None:
-        os.environ.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    else:
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = saved
-
-
-def _worker_spans(within: float = 10.0) -> list[Any]:
-    until = time.monotonic() + within
-    while time.monotonic() < until:
-        spans = [s for r in Receiver.received for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
-        if spans:
-            return spans
-        time.sleep(0.05)
-    return []
+    with environ(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url):  # what the worker's SDK exporter reads
+        telemetry.enable(provider)
+        agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]),
+                      tools=[Faulty(), OtherFaulty(host="process", own_worker=True)])
+        reply = agent.chat("what do they say?")
+        yield exporter, reply
+        telemetry.disable()
+        host_named("process").shutdown()  # type: ignore[attr-defined]
 
 
 def test_a_two_step_turn_is_one_span_tree_with_the_genai_names_and_attributes(traced):
@@ -124,10 +99,10 @@ def test_a_two_step_turn_is_one_span_tree_with_the_genai_names_and_attributes(tr
         assert {key: step.attributes.get(key) for key in expected} == expected
 
 
-def test_the_process_hosts_span_continues_the_step_span_across_the_process_boundary(traced):
+def test_the_process_hosts_span_continues_the_step_span_across_the_process_boundary(traced, receiver):
     exporter, reply = traced
     step = next(s for s in exporter.get_finished_spans() if s.name == "execute_tool other")
-    worker = _worker_spans()
+    worker = receiver.spans()
     assert [s.name for s in worker] == ["run other"], "the worker exports its span over OTLP/HTTP"
     assert worker[0].trace_id == step.context.trace_id.to_bytes(16, "big")
     assert worker[0].parent_span_id == step.context.span_id.to_bytes(8, "big")
@@ -137,20 +112,28 @@ def test_the_process_hosts_span_continues_the_step_span_across_the_process_bound
     assert reply.steps[1].artifact != os.getpid()
 
 
-def test_the_ray_actors_call_continues_the_trace_it_was_sent(traced):
-    """The code a Ray actor runs, given the carrier ``RayHost.run`` sends (Ray itself is not needed
-    to check the link: the carrier is all that crosses to the actor's process)."""
+@pytest.mark.enable_socket  # Ray talks to its own processes on 127.0.0.1
+def test_the_ray_actors_span_continues_the_step_span_on_a_real_ray(ray_local, traced):
+    """A step on ``host="ray"``: the actor runs in a worker Ray started (its environment is the Ray
+    node's, not this process's), and exports its ``run`` span to the endpoint this process names
+    (a receiver made after Ray started), as a child of the step span, in the turn's trace."""
     exporter, _ = traced
-    from polymodal.runtime.hosts.ray_host import _ModelActor
-
-    tool = Faulty()
-    with telemetry.span("caller") as caller:
-        carrier = telemetry.inject()
-    assert carrier["traceparent"].split("-")[2] == f"{caller.context.span_id:016x}"
-    events = list(_ModelActor(tool).run(tool.prepare([{"text": "hi"}]), carrier))
-    assert events[-1][0] == "ok"
-    actor = next(s for s in exporter.get_finished_spans() if s.name == "run faulty")
-    assert actor.parent.span_id == caller.context.span_id and actor.attributes["polymodal.host"] == "ray"
+    ray_tool = OtherFaulty(host="ray", model="faulty-linear-traced")  # its own actor, made while tracing
+    agent = Agent(UsageChatModel(responses=[PLAN, "It says here [s1] and there [s2]."]), tools=[Faulty(), ray_tool])
+    with OtlpReceiver() as fresh, environ(OTEL_EXPORTER_OTLP_ENDPOINT=fresh.url):
+        reply = agent.chat("what do they say?")
+        actor_spans = fresh.spans(within=30)
+    assert [s.status for s in reply.steps] == ["ok", "ok"], reply.steps
+    assert reply.steps[1].artifact != os.getpid(), "the step ran in the actor's process"
+    step = next(s for s in reversed(exporter.get_finished_spans())
+                if s.name == "execute_tool other" and s.attributes["polymodal.host"] == "ray")
+    assert [s.name for s in actor_spans] == ["run other"], "the actor exports its span over OTLP/HTTP"
+    assert actor_spans[0].trace_id == step.context.trace_id.to_bytes(16, "big")
+    assert actor_spans[0].parent_span_id == step.context.span_id.to_bytes(8, "big")
+    attributes = {a.key: a.value for a in actor_spans[0].attributes}
+    assert attributes["polymodal.host"].string_value == "ray"
+    assert attributes["polymodal.model"].string_value == "faulty-linear-traced"
+    assert attributes["polymodal.batch.size"].int_value == 1
 
 
 def test_an_incoming_traceparent_continues_the_callers_trace_through_the_turn(traced):
