@@ -9,9 +9,11 @@ artifact ids and methods must not become a thousand series.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ from polymodal.serving.settings import ServeSettings
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 PLAN = json.dumps({"steps": [{"id": "s1", "tool": "faulty", "args": {"text": "here"}}]})
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "observability.md"
 ASK = {"model": "polymodal", "messages": [{"role": "user", "content": "what does it say?"}]}
 
 
@@ -92,6 +95,38 @@ def test_micro_batch_sizes_are_reported_per_tool(server):
     items = sample(after, "polymodal_batch_size_sum", tool="batched") - sample(
         before, "polymodal_batch_size_sum", tool="batched")
     assert counted >= 1 and items == 3, (counted, items)  # every item went through a batched call
+
+
+def documented_metrics() -> dict[str, tuple[str, set[str]]]:
+    """The metrics table of docs/observability.md: name -> (type, label names)."""
+    section = DOCS.read_text().split("## Metrics: `GET /metrics`", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`polymodal_"):
+            labels = re.sub(r"\([^)]*\)", "", cells[2])  # "`direction` (`input`, `output`)": the name only
+            rows[cells[0].strip("`")] = (cells[1], set(re.findall(r"`([a-z_]+)`", labels)))
+    return rows
+
+
+def test_every_metric_the_docs_table_lists_is_served_with_its_type_and_labels(server):
+    """docs/observability.md's table against a scrape after a turn and a micro-batched call: each
+    row's name, type and labels, and no metric served that the table leaves out."""
+    assert httpx.post(server.url + "/v1/chat/completions", json=ASK, timeout=120).status_code == 200
+    Batched().execute_batch([{"text": "a"}, {"text": "b"}])
+    response = httpx.get(server.url + "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    documented = documented_metrics()
+    assert len(documented) >= 12, documented  # the table was found and read
+    for name, (kind, labels) in documented.items():
+        family = families.get(name.removesuffix("_total") if kind == "counter" else name)
+        assert family is not None, f"{name}: in the docs, not served"
+        assert family.type == kind, (name, family.type)
+        assert family.samples, f"{name}: no sample after a turn"
+        assert {key for s in family.samples for key in s.labels} - {"le"} == labels, name
+    served = {f.name for f in families.values() if f.name.startswith("polymodal_")}
+    named = {name.removesuffix("_total") if kind == "counter" else name for name, (kind, _) in documented.items()}
+    assert served == named, f"served, not in the docs: {sorted(served - named)}"
 
 
 def test_usage_in_completions_is_the_llms_reported_tokens_summed_over_planner_and_fusion(server):

@@ -7,11 +7,12 @@ every helper costs nothing while tracing is off (:mod:`polymodal.telemetry`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from polymodal import telemetry
 from polymodal.agent.usage import UsageMeter
+from polymodal.tools.context import current_context
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -62,7 +63,25 @@ def tool_span(tool: Tool, step_id: str, host: str | None) -> contextlib.Abstract
         return contextlib.nullcontext(None)
     host_name = getattr(tool, "host_name", None)
     where = host_name() if callable(host_name) else (host or "inprocess")  # a model tool's own host wins
-    return telemetry.span(f"execute_tool {tool.name}", {
+    return _step_span(f"execute_tool {tool.name}", {
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool.name, "gen_ai.tool.call.id": step_id,
         "gen_ai.tool.type": "function", "polymodal.host": where, "polymodal.model": getattr(tool, "model", None),
     })
+
+
+@contextlib.contextmanager
+def _step_span(name: str, attributes: Mapping[str, Any]) -> Iterator[Any]:
+    """The step's span, marked failed when the step failed.
+
+    A tool's typed error does not leave ``run_call`` (LangChain's ``handle_tool_error`` turns it
+    into an error message; the exception is kept on the step's tool context): so the span reads
+    the context's errors when the call returns, rather than waiting for an exception that never comes.
+    """
+    ctx = current_context()
+    seen = len(ctx.errors) if ctx is not None else 0
+    with telemetry.span(name, attributes) as current:
+        yield current
+        if ctx is not None and len(ctx.errors) > seen:
+            error = ctx.errors[-1]
+            current.record_exception(error)
+            telemetry.mark_error(current, type(error).__name__)

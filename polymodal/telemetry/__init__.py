@@ -22,8 +22,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["batch_scope", "continued", "disable", "enable", "enabled", "flush", "inject", "mark_error", "span",
-           "tracer"]
+__all__ = ["batch_scope", "continued", "disable", "enable", "enabled", "exporter_environment", "flush", "inject",
+           "mark_error", "span", "tracer"]
 
 TRACER_NAME = "polymodal"
 _NOOP = contextlib.nullcontext(None)
@@ -141,6 +141,15 @@ def continued(carrier: Mapping[str, str] | None, name: str, attributes: Mapping[
     from opentelemetry.propagate import extract
 
     return _span(name, attributes, kind, context=extract(dict(carrier or {})))
+
+
+def exporter_environment() -> dict[str, str]:
+    """This process's ``OTEL_*`` variables while tracing is on (else none): what a host passes to a
+    process it did not start itself (a Ray actor's worker), so that the process exports its spans
+    where this one says, as a worker process that inherits the environment does."""
+    if not _STATE["on"]:
+        return {}
+    return {name: value for name, value in os.environ.items() if name.startswith("OTEL_")}
 
 
 def mark_error(current: Any, error_type: str) -> None:

@@ -13,6 +13,10 @@ every batch the micro-batcher sends it. Ray is reached with ``ray.init()`` — t
 - Errors raised inside the actor come back as the same typed polymodal errors.
 - Progress the model call reports inside the actor streams back (a Ray streaming method) and
   reaches the step as in-process.
+- Traces: each call carries the step span's context, and an actor created while tracing is on gets
+  this process's ``OTEL_*`` variables in its ``runtime_env`` (the tool's own ``runtime_env``
+  ``env_vars`` win), so it exports its ``run`` span where this process does. Ray starts its workers
+  with the node's environment, not the driver's: without this they would export nowhere.
 """
 
 from __future__ import annotations
@@ -71,8 +75,9 @@ class _ModelActor:
 
         def work() -> None:
             try:
-                with telemetry.continued(carrier, f"run {self.tool.name}", {"polymodal.host": "ray",
-                                                                            "polymodal.batch.size": len(prepared)}):
+                with telemetry.continued(carrier, f"run {self.tool.name}", {
+                        "polymodal.host": "ray", "polymodal.model": getattr(self.tool, "model", None),
+                        "polymodal.batch.size": len(prepared)}):
                     events.put(("ok", list(self.tool.run_here(prepared, report))))
                 telemetry.flush()
             except BaseException as exc:  # noqa: BLE001 - raised again in the actor's method below
@@ -152,7 +157,7 @@ class RayHost:
         with self._lock:
             actor = self._actors.get(key)
             if actor is None:
-                options = {"max_restarts": 0, **(tool.ray_actor_options or {})}
+                options = _actor_options(tool)
                 actor_class = ray.remote(**options)(_ModelActor)
                 actor = actor_class.remote(tool.portable())
                 self._actors[key] = actor
@@ -170,3 +175,15 @@ class RayHost:
                 ray.kill(actor)
             except Exception:  # noqa: BLE001 - already dead is fine
                 logger.debug("ray.kill of a timed-out actor failed", exc_info=True)
+
+
+def _actor_options(tool: HostedModel) -> dict[str, Any]:
+    """The actor's options: the tool's ``ray_actor_options``, with the tracing exporter's variables
+    (while tracing) added to its ``runtime_env`` under the tool's own ``env_vars``."""
+    options: dict[str, Any] = {"max_restarts": 0, **(tool.ray_actor_options or {})}
+    exporting = telemetry.exporter_environment()
+    if exporting:
+        runtime_env = dict(options.get("runtime_env") or {})
+        runtime_env["env_vars"] = {**exporting, **(runtime_env.get("env_vars") or {})}
+        options["runtime_env"] = runtime_env
+    return options
