@@ -122,11 +122,17 @@ def test_a_bad_item_fails_alone_and_its_batch_mates_answer(tiny_models, images):
         except ToolError as exc:
             return exc
 
-    got = together(4, ask)
-    assert isinstance(got[1], ToolError) and "visual_qa" in str(got[1])
     alone = VisualQA(model=str(tiny_models.path("blip-vqa")), max_new_tokens=4, micro_batching=False)
-    for i in (0, 2, 3):
-        assert got[i] == alone.execute(image=images[i], question=questions[i]).content
+    wanted = {i: alone.execute(image=images[i], question=questions[i]).content for i in (0, 2, 3)}
+    # The batcher stops waiting once no caller is still preparing; on a loaded machine the bad caller's
+    # thread may start after its mates' batch has gone. Every round must answer right; at least one
+    # (of a few) must have put the bad item into a shared batch, and that batch was then isolated.
+    for _round in range(5):
+        got = together(4, ask)
+        assert isinstance(got[1], ToolError) and "visual_qa" in str(got[1])
+        assert {i: got[i] for i in (0, 2, 3)} == wanted
+        if batcher_for(vqa).stats.isolated >= 1:
+            break
     assert batcher_for(vqa).stats.isolated >= 1
 
 
