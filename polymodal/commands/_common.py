@@ -210,3 +210,18 @@ def print_table(table: Table) -> None:
         return
     width = Measurement.get(out, out.options.update_width(10_000), table).maximum
     Console(highlight=False, width=max(width, out.width)).print(table)  # out caps every print at its own width
+
+
+def session_store_url(given: str | None, config: Path | None) -> str:
+    """Where ``polymodal serve`` keeps its sessions: ``--session-store`` (or its env), else the config's
+    ``[serve] session_store``, else the sqlite file in the user's data folder. ``polymodal sessions``
+    reads the same, so operators' commands open the store the server uses."""
+    from polymodal.profiles import load_config
+    from polymodal.sessions import default_url
+
+    if given is not None:
+        return given
+    data, _ = load_config(config)
+    serve_section = data.get("serve") or {}
+    configured = serve_section.get("session_store") if isinstance(serve_section, dict) else None
+    return str(configured) if configured else default_url()

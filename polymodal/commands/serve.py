@@ -25,6 +25,7 @@ from polymodal.commands._common import (
     err,
     errors_as_lines,
     say,
+    session_store_url,
 )
 from polymodal.errors import MissingDependencyError
 
@@ -80,7 +81,7 @@ def serve(
         except ImportError as exc:
             raise MissingDependencyError("polymodal serve", exc.name or "fastapi", "serve") from exc
         limits = MediaLimits(max_bytes=int(max_upload_mb * 1024**2))
-        store = _session_store(session_store, config)
+        store = _checked_session_store(session_store, config)
         settings = ServeSettings(api_key=api_key or None, max_concurrency=max_concurrency, max_queue=max_queue,
                                  max_request_bytes=max(64 * 1024**2, 2 * limits.max_bytes),
                                  ui=ui and ray is None, preload=preload, session_store=store)
@@ -110,23 +111,18 @@ def serve(
                 timeout_graceful_shutdown=30, ws="none")
 
 
-def _session_store(given: str | None, config: Path | None) -> str:
-    """The store URL: ``--session-store`` (or its env), else the config's ``[serve] session_store``, else the
-    sqlite file in the user's data folder; opened once here so a bad one stops start-up before any model loads.
+def _checked_session_store(given: str | None, config: Path | None) -> str:
+    """The store URL (:func:`session_store_url`), opened once here so that a bad one stops start-up
+    before any model loads.
 
     Raises:
         SessionStoreError: the store cannot be opened (exit 2 with its one line).
     """
-    from polymodal.profiles import load_config
-    from polymodal.sessions import default_url, open_store
+    from polymodal.sessions import open_store
 
-    if given is None:
-        data, _ = load_config(config)
-        serve_section = data.get("serve") or {}
-        configured = serve_section.get("session_store") if isinstance(serve_section, dict) else None
-        given = str(configured) if configured else default_url()
-    open_store(given).close()
-    return given
+    url = session_store_url(given, config)
+    open_store(url).close()
+    return url
 
 
 def _serve_on_ray(recipe: Callable[[], Any], settings: ServeSettings, options: RayServeOptions, debug: bool,

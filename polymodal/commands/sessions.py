@@ -27,8 +27,8 @@ from polymodal.commands._common import (
     print_table,
     safe,
     say,
+    session_store_url,
 )
-from polymodal.commands.serve import _session_store
 
 sessions_app = typer.Typer(help="The sessions polymodal serve keeps: list, show, rm, prune.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
@@ -48,7 +48,7 @@ def list_sessions(session_store: StoreOpt = None, config: ConfigOpt = None, debu
     from polymodal.sessions import open_store, shown_url
 
     with errors_as_lines(debug, EXIT_FAILED):
-        url = _session_store(session_store, config)
+        url = session_store_url(session_store, config)
         store = open_store(url)
         try:
             rows = store.rows()
@@ -70,7 +70,7 @@ def show(session_id: Annotated[str, typer.Argument(help="the session's id (sess_
     from polymodal.sessions import decode, open_store
 
     with errors_as_lines(debug, EXIT_FAILED):
-        store = open_store(_session_store(session_store, config))
+        store = open_store(session_store_url(session_store, config))
         try:
             stored = store.load(session_id)
         finally:
@@ -102,7 +102,7 @@ def rm(session_ids: Annotated[list[str], typer.Argument(help="ids of the session
     from polymodal.sessions import open_store
 
     with errors_as_lines(debug, EXIT_FAILED):
-        store = open_store(_session_store(session_store, config))
+        store = open_store(session_store_url(session_store, config))
         try:
             missing = [i for i in session_ids if not store.delete(i)]
         finally:
@@ -123,7 +123,7 @@ def prune(
     from polymodal.sessions import open_store
 
     with errors_as_lines(debug, EXIT_FAILED):
-        store = open_store(_session_store(session_store, config))
+        store = open_store(session_store_url(session_store, config))
         try:
             gone = store.prune(time.time() - older_than)
         finally:
