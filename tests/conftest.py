@@ -27,6 +27,7 @@ atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 os.environ.setdefault("POLYMODAL_CACHE", os.path.join(tempfile.gettempdir(), "polymodal-test-cache"))
 
 import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -84,3 +85,14 @@ def ray_local():
                  _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh real redis-server on loopback for each test module that asks for one (support/redis_server.py)."""
+    from support.redis_server import MISSING, REDIS_SERVER, redis_server
+
+    if not REDIS_SERVER:
+        pytest.skip(MISSING)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -22,7 +22,6 @@ import httpx
 import pytest
 import torch
 from PIL import Image
-from support.redis_server import MISSING, REDIS_SERVER, redis_server
 from support.server import free_port
 
 from polymodal.serving import SESSION_HEADER
@@ -72,14 +71,6 @@ def captioner_config(tiny_models, tmp_path_factory) -> Path:
         "emotion_recognizer", "ocr"))
     config.write_text(f'[tools.captioner]\nmodel = "{tiny_models.path("blip-caption")}"\nmax_new_tokens = 4\n{tools}\n')
     return config
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    if not REDIS_SERVER:
-        pytest.skip(MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from support.redis_server import MISSING, REDIS_SERVER, redis_server
 from support.server import ServerThread, free_port
 
 from polymodal import Agent, tool
@@ -178,14 +177,6 @@ def test_S15_a_full_disk_while_committing_a_turn_is_507_and_the_turn_is_not_half
         assert current(server.url, session).json()["attachment_ids"] == ["image_1", "image_2"]
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    if not REDIS_SERVER:
-        pytest.skip(MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 def test_two_servers_on_one_redis_store_continue_each_others_sessions(config, redis_url):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support.redis_server import MISSING, REDIS_SERVER, redis_server
 
 from polymodal import Attachment
 from polymodal.agent import Conversation, Turn
@@ -86,14 +85,6 @@ def test_S14_stored_bytes_are_media_checked_again_and_a_giant_record_is_refused_
                limits=DEFAULT_LIMITS)
     with pytest.raises(CorruptSessionError, match="over the 1,000 byte bound"):
         decode(SID, b" " * 5000, {}, limits=DEFAULT_LIMITS, max_bytes=1000)
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    if not REDIS_SERVER:
-        pytest.skip(MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])

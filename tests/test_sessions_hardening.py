@@ -14,7 +14,6 @@ import sqlite3
 import stat
 import time
 import tracemalloc
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,14 +53,6 @@ def say(url: str, session: str, text: str) -> httpx.Response:
 
 def current(url: str, session: str) -> httpx.Response:
     return httpx.get(url + "/v1/sessions/current", headers={SESSION_HEADER: session}, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    if not REDIS_SERVER:
-        pytest.skip(MISSING)
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
