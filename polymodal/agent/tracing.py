@@ -17,7 +17,7 @@ from polymodal.tools.context import current_context
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
-    from polymodal.agent.planning import PlanningRequest, PlanOutcome
+    from polymodal.agent.planning import Planner, PlanningRequest, PlanOutcome
     from polymodal.tools.base import Tool
 
 __all__ = ["AGENT_SPAN", "agent_span", "plan_traced", "tool_span"]
@@ -35,7 +35,7 @@ def agent_span(text: str, attachments: int) -> contextlib.AbstractContextManager
     })
 
 
-def plan_traced(planner: Any, request: PlanningRequest, tools: Mapping[str, Tool], config: RunnableConfig | None
+def plan_traced(planner: Planner, request: PlanningRequest, tools: Mapping[str, Tool], config: RunnableConfig | None
                 ) -> tuple[PlanOutcome, UsageMeter]:
     """``planner.plan(...)`` with a :class:`UsageMeter` among its callbacks, inside a ``plan polymodal``
     span (while tracing) that records the tier that planned and the plan's size.
